@@ -1,0 +1,73 @@
+/** `cryptgpu bench <suite>`: measures and records under bench/results/. */
+import { Command, Option } from "commander";
+import { NativeBackend } from "../lib/native/backend.ts";
+import { ringBench, type Row } from "../bench/ring.ts";
+import { provenance, writeResults } from "../bench/record.ts";
+import { si, table } from "./output.ts";
+
+interface RingOptions {
+  json?: boolean;
+  device: "cpu" | "cuda";
+  quick?: boolean;
+  threads?: string;
+  write: boolean;
+}
+
+export function benchCommand(): Command {
+  const bench = new Command("bench").description("run a benchmark suite and record the results under bench/results/");
+  bench.command("ring")
+    .description("native ring kernels: elementwise bandwidth, matmul and convolution, AES-CTR, bit compaction")
+    .addOption(new Option("--device <device>", "backend").choices(["cpu", "cuda"]).default("cpu"))
+    .option("--threads <n>", "native threads (default: CRYPTGPU_THREADS or every core)")
+    .option("--quick", "a short run (not recorded)")
+    .option("--no-write", "do not write bench/results/")
+    .option("--json", "print JSON")
+    .action(async (opts: RingOptions) => {
+      await runRing(opts);
+    });
+  return bench;
+}
+
+export async function runRing(opts: RingOptions): Promise<void> {
+  const threads = opts.threads === undefined ? undefined : Number(opts.threads);
+  if (threads !== undefined && (!Number.isInteger(threads) || threads < 0)) {
+    throw new Error(`--threads must be a non-negative integer, got ${opts.threads}`);
+  }
+  const backend = new NativeBackend({ device: opts.device, threads });
+  try {
+    const progress = opts.json ? undefined : (line: string) => console.error(`  ${line}`);
+    const rows = await ringBench(backend, { quick: opts.quick, progress });
+    const record = { suite: "ring", device: opts.device, threads: backend.threads, quick: !!opts.quick, ...(await provenance()), rows };
+    const md = ringMarkdown(record, rows);
+    if (opts.json) console.log(JSON.stringify(record, null, 2));
+    else console.log(md);
+    if (opts.write && !opts.quick) {
+      const paths = await writeResults(`ring-${opts.device}`, record, md);
+      if (!opts.json) console.log(`\nwritten: ${paths.join(", ")}`);
+    }
+  } finally {
+    backend.dispose();
+  }
+}
+
+function ringMarkdown(
+  record: { device: string; threads: number; date: string; commit: string; dirty: boolean; machine: { cpu: string; cores: number } },
+  rows: Row[],
+): string {
+  const head = `# Ring benchmark, ${record.device} build\n\n` +
+    `${record.machine.cpu}, ${record.machine.cores} cores, ${record.threads} native threads; ` +
+    `commit ${record.commit}${record.dirty ? " (uncommitted changes)" : ""}; ${record.date}\n`;
+  const sections = (["elementwise", "matmul", "conv2d", "aes", "bits"] as const).map((group) => {
+    const rs = rows.filter((r) => r.group === group);
+    if (rs.length === 0) return "";
+    const body = rs.map((r) => [
+      r.name + (r.method && group === "matmul" ? `, ${r.method}` : ""),
+      r.size,
+      `${(r.seconds * 1000).toFixed(2)} ms`,
+      `${si(r.rate)}${r.unit}`,
+      r.vsReference === undefined ? "" : `${r.vsReference.toFixed(2)}x`,
+    ]);
+    return `\n## ${group}\n\n${table(["case", "size", "time (median)", "rate", "vs reference"], body)}\n`;
+  });
+  return head + sections.join("");
+}

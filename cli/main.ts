@@ -1,0 +1,28 @@
+/**
+ * The `cryptgpu` command. One file per subcommand; this one wires them up and
+ * turns any error into one line on stderr and a non-zero exit.
+ */
+import { Command, CommanderError } from "commander";
+import { infoCommand } from "./info.ts";
+import { benchCommand } from "./bench.ts";
+import { demoCommand } from "./demo.ts";
+import { errorLine } from "./output.ts";
+
+const program = new Command()
+  .name("cryptgpu")
+  .description("Private inference and training among three servers (replicated secret sharing over Z_2^64)")
+  .version("0.1.0")
+  .showHelpAfterError()
+  .exitOverride();
+
+program.addCommand(infoCommand());
+program.addCommand(benchCommand());
+program.addCommand(demoCommand());
+
+try {
+  await program.parseAsync(Deno.args, { from: "user" });
+} catch (e) {
+  if (e instanceof CommanderError) Deno.exit(e.exitCode);
+  console.error(errorLine(e));
+  Deno.exit(1);
+}

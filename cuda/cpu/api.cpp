@@ -1,0 +1,354 @@
+// The extern "C" entry points of the CPU build: argument checks that need no
+// kernel, the context lock, and the translation of cg::Error into a status
+// and cg_last_error's message.
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+#include <thread>
+
+#include "internal.hpp"
+
+using namespace cg;
+
+namespace {
+
+std::atomic<uint64_t> next_serial{1};
+std::string create_error;  // for cg_last_error(NULL); written only by a failing cg_ctx_create
+std::mutex create_mu;
+
+template <class F>
+int guarded(cg_ctx* ctx, const char* name, F&& body) {
+  if (!ctx) return CG_ENULL;
+  std::lock_guard<std::mutex> lock(ctx->mu);
+  try {
+    body();
+    return CG_OK;
+  } catch (const Error& e) {
+    ctx->last_error = e.message;
+    return e.status;
+  } catch (const std::bad_alloc&) {
+    ctx->last_error = std::string(name) + ": out of host memory";
+    return CG_ENOMEM;
+  } catch (const std::exception& e) {
+    ctx->last_error = std::string(name) + ": internal error: " + e.what();
+    return CG_EINTERNAL;
+  }
+}
+
+void require_ptr(const void* p, const char* name, const char* what) {
+  if (!p) fail(CG_ENULL, std::string(name) + ": " + what + " is NULL");
+}
+
+std::string cpu_model() {
+  FILE* f = std::fopen("/proc/cpuinfo", "r");
+  if (!f) return "unknown CPU";
+  char line[512];
+  std::string model = "unknown CPU";
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::strncmp(line, "model name", 10) == 0) {
+      const char* colon = std::strchr(line, ':');
+      if (colon) {
+        model = colon + 2;
+        while (!model.empty() && (model.back() == '\n' || model.back() == ' ')) model.pop_back();
+      }
+      break;
+    }
+  }
+  std::fclose(f);
+  return model;
+}
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) >= 0x20) out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* cg_build_info(void) {
+  static const std::string info = [] {
+    std::string s = "{\"abi\":" + std::to_string(CG_ABI_VERSION) + ",\"backend\":\"cpu\",\"compiler\":\"g++ " +
+                    __VERSION__ + "\",\"features\":{\"avx2\":" + (has_avx2() ? "true" : "false") +
+                    ",\"aesni\":" + (has_aesni() ? "true" : "false") + ",\"bmi2\":" +
+                    (has_bmi2() ? "true" : "false") + "}}";
+    return s;
+  }();
+  return info.c_str();
+}
+
+int cg_device_count(int32_t* out) {
+  if (!out) return CG_ENULL;
+  *out = 1;
+  return CG_OK;
+}
+
+int cg_device_info(int32_t device, char* buf, uint64_t len) {
+  if (!buf) return CG_ENULL;
+  if (device != 0) return CG_EINVAL;
+  std::string s = "{\"index\":0,\"kind\":\"cpu\",\"name\":\"" + json_escape(cpu_model()) +
+                  "\",\"cores\":" + std::to_string(std::thread::hardware_concurrency()) + "}";
+  if (len == 0) return CG_EINVAL;
+  std::snprintf(buf, len, "%s", s.c_str());
+  return CG_OK;
+}
+
+int cg_ctx_create(int32_t device, int32_t threads, cg_ctx** out) {
+  if (!out) return CG_ENULL;
+  *out = nullptr;
+  if (device != 0) {
+    std::lock_guard<std::mutex> lock(create_mu);
+    create_error = "cg_ctx_create: the CPU build has one device, 0; asked for " + std::to_string(device);
+    return CG_EINVAL;
+  }
+  int n = threads > 0 ? threads : int(std::thread::hardware_concurrency());
+  try {
+    *out = new cg_ctx(n, next_serial.fetch_add(1));
+    return CG_OK;
+  } catch (const std::exception& e) {
+    std::lock_guard<std::mutex> lock(create_mu);
+    create_error = std::string("cg_ctx_create: ") + e.what();
+    return CG_ENOMEM;
+  }
+}
+
+int cg_ctx_destroy(cg_ctx* ctx) {
+  if (!ctx) return CG_ENULL;
+  for (Buffer& b : ctx->slots) std::free(b.data);
+  delete ctx;
+  return CG_OK;
+}
+
+const char* cg_last_error(const cg_ctx* ctx) {
+  if (!ctx) {
+    std::lock_guard<std::mutex> lock(create_mu);
+    return create_error.c_str();
+  }
+  return ctx->last_error.c_str();
+}
+
+int cg_sync(cg_ctx* ctx) {
+  return guarded(ctx, "cg_sync", [] {});  // the CPU build finishes every call before returning
+}
+
+int cg_live_buffers(const cg_ctx* ctx, uint64_t* count, uint64_t* words) {
+  cg_ctx* c = const_cast<cg_ctx*>(ctx);
+  return guarded(c, "cg_live_buffers", [&] {
+    require_ptr(count, "cg_live_buffers", "count");
+    require_ptr(words, "cg_live_buffers", "words");
+    *count = c->live_count;
+    *words = c->live_words;
+  });
+}
+
+int cg_ctx_threads(const cg_ctx* ctx, int32_t* out) {
+  cg_ctx* c = const_cast<cg_ctx*>(ctx);
+  return guarded(c, "cg_ctx_threads", [&] {
+    require_ptr(out, "cg_ctx_threads", "out");
+    *out = c->pool.threads();
+  });
+}
+
+int cg_alloc(cg_ctx* ctx, uint64_t words, cg_buf* out) {
+  return guarded(ctx, "cg_alloc", [&] {
+    require_ptr(out, "cg_alloc", "out");
+    *out = 0;
+    if (words > (uint64_t(1) << 40))
+      fail(CG_ENOMEM, "cg_alloc: " + std::to_string(words) + " words is more than this build allocates");
+    // 64-byte alignment for vector kernels; at least one word so data is never NULL.
+    size_t bytes = ((std::max<uint64_t>(words, 1) * 8 + 63) / 64) * 64;
+    void* p = std::aligned_alloc(64, bytes);
+    if (!p) fail(CG_ENOMEM, "cg_alloc: could not allocate " + std::to_string(words) + " words");
+    uint32_t slot;
+    if (!ctx->free_slots.empty()) {
+      slot = ctx->free_slots.back();
+      ctx->free_slots.pop_back();
+    } else {
+      if (ctx->slots.size() >= 0xfffffffeu) {
+        std::free(p);
+        fail(CG_ENOMEM, "cg_alloc: too many live buffers");
+      }
+      slot = uint32_t(ctx->slots.size());
+      ctx->slots.emplace_back();
+      ctx->generation.push_back(0);
+    }
+    uint32_t gen = ++ctx->generation[slot] & 0xffff;
+    uint64_t handle = ((ctx->serial & 0xffff) << 48) | (uint64_t(gen) << 32) | (uint64_t(slot) + 1);
+    ctx->slots[slot] = Buffer{static_cast<uint64_t*>(p), words, handle};
+    ctx->live_count++;
+    ctx->live_words += words;
+    *out = handle;
+  });
+}
+
+int cg_free(cg_ctx* ctx, cg_buf buf) {
+  return guarded(ctx, "cg_free", [&] {
+    Buffer& b = lookup(ctx, buf, "cg_free");
+    std::free(b.data);
+    ctx->live_count--;
+    ctx->live_words -= b.words;
+    ctx->free_slots.push_back(uint32_t((buf & 0xffffffffu) - 1));
+    b = Buffer{};
+  });
+}
+
+int cg_buf_words(cg_ctx* ctx, cg_buf buf, uint64_t* out) {
+  return guarded(ctx, "cg_buf_words", [&] {
+    require_ptr(out, "cg_buf_words", "out");
+    *out = lookup(ctx, buf, "cg_buf_words").words;
+  });
+}
+
+int cg_upload(cg_ctx* ctx, cg_buf dst, uint64_t dst_off, const void* host, uint64_t words) {
+  return guarded(ctx, "cg_upload", [&] {
+    if (words) require_ptr(host, "cg_upload", "host source");
+    u64* d = words_of(ctx, dst, dst_off, words, "cg_upload");
+    if (words) std::memcpy(d, host, words * 8);
+  });
+}
+
+int cg_download(cg_ctx* ctx, cg_buf src, uint64_t src_off, void* host, uint64_t words) {
+  return guarded(ctx, "cg_download", [&] {
+    if (words) require_ptr(host, "cg_download", "host destination");
+    const u64* s = cwords_of(ctx, src, src_off, words, "cg_download");
+    if (words) std::memcpy(host, s, words * 8);
+  });
+}
+
+int cg_copy(cg_ctx* ctx, cg_buf dst, uint64_t dst_off, cg_buf src, uint64_t src_off, uint64_t words) {
+  return guarded(ctx, "cg_copy", [&] {
+    u64* d = words_of(ctx, dst, dst_off, words, "cg_copy (dst)");
+    const u64* s = cwords_of(ctx, src, src_off, words, "cg_copy (src)");
+    if (d == s || words == 0) return;
+    if (dst == src && d < s + words && s < d + words)
+      fail(CG_EINVAL, "cg_copy: source and destination ranges overlap");
+    ctx->pool.parallel_for(words, 1 << 17, [&](u64 lo, u64 hi) { std::memcpy(d + lo, s + lo, (hi - lo) * 8); });
+  });
+}
+
+int cg_fill(cg_ctx* ctx, cg_buf dst, uint64_t dst_off, uint64_t words, uint64_t value) {
+  return guarded(ctx, "cg_fill", [&] {
+    u64* d = words_of(ctx, dst, dst_off, words, "cg_fill");
+    ctx->pool.parallel_for(words, kGrain, [&](u64 lo, u64 hi) {
+      for (u64 i = lo; i < hi; i++) d[i] = value;
+    });
+  });
+}
+
+int cg_host_pointer(cg_ctx* ctx, cg_buf buf, void** out) {
+  return guarded(ctx, "cg_host_pointer", [&] {
+    require_ptr(out, "cg_host_pointer", "out");
+    *out = lookup(ctx, buf, "cg_host_pointer").data;
+  });
+}
+
+int cg_binary(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, cg_buf b, uint64_t n, uint64_t nb, uint64_t inner) {
+  return guarded(ctx, "cg_binary", [&] { binary(ctx, op, out, a, b, n, nb, inner); });
+}
+
+int cg_scalar(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, uint64_t s, uint64_t n) {
+  return guarded(ctx, "cg_scalar", [&] { scalar(ctx, op, out, a, s, n); });
+}
+
+int cg_unary(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, uint64_t n, uint32_t k) {
+  return guarded(ctx, "cg_unary", [&] { unary(ctx, op, out, a, n, k); });
+}
+
+int cg_copy_strided(cg_ctx* ctx, cg_buf dst, uint64_t dst_off, const int64_t* dst_strides, cg_buf src,
+                    uint64_t src_off, const int64_t* src_strides, const uint64_t* shape, uint32_t ndim) {
+  return guarded(ctx, "cg_copy_strided",
+                 [&] { copy_strided(ctx, dst, dst_off, dst_strides, src, src_off, src_strides, shape, ndim); });
+}
+
+int cg_sum_axis(cg_ctx* ctx, cg_buf out, cg_buf in, uint64_t outer, uint64_t d, uint64_t inner) {
+  return guarded(ctx, "cg_sum_axis", [&] { sum_axis(ctx, out, in, outer, d, inner); });
+}
+
+int cg_im2col(cg_ctx* ctx, cg_buf out, cg_buf in, const cg_conv2d* g) {
+  return guarded(ctx, "cg_im2col", [&] {
+    require_ptr(g, "cg_im2col", "geometry");
+    im2col(ctx, out, in, g);
+  });
+}
+
+int cg_col2im(cg_ctx* ctx, cg_buf out, cg_buf in, const cg_conv2d* g) {
+  return guarded(ctx, "cg_col2im", [&] {
+    require_ptr(g, "cg_col2im", "geometry");
+    col2im(ctx, out, in, g);
+  });
+}
+
+int cg_matmul(cg_ctx* ctx, cg_buf out, cg_buf a, cg_buf b, uint64_t batch, uint64_t m, uint64_t n, uint64_t k,
+              uint32_t flags, int32_t method) {
+  return guarded(ctx, "cg_matmul", [&] { matmul(ctx, out, a, b, batch, m, n, k, flags, method); });
+}
+
+int cg_conv2d_forward(cg_ctx* ctx, cg_buf y, cg_buf x, cg_buf weight, const cg_conv2d* g, uint32_t flags) {
+  return guarded(ctx, "cg_conv2d_forward", [&] {
+    require_ptr(g, "cg_conv2d_forward", "geometry");
+    conv2d_forward(ctx, y, x, weight, g, flags);
+  });
+}
+
+int cg_conv2d_backward_input(cg_ctx* ctx, cg_buf dx, cg_buf dy, cg_buf weight, const cg_conv2d* g,
+                             uint32_t flags) {
+  return guarded(ctx, "cg_conv2d_backward_input", [&] {
+    require_ptr(g, "cg_conv2d_backward_input", "geometry");
+    conv2d_backward_input(ctx, dx, dy, weight, g, flags);
+  });
+}
+
+int cg_conv2d_backward_weight(cg_ctx* ctx, cg_buf dweight, cg_buf x, cg_buf dy, const cg_conv2d* g,
+                              uint32_t flags) {
+  return guarded(ctx, "cg_conv2d_backward_weight", [&] {
+    require_ptr(g, "cg_conv2d_backward_weight", "geometry");
+    conv2d_backward_weight(ctx, dweight, x, dy, g, flags);
+  });
+}
+
+int cg_sumpool2d_forward(cg_ctx* ctx, cg_buf y, cg_buf x, const cg_conv2d* g) {
+  return guarded(ctx, "cg_sumpool2d_forward", [&] {
+    require_ptr(g, "cg_sumpool2d_forward", "geometry");
+    sumpool2d_forward(ctx, y, x, g);
+  });
+}
+
+int cg_sumpool2d_backward(cg_ctx* ctx, cg_buf dx, cg_buf dy, const cg_conv2d* g) {
+  return guarded(ctx, "cg_sumpool2d_backward", [&] {
+    require_ptr(g, "cg_sumpool2d_backward", "geometry");
+    sumpool2d_backward(ctx, dx, dy, g);
+  });
+}
+
+int cg_bits_gather(cg_ctx* ctx, cg_buf out, cg_buf in, uint64_t n, uint32_t w_in, uint32_t start, uint32_t step,
+                   uint32_t count) {
+  return guarded(ctx, "cg_bits_gather", [&] { bits_gather(ctx, out, in, n, w_in, start, step, count); });
+}
+
+int cg_bits_scatter(cg_ctx* ctx, cg_buf out, cg_buf in, uint64_t n, uint32_t w_out, uint32_t start,
+                    uint32_t step, uint32_t count) {
+  return guarded(ctx, "cg_bits_scatter", [&] { bits_scatter(ctx, out, in, n, w_out, start, step, count); });
+}
+
+int cg_aes128_ctr(cg_ctx* ctx, cg_buf out, uint64_t out_off, uint64_t words, const uint8_t* key,
+                  const uint8_t* iv, int32_t impl) {
+  return guarded(ctx, "cg_aes128_ctr", [&] { aes128_ctr(ctx, out, out_off, words, key, iv, impl); });
+}
+
+int cg_encode_fixed(cg_ctx* ctx, cg_buf out, const double* host, uint64_t n, uint32_t f) {
+  return guarded(ctx, "cg_encode_fixed", [&] { encode_fixed(ctx, out, host, n, f); });
+}
+
+int cg_decode_fixed(cg_ctx* ctx, double* host, cg_buf in, uint64_t n, uint32_t f) {
+  return guarded(ctx, "cg_decode_fixed", [&] { decode_fixed(ctx, host, in, n, f); });
+}
+
+}  // extern "C"

@@ -1,0 +1,139 @@
+// The context's machinery: the thread pool, buffer handles, CPU features.
+#include <cpuid.h>
+
+#include <string>
+
+#include "internal.hpp"
+
+namespace cg {
+
+Pool::Pool(int threads) : threads_(threads < 1 ? 1 : threads) {
+  for (int i = 1; i < threads_; i++) workers_.emplace_back([this, i] { worker(i); });
+}
+
+Pool::~Pool() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void Pool::worker(int) {
+  u64 seen = 0;
+  for (;;) {
+    const std::function<void(u64, u64)>* job;
+    u64 n, chunks;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      job = job_;
+      n = job_n_;
+      chunks = job_chunks_;
+    }
+    for (u64 c; (c = next_chunk_.fetch_add(1)) < chunks;) (*job)(c * n / chunks, (c + 1) * n / chunks);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (--pending_ == 0) done_.notify_one();
+    }
+  }
+}
+
+void Pool::parallel_for(u64 n, u64 grain, const std::function<void(u64, u64)>& fn) {
+  if (n == 0) return;
+  if (grain < 1) grain = 1;
+  u64 chunks = n / grain;
+  if (chunks > u64(threads_) * 4) chunks = u64(threads_) * 4;
+  if (chunks <= 1 || threads_ == 1) {
+    fn(0, n);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    job_ = &fn;
+    job_n_ = n;
+    job_chunks_ = chunks;
+    next_chunk_.store(0);
+    pending_ = threads_ - 1;
+    generation_++;
+  }
+  wake_.notify_all();
+  // The calling thread takes chunks too; an exception here must still wait
+  // for the workers, which hold a pointer to fn.
+  Error error{CG_OK, ""};
+  try {
+    for (u64 c; (c = next_chunk_.fetch_add(1)) < chunks;) fn(c * n / chunks, (c + 1) * n / chunks);
+  } catch (const Error& e) {
+    error = e;
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  done_.wait(lock, [&] { return pending_ == 0; });
+  job_ = nullptr;
+  if (error.status != CG_OK) throw error;
+}
+
+static std::string hex(u64 v) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+Buffer& lookup(cg_ctx* ctx, cg_buf handle, const char* what) {
+  u64 serial = handle >> 48, gen = (handle >> 32) & 0xffff, slot = handle & 0xffffffffu;
+  if (handle == 0) fail(CG_EHANDLE, std::string(what) + ": null buffer handle");
+  if (serial != (ctx->serial & 0xffff))
+    fail(CG_EHANDLE, std::string(what) + ": buffer handle " + hex(handle) + " belongs to another context");
+  if (slot == 0 || slot > ctx->slots.size() || ctx->slots[slot - 1].handle != handle)
+    fail(CG_EHANDLE, std::string(what) + ": buffer handle " + hex(handle) + " is freed or unknown");
+  (void)gen;
+  return ctx->slots[slot - 1];
+}
+
+u64* words_of(cg_ctx* ctx, cg_buf handle, u64 off, u64 words, const char* what) {
+  Buffer& b = lookup(ctx, handle, what);
+  if (off > b.words || words > b.words - off)
+    fail(CG_EINVAL, std::string(what) + ": needs words [" + std::to_string(off) + ", " + std::to_string(off) + "+" +
+                        std::to_string(words) + ") of a buffer of " + std::to_string(b.words) + " words");
+  return b.data + off;
+}
+
+const u64* cwords_of(cg_ctx* ctx, cg_buf handle, u64 off, u64 words, const char* what) {
+  return words_of(ctx, handle, off, words, what);
+}
+
+u64 mul_checked(u64 a, u64 b, const char* what) {
+  u64 r;
+  if (__builtin_mul_overflow(a, b, &r)) fail(CG_EINVAL, std::string(what) + ": size overflows 64 bits");
+  return r;
+}
+
+static unsigned cpuid_reg(unsigned leaf, unsigned sub, int reg) {
+  unsigned r[4] = {0, 0, 0, 0};
+  if (!__get_cpuid_count(leaf, sub, &r[0], &r[1], &r[2], &r[3])) return 0;
+  return r[reg];
+}
+
+static bool os_saves_ymm() {
+  if (!(cpuid_reg(1, 0, 2) & (1u << 27))) return false;  // OSXSAVE
+  unsigned lo, hi;
+  __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (lo & 6) == 6;
+}
+
+bool has_avx2() {
+  static const bool v = os_saves_ymm() && (cpuid_reg(7, 0, 1) & (1u << 5));
+  return v;
+}
+bool has_aesni() {
+  static const bool v = (cpuid_reg(1, 0, 2) & (1u << 25)) && (cpuid_reg(1, 0, 2) & (1u << 19));  // AES, SSE4.1
+  return v;
+}
+bool has_bmi2() {
+  static const bool v = cpuid_reg(7, 0, 1) & (1u << 8);
+  return v;
+}
+
+}  // namespace cg

@@ -1,0 +1,133 @@
+// Internals shared by the CPU build's translation units: the context, buffer
+// handles, the thread pool and the error path. Kernels throw cg::Error; the ABI
+// entry points (api.cpp) catch it and turn it into a status and a message.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+// The ABI symbols are the only ones the library exports (-fvisibility=hidden).
+#pragma GCC visibility push(default)
+#include "../include/cryptgpu.h"
+#pragma GCC visibility pop
+
+namespace cg {
+
+using u64 = uint64_t;
+using i64 = int64_t;
+
+struct Error {
+  int status;
+  std::string message;
+};
+
+[[noreturn]] inline void fail(int status, std::string message) { throw Error{status, std::move(message)}; }
+inline void require(bool ok, const std::string& message) {
+  if (!ok) fail(CG_EINVAL, message);
+}
+
+// A fixed pool of worker threads owned by one context. parallel_for splits
+// [0, n) into contiguous chunks, runs them on the workers and the calling
+// thread, and returns when all are done. Calls are serialised by the context
+// lock, so one job is in flight at a time.
+class Pool {
+ public:
+  explicit Pool(int threads);
+  ~Pool();
+  int threads() const { return threads_; }
+  // fn(begin, end) over chunks of at least `grain` indices.
+  void parallel_for(u64 n, u64 grain, const std::function<void(u64, u64)>& fn);
+
+ private:
+  void worker(int index);
+  int threads_;
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable wake_, done_;
+  const std::function<void(u64, u64)>* job_ = nullptr;
+  u64 job_n_ = 0, job_chunks_ = 0;
+  std::atomic<u64> next_chunk_{0};
+  int pending_ = 0;
+  u64 generation_ = 0;
+  bool stop_ = false;
+};
+
+struct Buffer {
+  u64* data = nullptr;
+  u64 words = 0;
+  u64 handle = 0;  // 0 when the slot is free
+};
+
+}  // namespace cg
+
+struct cg_ctx {
+  cg_ctx(int threads, uint64_t serial) : pool(threads), serial(serial) {}
+  std::mutex mu;
+  cg::Pool pool;
+  uint64_t serial;  // distinguishes contexts inside handles
+  std::vector<cg::Buffer> slots;
+  std::vector<uint32_t> free_slots;
+  std::vector<uint32_t> generation;
+  uint64_t live_count = 0, live_words = 0;
+  std::string last_error;
+};
+
+namespace cg {
+
+// Handle layout: serial (16 bits) | generation (16 bits) | slot + 1 (32 bits).
+Buffer& lookup(cg_ctx* ctx, cg_buf handle, const char* what);
+// The words of a buffer, checked to hold at least off + words words.
+u64* words_of(cg_ctx* ctx, cg_buf handle, u64 off, u64 words, const char* what);
+const u64* cwords_of(cg_ctx* ctx, cg_buf handle, u64 off, u64 words, const char* what);
+
+// Checked arithmetic for sizes computed from caller input.
+u64 mul_checked(u64 a, u64 b, const char* what);
+
+// Chunk size for elementwise work: large enough that waking threads pays off.
+constexpr u64 kGrain = 1 << 15;
+
+// CPU feature flags, probed once.
+bool has_avx2();
+bool has_aesni();
+bool has_bmi2();
+
+// Kernels implemented in their own translation units. Each validates its
+// arguments (throwing Error) before touching memory.
+void binary(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, cg_buf b, u64 n, u64 nb, u64 inner);
+void scalar(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, u64 s, u64 n);
+void unary(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, u64 n, uint32_t k);
+void copy_strided(cg_ctx* ctx, cg_buf dst, u64 dst_off, const i64* dst_strides, cg_buf src, u64 src_off,
+                  const i64* src_strides, const u64* shape, uint32_t ndim);
+void sum_axis(cg_ctx* ctx, cg_buf out, cg_buf in, u64 outer, u64 d, u64 inner);
+void encode_fixed(cg_ctx* ctx, cg_buf out, const double* host, u64 n, uint32_t f);
+void decode_fixed(cg_ctx* ctx, double* host, cg_buf in, u64 n, uint32_t f);
+void matmul(cg_ctx* ctx, cg_buf out, cg_buf a, cg_buf b, u64 batch, u64 m, u64 n, u64 k, uint32_t flags,
+            int32_t method);
+// Raw kernel on validated, contiguous row-major pointers: c[m x n] (+)= op(a) . op(b).
+// Used by matmul and the convolutions.
+void gemm(cg_ctx* ctx, u64* c, const u64* a, const u64* b, u64 m, u64 n, u64 k, bool trans_a, bool trans_b,
+          bool accumulate, int32_t method);
+
+void im2col(cg_ctx* ctx, cg_buf out, cg_buf in, const cg_conv2d* g);
+void col2im(cg_ctx* ctx, cg_buf out, cg_buf in, const cg_conv2d* g);
+void conv2d_forward(cg_ctx* ctx, cg_buf y, cg_buf x, cg_buf w, const cg_conv2d* g, uint32_t flags);
+void conv2d_backward_input(cg_ctx* ctx, cg_buf dx, cg_buf dy, cg_buf w, const cg_conv2d* g, uint32_t flags);
+void conv2d_backward_weight(cg_ctx* ctx, cg_buf dw, cg_buf x, cg_buf dy, const cg_conv2d* g, uint32_t flags);
+void sumpool2d_forward(cg_ctx* ctx, cg_buf y, cg_buf x, const cg_conv2d* g);
+void sumpool2d_backward(cg_ctx* ctx, cg_buf dx, cg_buf dy, const cg_conv2d* g);
+
+void aes128_ctr(cg_ctx* ctx, cg_buf out, u64 out_off, u64 words, const uint8_t* key, const uint8_t* iv,
+                int32_t impl);
+
+void bits_gather(cg_ctx* ctx, cg_buf out, cg_buf in, u64 n, uint32_t w_in, uint32_t start, uint32_t step,
+                 uint32_t count);
+void bits_scatter(cg_ctx* ctx, cg_buf out, cg_buf in, u64 n, uint32_t w_out, uint32_t start, uint32_t step,
+                  uint32_t count);
+
+}  // namespace cg

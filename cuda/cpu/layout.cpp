@@ -1,0 +1,116 @@
+// Layout: the general strided copy (permute, slice, concat and pad are all
+// instances of it) and the sum over one axis.
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "internal.hpp"
+
+namespace cg {
+
+namespace {
+
+struct Dim {
+  u64 size;
+  i64 dst_stride, src_stride;
+};
+
+// Lowest and highest word offsets a strided walk reaches from `off`, checked
+// against a buffer of `words` words.
+void check_reach(const std::vector<Dim>& dims, bool dst, u64 off, u64 words, const char* what) {
+  __int128 lo = off, hi = off;
+  for (const Dim& d : dims) {
+    __int128 span = __int128(d.size - 1) * (dst ? d.dst_stride : d.src_stride);
+    (span < 0 ? lo : hi) += span;
+  }
+  if (lo < 0 || hi >= __int128(words))
+    fail(CG_EINVAL, std::string("cg_copy_strided: the ") + what + " view reaches words [" +
+                        std::to_string(static_cast<long long>(lo)) + ", " +
+                        std::to_string(static_cast<long long>(hi)) + "] of a buffer of " + std::to_string(words) +
+                        " words");
+}
+
+}  // namespace
+
+void copy_strided(cg_ctx* ctx, cg_buf dst, u64 dst_off, const i64* dst_strides, cg_buf src, u64 src_off,
+                  const i64* src_strides, const u64* shape, uint32_t ndim) {
+  require(ndim <= CG_MAX_DIMS, "cg_copy_strided: " + std::to_string(ndim) + " dimensions, at most " +
+                                   std::to_string(CG_MAX_DIMS) + " supported");
+  if (ndim > 0 && (!dst_strides || !src_strides || !shape)) fail(CG_ENULL, "cg_copy_strided: a shape or stride array is NULL");
+  require(dst != src, "cg_copy_strided: source and destination are the same buffer");
+  Buffer& d = lookup(ctx, dst, "cg_copy_strided (dst)");
+  Buffer& s = lookup(ctx, src, "cg_copy_strided (src)");
+  u64 total = 1;
+  std::vector<Dim> dims;
+  for (uint32_t i = 0; i < ndim; i++) {
+    total = mul_checked(total, shape[i], "cg_copy_strided");
+    if (shape[i] != 1) dims.push_back({shape[i], dst_strides[i], src_strides[i]});
+  }
+  if (total == 0) return;
+  check_reach(dims, true, dst_off, d.words, "destination");
+  check_reach(dims, false, src_off, s.words, "source");
+  // Merge a dimension into the next inner one where both views are contiguous
+  // across the pair, so most copies end up as a few long rows.
+  std::vector<Dim> merged;
+  for (const Dim& x : dims) {
+    if (!merged.empty()) {
+      Dim& outer = merged.back();
+      if (outer.dst_stride == i64(x.size) * x.dst_stride && outer.src_stride == i64(x.size) * x.src_stride) {
+        outer = {outer.size * x.size, x.dst_stride, x.src_stride};
+        continue;
+      }
+    }
+    merged.push_back(x);
+  }
+  if (merged.empty()) merged.push_back({1, 1, 1});
+  const Dim inner = merged.back();
+  merged.pop_back();
+  u64 rows = total / inner.size;
+  u64* dbase = d.data + dst_off;
+  const u64* sbase = s.data + src_off;
+  ctx->pool.parallel_for(rows, std::max<u64>(1, kGrain / inner.size), [&](u64 lo, u64 hi) {
+    for (u64 r = lo; r < hi; r++) {
+      i64 doff = 0, soff = 0;
+      u64 rest = r;
+      for (size_t k = merged.size(); k-- > 0;) {
+        u64 idx = rest % merged[k].size;
+        rest /= merged[k].size;
+        doff += i64(idx) * merged[k].dst_stride;
+        soff += i64(idx) * merged[k].src_stride;
+      }
+      u64* dp = dbase + doff;
+      const u64* sp = sbase + soff;
+      if (inner.dst_stride == 1 && inner.src_stride == 1) {
+        std::memcpy(dp, sp, inner.size * sizeof(u64));
+      } else {
+        for (u64 j = 0; j < inner.size; j++) dp[i64(j) * inner.dst_stride] = sp[i64(j) * inner.src_stride];
+      }
+    }
+  });
+}
+
+void sum_axis(cg_ctx* ctx, cg_buf out, cg_buf in, u64 outer, u64 d, u64 inner) {
+  u64 n_out = mul_checked(outer, inner, "cg_sum_axis");
+  u64 n_in = mul_checked(n_out, d, "cg_sum_axis");
+  require(out != in, "cg_sum_axis: out and in are the same buffer");
+  u64* o = words_of(ctx, out, 0, n_out, "cg_sum_axis (out)");
+  const u64* x = cwords_of(ctx, in, 0, n_in, "cg_sum_axis (in)");
+  // Tasks are (outer row, block of the inner axis): each sums d rows of one
+  // block into its own part of out, so tasks never share output words.
+  const u64 block = 2048;
+  u64 blocks = (inner + block - 1) / block;
+  ctx->pool.parallel_for(outer * blocks, std::max<u64>(1, kGrain / (d * block + 1)), [&](u64 lo, u64 hi) {
+    for (u64 t = lo; t < hi; t++) {
+      u64 row = t / blocks, i0 = (t % blocks) * block, i1 = std::min(inner, i0 + block);
+      u64* acc = o + row * inner;
+      const u64* base = x + row * d * inner;
+      for (u64 i = i0; i < i1; i++) acc[i] = 0;
+      for (u64 j = 0; j < d; j++) {
+        const u64* r = base + j * inner;
+        for (u64 i = i0; i < i1; i++) acc[i] += r[i];
+      }
+    }
+  });
+}
+
+}  // namespace cg

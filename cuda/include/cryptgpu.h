@@ -1,0 +1,239 @@
+/*
+ * cryptgpu native library: the one C ABI.
+ *
+ * Every operation works on tensors of the ring Z_2^64 held in memory the library
+ * owns (host memory in libcryptgpu_cpu.so, device memory in libcryptgpu_cuda.so).
+ * Callers hold opaque 64-bit buffer handles; a handle that was freed, belongs to
+ * another context or was never issued is refused with CG_EHANDLE, never
+ * dereferenced. All arithmetic wraps mod 2^64 and is exact: both builds give the
+ * same words, bit for bit.
+ *
+ * Conventions
+ * - Every function returns a cg_status; on failure cg_last_error(ctx) holds a
+ *   one-line message naming the function and the cause.
+ * - Sizes and offsets are counted in 64-bit words. A buffer holds a flat array of
+ *   words; shapes are the caller's business and are passed per call.
+ * - Work is ordered per context. The CPU build completes each call before
+ *   returning; the CUDA build may queue it on the context's stream. cg_sync waits
+ *   for everything queued; downloads wait implicitly.
+ * - A context may be used from any thread, one call at a time (calls are
+ *   serialised on the context's lock). No state lives in thread-local storage.
+ * - Outputs may alias inputs only where a function says so.
+ */
+#ifndef CRYPTGPU_H
+#define CRYPTGPU_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CG_ABI_VERSION 1
+#define CG_MAX_DIMS 8
+
+typedef struct cg_ctx cg_ctx;
+typedef uint64_t cg_buf; /* 0 is never a valid handle */
+
+typedef enum cg_status {
+  CG_OK = 0,
+  CG_EINVAL = 1,       /* an argument is out of range or shapes disagree */
+  CG_EHANDLE = 2,      /* freed, foreign or unknown buffer handle */
+  CG_ENOMEM = 3,       /* allocation failed */
+  CG_ENULL = 4,        /* a required pointer is NULL */
+  CG_EDEVICE = 5,      /* the device failed or is absent */
+  CG_ERANGE = 6,       /* a value does not fit (fixed-point encoding) */
+  CG_EUNSUPPORTED = 7, /* not available in this build or on this machine */
+  CG_EINTERNAL = 8
+} cg_status;
+
+/* ---------------------------------------------------------------- library */
+
+/* A static JSON object describing the build:
+ * {"abi":1,"backend":"cpu","version":"...","compiler":"...","features":{...}} */
+const char* cg_build_info(void);
+
+/* Devices this build can run on (the CPU build reports one: the host). */
+int cg_device_count(int32_t* out);
+/* JSON description of device i written to buf (NUL-terminated, truncated to len). */
+int cg_device_info(int32_t device, char* buf, uint64_t len);
+
+/* ---------------------------------------------------------------- context */
+
+/* threads <= 0 means every core present; device selects the GPU (CPU build: 0). */
+int cg_ctx_create(int32_t device, int32_t threads, cg_ctx** out);
+int cg_ctx_destroy(cg_ctx* ctx); /* frees every buffer the context still owns */
+/* The message of the last failed call on ctx ("" if none). Valid until the next
+ * call on ctx. With ctx == NULL: the message of the last failed cg_ctx_create. */
+const char* cg_last_error(const cg_ctx* ctx);
+int cg_sync(cg_ctx* ctx);
+/* Live buffers and the words they hold: tests use these to prove nothing leaks. */
+int cg_live_buffers(const cg_ctx* ctx, uint64_t* count, uint64_t* words);
+int cg_ctx_threads(const cg_ctx* ctx, int32_t* out);
+
+/* ----------------------------------------------------------------- memory */
+
+int cg_alloc(cg_ctx* ctx, uint64_t words, cg_buf* out); /* contents undefined */
+int cg_free(cg_ctx* ctx, cg_buf buf);
+int cg_buf_words(cg_ctx* ctx, cg_buf buf, uint64_t* out);
+int cg_upload(cg_ctx* ctx, cg_buf dst, uint64_t dst_off, const void* host, uint64_t words);
+int cg_download(cg_ctx* ctx, cg_buf src, uint64_t src_off, void* host, uint64_t words);
+/* dst[dst_off + i] = src[src_off + i]; the ranges may overlap only if dst == src
+ * and dst_off == src_off. */
+int cg_copy(cg_ctx* ctx, cg_buf dst, uint64_t dst_off, cg_buf src, uint64_t src_off, uint64_t words);
+int cg_fill(cg_ctx* ctx, cg_buf dst, uint64_t dst_off, uint64_t words, uint64_t value);
+/* Host address of a buffer's words, for zero-copy network I/O; CG_EUNSUPPORTED
+ * where the memory is not host-addressable (CUDA build). */
+int cg_host_pointer(cg_ctx* ctx, cg_buf buf, void** out);
+
+/* ------------------------------------------------------------ elementwise */
+
+typedef enum cg_binop {
+  CG_ADD = 0,
+  CG_SUB = 1,
+  CG_MUL = 2,
+  CG_XOR = 3,
+  CG_AND = 4,
+  CG_OR = 5,
+  CG_RSUB = 6 /* b - a */
+} cg_binop;
+
+/* out[i] = a[i] op b[(i / inner) % nb], i < n, with nb * inner dividing n.
+ * nb = n, inner = 1: same shape. nb = 1: a scalar held in a buffer.
+ * [R, C] with a row [C]: nb = C, inner = 1. With a column [R, 1]: nb = R,
+ * inner = C. NCHW with a per-channel [C]: nb = C, inner = H * W.
+ * out may alias a or b. */
+int cg_binary(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, cg_buf b, uint64_t n, uint64_t nb,
+              uint64_t inner);
+/* out[i] = a[i] op s (public scalar). out may alias a. */
+int cg_scalar(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, uint64_t s, uint64_t n);
+
+typedef enum cg_unop {
+  CG_NEG = 0, /* -a mod 2^64 */
+  CG_NOT = 1, /* ~a */
+  CG_SHL = 2, /* a << k, k in [0, 63] */
+  CG_SHR = 3, /* logical a >> k */
+  CG_SAR = 4, /* arithmetic a >> k (a read as int64) */
+  CG_BIT = 5  /* (a >> k) & 1 */
+} cg_unop;
+
+int cg_unary(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, uint64_t n, uint32_t k);
+
+/* ----------------------------------------------------------------- layout */
+
+/* For every index vector idx < shape (ndim <= CG_MAX_DIMS):
+ *   dst[dst_off + sum idx[d] * dst_strides[d]] = src[src_off + sum idx[d] * src_strides[d]].
+ * Strides are in words and may be zero (broadcast reads) or negative; every
+ * address touched must lie inside its buffer. Permute, slice, concat and pad
+ * are this copy with the right strides and offsets. dst and src must not overlap. */
+int cg_copy_strided(cg_ctx* ctx, cg_buf dst, uint64_t dst_off, const int64_t* dst_strides, cg_buf src,
+                    uint64_t src_off, const int64_t* src_strides, const uint64_t* shape, uint32_t ndim);
+
+/* out[o, i] = sum_j in[o, j, i] for in viewed as [outer, d, inner]. */
+int cg_sum_axis(cg_ctx* ctx, cg_buf out, cg_buf in, uint64_t outer, uint64_t d, uint64_t inner);
+
+/* Geometry of a 2-D convolution or pooling window, NCHW. Passed by pointer;
+ * the TypeScript side packs it as a BigInt64Array of 14 entries in this order. */
+typedef struct cg_conv2d {
+  int64_t n, c, h, w; /* input batch, channels, height, width */
+  int64_t oc;         /* output channels (pooling: must equal c) */
+  int64_t kh, kw;     /* window */
+  int64_t sh, sw;     /* stride */
+  int64_t ph, pw;     /* zero padding on each side */
+  int64_t dh, dw;     /* dilation */
+  int64_t groups;     /* convolution groups (pooling: ignored) */
+} cg_conv2d;
+/* Output size: oh = (h + 2 ph - dh (kh - 1) - 1) / sh + 1, likewise ow. */
+
+/* Windows gathered into columns: in [n, c, h, w] -> out [n, c*kh*kw, oh*ow],
+ * row index (ci * kh + ki) * kw + kj, padding read as 0. */
+int cg_im2col(cg_ctx* ctx, cg_buf out, cg_buf in, const cg_conv2d* g);
+/* The adjoint: in [n, c*kh*kw, oh*ow] summed back into out [n, c, h, w]. */
+int cg_col2im(cg_ctx* ctx, cg_buf out, cg_buf in, const cg_conv2d* g);
+
+/* --------------------------------------------------------------- bilinear */
+
+typedef enum cg_mm_flags {
+  CG_TRANS_A = 1,    /* A stored [k, m] per batch */
+  CG_TRANS_B = 2,    /* B stored [n, k] per batch */
+  CG_BCAST_A = 4,    /* one A for every batch entry */
+  CG_BCAST_B = 8,    /* one B for every batch entry */
+  CG_ACCUMULATE = 16 /* out += product instead of out = product */
+} cg_mm_flags;
+
+/* How a bilinear product is computed; every method gives the same words. */
+typedef enum cg_method {
+  CG_METHOD_AUTO = 0,    /* fastest exact method for the shape */
+  CG_METHOD_NAIVE = 1,   /* reference: plain i-k-j loop, one thread */
+  CG_METHOD_DIRECT = 2,  /* blocked 64-bit integer kernel (CPU: vectorised, threaded) */
+  CG_METHOD_FP64 = 3,    /* CUDA: 16-bit limbs in FP64 (paper, Section II-B) */
+  CG_METHOD_INT8 = 4     /* CUDA: 8-bit limbs on int8 tensor cores */
+} cg_method;
+
+/* out[b] = op(A[b]) . op(B[b]) for b < batch; out is [batch, m, n], A [batch, m, k]
+ * (or one [m, k] with CG_BCAST_A), B [batch, k, n] (or one). out must not alias
+ * a or b. flags: cg_mm_flags; method: cg_method (CG_EUNSUPPORTED if absent). */
+int cg_matmul(cg_ctx* ctx, cg_buf out, cg_buf a, cg_buf b, uint64_t batch, uint64_t m, uint64_t n,
+              uint64_t k, uint32_t flags, int32_t method);
+
+/* Convolution, exact mod 2^64. weight is [oc, c/groups, kh, kw]; x is [n, c, h, w];
+ * y is [n, oc, oh, ow]. flags: CG_ACCUMULATE only. */
+int cg_conv2d_forward(cg_ctx* ctx, cg_buf y, cg_buf x, cg_buf weight, const cg_conv2d* g, uint32_t flags);
+/* dx = gradient of sum(dy * conv(x, weight)) with respect to x. */
+int cg_conv2d_backward_input(cg_ctx* ctx, cg_buf dx, cg_buf dy, cg_buf weight, const cg_conv2d* g,
+                             uint32_t flags);
+/* dweight = gradient with respect to the weight. */
+int cg_conv2d_backward_weight(cg_ctx* ctx, cg_buf dweight, cg_buf x, cg_buf dy, const cg_conv2d* g,
+                              uint32_t flags);
+
+/* Sum pooling over windows (g->oc == g->c, groups ignored), padding read as 0:
+ * y [n, c, oh, ow]; backward spreads dy over each window into dx [n, c, h, w]. */
+int cg_sumpool2d_forward(cg_ctx* ctx, cg_buf y, cg_buf x, const cg_conv2d* g);
+int cg_sumpool2d_backward(cg_ctx* ctx, cg_buf dx, cg_buf dy, const cg_conv2d* g);
+
+/* ------------------------------------------------------------------- bits */
+
+/* Packed bit streams: bit j of a stream lives in word j / 64 at bit j % 64.
+ * A stream of rows: row e occupies bits [e * w, (e + 1) * w).
+ *
+ * Gather: out bit (e * count + t) = in bit (e * w_in + start + t * step), for
+ * e < n, t < count; the unused high bits of out's last word are zeroed. Needs
+ * start + (count - 1) * step < w_in. With w_in = 64 and a word per element this
+ * packs bit `start` of every word (count = 1), or compacts the live bits of a
+ * prefix-circuit level (step = 2). */
+int cg_bits_gather(cg_ctx* ctx, cg_buf out, cg_buf in, uint64_t n, uint32_t w_in, uint32_t start,
+                   uint32_t step, uint32_t count);
+/* Scatter, the inverse: out bit (e * w_out + start + t * step) = in bit (e * count + t);
+ * every other bit of out keeps its value. */
+int cg_bits_scatter(cg_ctx* ctx, cg_buf out, cg_buf in, uint64_t n, uint32_t w_out, uint32_t start,
+                    uint32_t step, uint32_t count);
+
+/* -------------------------------------------------------------------- PRF */
+
+typedef enum cg_aes_impl {
+  CG_AES_AUTO = 0,
+  CG_AES_PORTABLE = 1, /* table-free constant-time software path */
+  CG_AES_NI = 2        /* x86 AES-NI (CUDA build: the GPU kernel) */
+} cg_aes_impl;
+
+/* AES-128 in counter mode: block j = AES_key(iv + j), the 16-byte iv read as a
+ * big-endian 128-bit integer (SP 800-38A). Block j fills words 2j and 2j + 1 of
+ * out (starting at out_off), read little-endian; an odd count drops the last
+ * half block. */
+int cg_aes128_ctr(cg_ctx* ctx, cg_buf out, uint64_t out_off, uint64_t words, const uint8_t* key,
+                  const uint8_t* iv, int32_t impl);
+
+/* ------------------------------------------------------------ fixed point */
+
+/* out[i] = round(host[i] * 2^f) as a two's-complement word (ties away from zero).
+ * CG_ERANGE, naming the index, for a value that is not finite or does not fit
+ * in int64. f in [0, 62]. */
+int cg_encode_fixed(cg_ctx* ctx, cg_buf out, const double* host, uint64_t n, uint32_t f);
+/* host[i] = (int64) in[i] / 2^f. */
+int cg_decode_fixed(cg_ctx* ctx, double* host, cg_buf in, uint64_t n, uint32_t f);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CRYPTGPU_H */

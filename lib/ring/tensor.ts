@@ -1,0 +1,709 @@
+/**
+ * `RingTensor`: a tensor over Z_2^64 in native memory. It knows its shape,
+ * its dtype (u64 words, or packed bits), its backend and a view (strides and
+ * offset) onto a reference-counted native buffer. Every operation is one or a
+ * few native calls; nothing here loops over elements.
+ *
+ * Memory is released deterministically: `dispose()`, `using`, or `scope()`.
+ * Views (permute, slice, reshape of contiguous data) share their buffer, which
+ * is freed when the last view is disposed.
+ */
+import type { Backend, Conv2dGeometry, MatmulOptions } from "../native/backend.ts";
+import type { AesImpl, BinaryOp, Method, UnaryOp } from "../native/symbols.ts";
+import {
+  broadcastPlan,
+  checkShape,
+  contiguousStrides,
+  fmt,
+  normAxis,
+  sameShape,
+  type Shape,
+  size,
+} from "./shape.ts";
+import { track } from "./scope.ts";
+
+/** "u64": one ring element per word. "bit": packed bits, 64 per word. */
+export type DType = "u64" | "bit";
+
+class Storage {
+  refs = 1;
+  constructor(readonly backend: Backend, readonly handle: bigint, readonly words: number) {}
+  release(): void {
+    if (--this.refs === 0) this.backend.free(this.handle);
+  }
+}
+
+export interface Conv2dOptions {
+  stride?: number | [number, number];
+  padding?: number | [number, number];
+  dilation?: number | [number, number];
+  groups?: number;
+}
+
+const pair = (v: number | [number, number] | undefined, dflt: number): [number, number] =>
+  v === undefined ? [dflt, dflt] : typeof v === "number" ? [v, v] : v;
+
+const COMMUTES: Partial<Record<BinaryOp, BinaryOp>> = {
+  add: "add",
+  mul: "mul",
+  xor: "xor",
+  and: "and",
+  or: "or",
+  sub: "rsub",
+  rsub: "sub",
+};
+
+function wordsFor(dtype: DType, n: number): number {
+  return dtype === "u64" ? n : Math.ceil(n / 64);
+}
+
+export class RingTensor {
+  readonly shape: Shape;
+  readonly strides: readonly number[];
+  readonly offset: number;
+  readonly dtype: DType;
+  #storage: Storage | null;
+
+  private constructor(storage: Storage, shape: Shape, strides: readonly number[], offset: number, dtype: DType) {
+    this.#storage = storage;
+    this.shape = shape;
+    this.strides = strides;
+    this.offset = offset;
+    this.dtype = dtype;
+    track(this);
+  }
+
+  // ------------------------------------------------------------ creation
+
+  /** A tensor of the shape with undefined contents (every word is written before it is read). */
+  static empty(backend: Backend, shape: Shape, dtype: DType = "u64"): RingTensor {
+    checkShape(shape);
+    const words = wordsFor(dtype, size(shape));
+    const storage = new Storage(backend, backend.alloc(words), words);
+    return new RingTensor(storage, [...shape], contiguousStrides(shape), 0, dtype);
+  }
+
+  static zeros(backend: Backend, shape: Shape, dtype: DType = "u64"): RingTensor {
+    return RingTensor.full(backend, shape, 0n, dtype);
+  }
+
+  static full(backend: Backend, shape: Shape, value: bigint, dtype: DType = "u64"): RingTensor {
+    const t = RingTensor.empty(backend, shape, dtype);
+    backend.fill(t.handle, 0, t.words, value);
+    return t;
+  }
+
+  /** Ring elements given as words (bigints are reduced mod 2^64). */
+  static from(backend: Backend, values: BigUint64Array | readonly bigint[], shape?: Shape): RingTensor {
+    const data = values instanceof BigUint64Array ? values : BigUint64Array.from(values, (v) => BigInt.asUintN(64, v));
+    const s = shape ?? [data.length];
+    checkShape(s);
+    if (size(s) !== data.length) throw new RangeError(`from: ${data.length} values do not fill shape ${fmt(s)}`);
+    const t = RingTensor.empty(backend, s);
+    backend.upload(t.handle, 0, data);
+    return t;
+  }
+
+  /** Packed bits from a BigUint64Array of words holding `shape`'s bits in order. */
+  static fromBitWords(backend: Backend, words: BigUint64Array, shape: Shape): RingTensor {
+    checkShape(shape);
+    if (words.length !== wordsFor("bit", size(shape))) {
+      throw new RangeError(`fromBitWords: ${size(shape)} bits need ${wordsFor("bit", size(shape))} words`);
+    }
+    const t = RingTensor.empty(backend, shape, "bit");
+    backend.upload(t.handle, 0, words);
+    return t;
+  }
+
+  /** Fixed-point encoding of reals: round(x * 2^fracBits) in two's complement. */
+  static encode(backend: Backend, values: Float64Array | readonly number[], fracBits: number, shape?: Shape) {
+    const data = values instanceof Float64Array ? values : Float64Array.from(values);
+    const s = shape ?? [data.length];
+    checkShape(s);
+    if (size(s) !== data.length) throw new RangeError(`encode: ${data.length} values do not fill shape ${fmt(s)}`);
+    const t = RingTensor.empty(backend, s);
+    try {
+      backend.encodeFixed(t.handle, data, fracBits);
+    } catch (e) {
+      t.dispose();
+      throw e;
+    }
+    return t;
+  }
+
+  /**
+   * Pseudorandom words: AES-128-CTR under `key` from 128-bit block counter
+   * `counter` (big-endian, as SP 800-38A), two words per block. The words
+   * drawn depend only on the key, the counter and the size.
+   */
+  static prf(
+    backend: Backend,
+    shape: Shape,
+    key: Uint8Array,
+    counter: bigint,
+    dtype: DType = "u64",
+    impl: AesImpl = "auto",
+  ): RingTensor {
+    const t = RingTensor.empty(backend, shape, dtype);
+    const iv = new Uint8Array(16);
+    new DataView(iv.buffer).setBigUint64(0, BigInt.asUintN(64, counter >> 64n));
+    new DataView(iv.buffer).setBigUint64(8, BigInt.asUintN(64, counter));
+    backend.aesCtr(t.handle, 0, t.words, key, iv, impl);
+    return t;
+  }
+
+  /** Blocks of AES-CTR that `prf` consumes for a tensor of this many words. */
+  static prfBlocks(words: number): number {
+    return Math.ceil(words / 2);
+  }
+
+  // ------------------------------------------------------------ properties
+
+  get backend(): Backend {
+    return this.#live.backend;
+  }
+  get device() {
+    return this.#live.backend.device;
+  }
+  get size(): number {
+    return size(this.shape);
+  }
+  get rank(): number {
+    return this.shape.length;
+  }
+  /** Native words this tensor's elements occupy when contiguous. */
+  get words(): number {
+    return wordsFor(this.dtype, this.size);
+  }
+  /** The native handle; valid only for a contiguous tensor at offset 0 (see `contiguous`). */
+  get handle(): bigint {
+    if (!this.isDense) throw new Error("handle: this view is not contiguous at offset 0; call contiguous() first");
+    return this.#live.handle;
+  }
+  get disposed(): boolean {
+    return this.#storage === null;
+  }
+  get #live(): Storage {
+    if (this.#storage === null) throw new Error("this tensor was disposed");
+    return this.#storage;
+  }
+
+  isContiguous(): boolean {
+    const s = contiguousStrides(this.shape);
+    return this.shape.every((d, i) => d === 1 || s[i] === this.strides[i]);
+  }
+
+  /** Contiguous and starting at word 0: native kernels take it as is. */
+  get isDense(): boolean {
+    return this.offset === 0 && this.isContiguous();
+  }
+
+  dispose(): void {
+    if (this.#storage === null) return;
+    this.#storage.release();
+    this.#storage = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  // ------------------------------------------------------------ reading back
+
+  /** The elements in row-major order, as words. */
+  toBigUint64Array(): BigUint64Array {
+    return this.#withDense((t) => t.backend.download(t.handle, 0, t.words));
+  }
+
+  /** Elements read as signed 64-bit integers. */
+  toBigInt64Array(): BigInt64Array {
+    return new BigInt64Array(this.toBigUint64Array().buffer);
+  }
+
+  /** Fixed-point decoding: the elements as signed integers divided by 2^fracBits. */
+  decode(fracBits: number): Float64Array {
+    this.#requireDtype("u64", "decode");
+    return this.#withDense((t) => t.backend.decodeFixed(t.handle, t.size, fracBits));
+  }
+
+  /** Packed bits as 0/1 numbers (for tests and small results). */
+  toBits(): Uint8Array {
+    this.#requireDtype("bit", "toBits");
+    const words = this.backend.download(this.handle, 0, this.words);
+    const out = new Uint8Array(this.size);
+    for (let i = 0; i < out.length; i++) out[i] = Number((words[i >> 6] >> BigInt(i & 63)) & 1n);
+    return out;
+  }
+
+  // ------------------------------------------------------------ views and layout
+
+  /** Same data, new shape: a view when contiguous, else a copy. */
+  reshape(shape: Shape): RingTensor {
+    const resolved = resolveReshape(this.shape, shape);
+    if (this.dtype === "bit" || this.isContiguous()) {
+      this.#live.refs++;
+      return new RingTensor(this.#live, resolved, contiguousStrides(resolved), this.offset, this.dtype);
+    }
+    const c = this.contiguous();
+    const r = c.reshape(resolved);
+    c.dispose();
+    return r;
+  }
+
+  /** A view with the axes reordered. */
+  permute(axes: readonly number[]): RingTensor {
+    this.#requireDtype("u64", "permute");
+    if (axes.length !== this.rank || new Set(axes.map((a) => normAxis(a, this.rank, "permute"))).size !== this.rank) {
+      throw new RangeError(`permute: ${fmt(axes)} is not a permutation of ${this.rank} axes`);
+    }
+    const ax = axes.map((a) => normAxis(a, this.rank, "permute"));
+    this.#live.refs++;
+    return new RingTensor(this.#live, ax.map((a) => this.shape[a]), ax.map((a) => this.strides[a]), this.offset, "u64");
+  }
+
+  /** A view with two axes swapped (the last two by default). */
+  transpose(a = -2, b = -1): RingTensor {
+    const axes = [...this.shape.keys()];
+    const i = normAxis(a, this.rank, "transpose"), j = normAxis(b, this.rank, "transpose");
+    [axes[i], axes[j]] = [axes[j], axes[i]];
+    return this.permute(axes);
+  }
+
+  /** A view of [start, end) along an axis. */
+  slice(axis: number, start: number, end: number): RingTensor {
+    this.#requireDtype("u64", "slice");
+    const a = normAxis(axis, this.rank, "slice");
+    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > this.shape[a] || start > end) {
+      throw new RangeError(`slice: [${start}, ${end}) is outside axis ${a} of length ${this.shape[a]}`);
+    }
+    const shape = [...this.shape];
+    shape[a] = end - start;
+    this.#live.refs++;
+    return new RingTensor(this.#live, shape, this.strides, this.offset + start * this.strides[a], "u64");
+  }
+
+  /** This tensor as a dense native buffer: itself (a new reference) or a copy. */
+  contiguous(): RingTensor {
+    if (this.isDense) {
+      this.#live.refs++;
+      return new RingTensor(this.#live, this.shape, this.strides, 0, this.dtype);
+    }
+    const out = RingTensor.empty(this.backend, this.shape);
+    this.backend.copyStrided(out.handle, 0, out.strides, this.#live.handle, this.offset, this.strides, this.shape);
+    return out;
+  }
+
+  /** An independent copy. */
+  clone(): RingTensor {
+    if (!this.isDense) return this.contiguous();
+    const out = RingTensor.empty(this.backend, this.shape, this.dtype);
+    this.backend.copy(out.handle, 0, this.handle, 0, this.words);
+    return out;
+  }
+
+  static concat(tensors: readonly RingTensor[], axis = 0): RingTensor {
+    if (tensors.length === 0) throw new RangeError("concat: no tensors");
+    const first = tensors[0];
+    const a = normAxis(axis, first.rank, "concat");
+    for (const t of tensors) {
+      t.#requireDtype("u64", "concat");
+      if (t.rank !== first.rank || t.shape.some((d, i) => i !== a && d !== first.shape[i])) {
+        throw new RangeError(`concat: shape ${fmt(t.shape)} does not match ${fmt(first.shape)} off axis ${a}`);
+      }
+    }
+    const shape = [...first.shape];
+    shape[a] = tensors.reduce((s, t) => s + t.shape[a], 0);
+    const out = RingTensor.empty(first.backend, shape);
+    let at = 0;
+    for (const t of tensors) {
+      out.backend.copyStrided(out.handle, at * out.strides[a], out.strides, t.#live.handle, t.offset, t.strides, t.shape);
+      at += t.shape[a];
+    }
+    return out;
+  }
+
+  /** Zero padding: pads[d] = [before, after] for each axis (missing axes: none). */
+  pad(pads: readonly (readonly [number, number])[], value = 0n): RingTensor {
+    this.#requireDtype("u64", "pad");
+    if (pads.length > this.rank) throw new RangeError(`pad: ${pads.length} pairs for a tensor of rank ${this.rank}`);
+    const p = this.shape.map((_, d) => pads[d] ?? [0, 0]);
+    if (p.some(([b, e]) => !Number.isInteger(b) || !Number.isInteger(e) || b < 0 || e < 0)) {
+      throw new RangeError("pad: amounts must be non-negative integers");
+    }
+    const out = RingTensor.full(this.backend, this.shape.map((d, i) => d + p[i][0] + p[i][1]), value);
+    const at = p.reduce((s, [b], i) => s + b * out.strides[i], 0);
+    out.backend.copyStrided(out.handle, at, out.strides, this.#live.handle, this.offset, this.strides, this.shape);
+    return out;
+  }
+
+  // ------------------------------------------------------------ elementwise
+
+  /**
+   * `this op other`, where other is a tensor of the same shape, one that
+   * broadcasts as a scalar, row, column or per-channel block, or a public
+   * bigint. Either side may be the smaller one.
+   */
+  binary(op: BinaryOp, other: RingTensor | bigint): RingTensor {
+    if (typeof other === "bigint") {
+      return this.#withDense((a) => {
+        const out = RingTensor.empty(a.backend, a.shape, a.dtype);
+        a.backend.scalar(op, out.handle, a.handle, other, a.words);
+        return out;
+      });
+    }
+    if (other.dtype !== this.dtype) throw new TypeError(`${op}: dtypes ${this.dtype} and ${other.dtype} differ`);
+    if (this.dtype === "bit") {
+      if (!sameShape(this.shape, other.shape)) {
+        throw new RangeError(`${op}: packed bit tensors must have the same shape, got ${fmt(this.shape)} and ${fmt(other.shape)}`);
+      }
+      if (op === "add" || op === "sub" || op === "rsub" || op === "mul") {
+        throw new TypeError(`${op} is not defined on packed bits; use xor and and`);
+      }
+    }
+    let big: RingTensor = this, small: RingTensor = other, o = op;
+    let plan = sameShape(this.shape, other.shape) ? { nb: Math.max(1, this.words), inner: 1 } : broadcastPlan(this.shape, other.shape);
+    if (!plan) {
+      plan = broadcastPlan(other.shape, this.shape);
+      if (!plan || !COMMUTES[op]) {
+        throw new RangeError(`${op}: shapes ${fmt(this.shape)} and ${fmt(other.shape)} do not broadcast`);
+      }
+      [big, small, o] = [other, this, COMMUTES[op]!];
+    }
+    const { nb, inner } = plan;
+    return big.#withDense((a) =>
+      small.#withDense((b) => {
+        const out = RingTensor.empty(a.backend, a.shape, a.dtype);
+        a.backend.binary(o, out.handle, a.handle, b.handle, a.words, nb, inner);
+        return out;
+      })
+    );
+  }
+
+  add(other: RingTensor | bigint): RingTensor {
+    return this.binary("add", other);
+  }
+  sub(other: RingTensor | bigint): RingTensor {
+    return this.binary("sub", other);
+  }
+  mul(other: RingTensor | bigint): RingTensor {
+    return this.binary("mul", other);
+  }
+  xor(other: RingTensor | bigint): RingTensor {
+    return this.binary("xor", other);
+  }
+  and(other: RingTensor | bigint): RingTensor {
+    return this.binary("and", other);
+  }
+  or(other: RingTensor | bigint): RingTensor {
+    return this.binary("or", other);
+  }
+
+  unary(op: UnaryOp, k = 0): RingTensor {
+    if (this.dtype === "bit" && op !== "not") throw new TypeError(`${op} is not defined on packed bits`);
+    return this.#withDense((a) => {
+      const out = RingTensor.empty(a.backend, a.shape, a.dtype);
+      a.backend.unary(op, out.handle, a.handle, a.words, k);
+      return out;
+    });
+  }
+
+  neg(): RingTensor {
+    return this.unary("neg");
+  }
+  not(): RingTensor {
+    return this.unary("not");
+  }
+  shl(k: number): RingTensor {
+    return this.unary("shl", k);
+  }
+  /** Logical shift right. */
+  shr(k: number): RingTensor {
+    return this.unary("shr", k);
+  }
+  /** Arithmetic shift right (elements read as int64). */
+  sar(k: number): RingTensor {
+    return this.unary("sar", k);
+  }
+  /** Bit k of every element, as 0/1 words. */
+  bit(k: number): RingTensor {
+    return this.unary("bit", k);
+  }
+
+  // ------------------------------------------------------------ reductions
+
+  /** Sum over one axis (the axis is removed unless keepDims). */
+  sum(axis: number, keepDims = false): RingTensor {
+    this.#requireDtype("u64", "sum");
+    const a = normAxis(axis, this.rank, "sum");
+    const outer = size(this.shape.slice(0, a)), inner = size(this.shape.slice(a + 1));
+    const shape = keepDims ? this.shape.map((d, i) => (i === a ? 1 : d)) : this.shape.filter((_, i) => i !== a);
+    return this.#withDense((t) => {
+      const out = RingTensor.empty(t.backend, shape);
+      t.backend.sumAxis(out.handle, t.handle, outer, t.shape[a], inner);
+      return out;
+    });
+  }
+
+  // ------------------------------------------------------------ bilinear
+
+  /**
+   * Matrix product over the last two axes, exact mod 2^64: [m, k] . [k, n],
+   * batched [b, m, k] . [b, k, n], or one side 2-D shared by every batch entry.
+   * Transposed views are passed to the kernel as transposes, not copied.
+   */
+  matmul(other: RingTensor, method?: Method): RingTensor {
+    this.#requireDtype("u64", "matmul");
+    other.#requireDtype("u64", "matmul");
+    if (this.rank < 2 || this.rank > 3 || other.rank < 2 || other.rank > 3) {
+      throw new RangeError(`matmul: operands must be 2-D or 3-D, got ${fmt(this.shape)} and ${fmt(other.shape)}`);
+    }
+    const [m, k] = this.shape.slice(-2), [k2, n] = other.shape.slice(-2);
+    const ba = this.rank === 3 ? this.shape[0] : 0, bb = other.rank === 3 ? other.shape[0] : 0;
+    if (k !== k2 || (ba && bb && ba !== bb)) {
+      throw new RangeError(`matmul: shapes ${fmt(this.shape)} and ${fmt(other.shape)} do not multiply`);
+    }
+    const batch = Math.max(ba, bb, 1);
+    const shape = ba || bb ? [batch, m, n] : [m, n];
+    return this.#asMatrix((a, transA) =>
+      other.#asMatrix((b, transB) => {
+        const out = RingTensor.empty(this.backend, shape);
+        out.backend.matmul(out.handle, a.handle, b.handle, batch, m, n, k, {
+          transA,
+          transB,
+          bcastA: !ba && batch > 1,
+          bcastB: !bb && batch > 1,
+          method,
+        } satisfies MatmulOptions);
+        return out;
+      })
+    );
+  }
+
+  /** 2-D convolution (cross-correlation) of this [n, c, h, w] with weight [oc, c/groups, kh, kw]. */
+  conv2d(weight: RingTensor, options: Conv2dOptions = {}): RingTensor {
+    const g = convGeometry(this.shape, weight.shape, options);
+    return this.#withDense((x) =>
+      weight.#withDense((w) => {
+        const out = RingTensor.empty(x.backend, outputShape(g));
+        x.backend.conv2dForward(out.handle, x.handle, w.handle, g);
+        return out;
+      })
+    );
+  }
+
+  /** Gradient of sum(dy * conv2d(x, weight)) with respect to x, for this = dy. */
+  conv2dBackwardInput(weight: RingTensor, inputShape: Shape, options: Conv2dOptions = {}): RingTensor {
+    const g = convGeometry(inputShape, weight.shape, options);
+    this.#expectShape(outputShape(g), "conv2dBackwardInput: dy");
+    return this.#withDense((dy) =>
+      weight.#withDense((w) => {
+        const dx = RingTensor.empty(dy.backend, inputShape);
+        dy.backend.conv2dBackwardInput(dx.handle, dy.handle, w.handle, g);
+        return dx;
+      })
+    );
+  }
+
+  /** Gradient with respect to the weight, for this = x and the given dy. */
+  conv2dBackwardWeight(dy: RingTensor, weightShape: Shape, options: Conv2dOptions = {}): RingTensor {
+    const g = convGeometry(this.shape, weightShape, options);
+    dy.#expectShape(outputShape(g), "conv2dBackwardWeight: dy");
+    return this.#withDense((x) =>
+      dy.#withDense((d) => {
+        const dw = RingTensor.empty(x.backend, weightShape);
+        x.backend.conv2dBackwardWeight(dw.handle, x.handle, d.handle, g);
+        return dw;
+      })
+    );
+  }
+
+  /** Window gather: [n, c, h, w] -> [n, c*kh*kw, oh*ow]. */
+  im2col(kernel: [number, number], options: Conv2dOptions = {}): RingTensor {
+    const g = poolGeometry(this.shape, kernel, options);
+    return this.#withDense((x) => {
+      const out = RingTensor.empty(x.backend, [g.n, g.c * g.kh * g.kw, outputShape(g)[2] * outputShape(g)[3]]);
+      x.backend.im2col(out.handle, x.handle, g);
+      return out;
+    });
+  }
+
+  /** The adjoint of im2col: this [n, c*kh*kw, oh*ow] summed into [n, c, h, w]. */
+  col2im(imageShape: Shape, kernel: [number, number], options: Conv2dOptions = {}): RingTensor {
+    const g = poolGeometry(imageShape, kernel, options);
+    const [, , oh, ow] = outputShape(g);
+    this.#expectShape([g.n, g.c * g.kh * g.kw, oh * ow], "col2im: columns");
+    return this.#withDense((cols) => {
+      const out = RingTensor.empty(cols.backend, imageShape);
+      cols.backend.col2im(out.handle, cols.handle, g);
+      return out;
+    });
+  }
+
+  /** Sum over each pooling window: [n, c, h, w] -> [n, c, oh, ow]. */
+  sumPool2d(kernel: [number, number], options: Conv2dOptions = {}): RingTensor {
+    const g = poolGeometry(this.shape, kernel, options);
+    return this.#withDense((x) => {
+      const out = RingTensor.empty(x.backend, outputShape(g));
+      x.backend.sumPool2dForward(out.handle, x.handle, g);
+      return out;
+    });
+  }
+
+  /** The adjoint of sumPool2d, for this = dy. */
+  sumPool2dBackward(inputShape: Shape, kernel: [number, number], options: Conv2dOptions = {}): RingTensor {
+    const g = poolGeometry(inputShape, kernel, options);
+    this.#expectShape(outputShape(g), "sumPool2dBackward: dy");
+    return this.#withDense((dy) => {
+      const out = RingTensor.empty(dy.backend, inputShape);
+      dy.backend.sumPool2dBackward(out.handle, dy.handle, g);
+      return out;
+    });
+  }
+
+  // ------------------------------------------------------------ bits
+
+  /** Bit k of every element, packed 64 to a word: a "bit" tensor of the same shape. */
+  packBit(k: number): RingTensor {
+    this.#requireDtype("u64", "packBit");
+    return this.#withDense((t) => {
+      const out = RingTensor.empty(t.backend, t.shape, "bit");
+      t.backend.bitsGather(out.handle, t.handle, t.size, 64, k, 1, 1);
+      return out;
+    });
+  }
+
+  /** Packed bits back to one 0/1 word per element. */
+  unpackBits(): RingTensor {
+    this.#requireDtype("bit", "unpackBits");
+    const out = RingTensor.zeros(this.backend, this.shape);
+    this.backend.bitsScatter(out.handle, this.handle, this.size, 64, 0, 1, 1);
+    return out;
+  }
+
+  /**
+   * Reads this tensor's last axis as rows of `width` bits (u64: the 64 bits of
+   * each word; bit: the packed stream) and gathers bits start, start + step, ...
+   * (`count` of them) of every row into a packed "bit" tensor [rows, count].
+   */
+  gatherBits(start: number, step: number, count: number): RingTensor {
+    const { rows, width } = this.#bitRows("gatherBits");
+    return this.#withDense((t) => {
+      const out = RingTensor.empty(t.backend, [rows, count], "bit");
+      t.backend.bitsGather(out.handle, t.handle, rows, width, start, step, count);
+      return out;
+    });
+  }
+
+  /** The inverse of gatherBits: writes `bits` [rows, count] into a copy of this tensor's rows. */
+  scatterBits(bits: RingTensor, start: number, step: number, count: number): RingTensor {
+    const { rows, width } = this.#bitRows("scatterBits");
+    bits.#requireDtype("bit", "scatterBits");
+    bits.#expectShape([rows, count], "scatterBits: bits");
+    const out = this.clone();
+    out.backend.bitsScatter(out.handle, bits.handle, rows, width, start, step, count);
+    return out;
+  }
+
+  #bitRows(what: string): { rows: number; width: number } {
+    if (this.dtype === "u64") return { rows: this.size, width: 64 };
+    if (this.rank !== 2) throw new RangeError(`${what}: a packed bit tensor must be [rows, width], got ${fmt(this.shape)}`);
+    return { rows: this.shape[0], width: this.shape[1] };
+  }
+
+  // ------------------------------------------------------------ helpers
+
+  #requireDtype(dtype: DType, what: string): void {
+    if (this.dtype !== dtype) throw new TypeError(`${what}: needs a ${dtype} tensor, got ${this.dtype}`);
+  }
+
+  #expectShape(shape: Shape, what: string): void {
+    if (!sameShape(this.shape, shape)) throw new RangeError(`${what} has shape ${fmt(this.shape)}, expected ${fmt(shape)}`);
+  }
+
+  /** Runs fn on a dense version of this tensor, disposing any temporary copy. */
+  #withDense<T>(fn: (t: RingTensor) => T): T {
+    if (this.isDense) return fn(this);
+    const dense = this.contiguous();
+    try {
+      return fn(dense);
+    } finally {
+      dense.dispose();
+    }
+  }
+
+  /** Runs fn on a dense matrix (or batch of them), telling it whether it is stored transposed. */
+  #asMatrix<T>(fn: (t: RingTensor, transposed: boolean) => T): T {
+    const r = this.rank, s = this.strides;
+    const [rows, cols] = this.shape.slice(-2);
+    const transposedDense = this.offset === 0 && s[r - 2] === 1 && s[r - 1] === rows &&
+      (r === 2 || s[0] === rows * cols || this.shape[0] === 1);
+    if (transposedDense && !this.isContiguous()) {
+      this.#live.refs++;
+      const stored = new RingTensor(
+        this.#live,
+        [...this.shape.slice(0, -2), cols, rows],
+        contiguousStrides([...this.shape.slice(0, -2), cols, rows]),
+        0,
+        "u64",
+      );
+      try {
+        return fn(stored, true);
+      } finally {
+        stored.dispose();
+      }
+    }
+    return this.#withDense((t) => fn(t, false));
+  }
+}
+
+function resolveReshape(from: Shape, to: Shape): number[] {
+  const n = size(from);
+  const unknown = to.filter((d) => d === -1).length;
+  if (unknown > 1) throw new RangeError(`reshape: ${fmt(to)} has more than one -1`);
+  const known = size(to.filter((d) => d !== -1));
+  const shape = to.map((d) => (d === -1 ? (known === 0 ? 0 : n / known) : d));
+  checkShape(shape, "reshape target");
+  if (size(shape) !== n) throw new RangeError(`reshape: cannot view ${fmt(from)} as ${fmt(to)}`);
+  return shape;
+}
+
+function convGeometry(input: Shape, weight: Shape, o: Conv2dOptions): Conv2dGeometry {
+  if (input.length !== 4 || weight.length !== 4) {
+    throw new RangeError(`conv2d: input ${fmt(input)} and weight ${fmt(weight)} must both be 4-D (NCHW, OIHW)`);
+  }
+  const groups = o.groups ?? 1;
+  const [n, c, h, w] = input, [oc, cg, kh, kw] = weight;
+  if (!Number.isInteger(groups) || groups < 1 || c % groups || oc % groups || cg * groups !== c) {
+    throw new RangeError(`conv2d: weight ${fmt(weight)} with ${groups} groups does not fit input ${fmt(input)}`);
+  }
+  const [sh, sw] = pair(o.stride, 1), [ph, pw] = pair(o.padding, 0), [dh, dw] = pair(o.dilation, 1);
+  const g = { n, c, h, w, oc, kh, kw, sh, sw, ph, pw, dh, dw, groups };
+  checkGeometry(g, "conv2d");
+  return g;
+}
+
+function poolGeometry(input: Shape, kernel: [number, number], o: Conv2dOptions): Conv2dGeometry {
+  if (input.length !== 4) throw new RangeError(`pooling: input ${fmt(input)} must be 4-D (NCHW)`);
+  const [n, c, h, w] = input;
+  const [sh, sw] = pair(o.stride, kernel[0]), [ph, pw] = pair(o.padding, 0), [dh, dw] = pair(o.dilation, 1);
+  const g = { n, c, h, w, oc: c, kh: kernel[0], kw: kernel[1], sh, sw, ph, pw, dh, dw, groups: 1 };
+  checkGeometry(g, "pooling");
+  return g;
+}
+
+function checkGeometry(g: Conv2dGeometry, what: string): void {
+  const positive = [g.kh, g.kw, g.sh, g.sw, g.dh, g.dw];
+  if (positive.some((v) => !Number.isInteger(v) || v < 1) || [g.ph, g.pw].some((v) => !Number.isInteger(v) || v < 0)) {
+    throw new RangeError(`${what}: window, stride and dilation must be positive integers, padding non-negative`);
+  }
+  const [, , oh, ow] = outputShape(g);
+  if (oh < 1 || ow < 1) {
+    throw new RangeError(`${what}: a ${g.kh}x${g.kw} window does not fit a ${g.h}x${g.w} input with this padding`);
+  }
+}
+
+export function outputShape(g: Conv2dGeometry): [number, number, number, number] {
+  const oh = Math.floor((g.h + 2 * g.ph - g.dh * (g.kh - 1) - 1) / g.sh) + 1;
+  const ow = Math.floor((g.w + 2 * g.pw - g.dw * (g.kw - 1) - 1) / g.sw) + 1;
+  return [g.n, g.oc, oh, ow];
+}

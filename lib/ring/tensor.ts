@@ -662,8 +662,9 @@ function resolveReshape(from: Shape, to: Shape): number[] {
   if (unknown > 1) throw new RangeError(`reshape: ${fmt(to)} has more than one -1`);
   const known = size(to.filter((d) => d !== -1));
   const shape = to.map((d) => (d === -1 ? (known === 0 ? 0 : n / known) : d));
-  checkShape(shape, "reshape target");
-  if (size(shape) !== n) throw new RangeError(`reshape: cannot view ${fmt(from)} as ${fmt(to)}`);
+  if (shape.some((d) => !Number.isInteger(d) || d < 0) || size(shape) !== n) {
+    throw new RangeError(`reshape: cannot view ${fmt(from)} as ${fmt(to)}`);
+  }
   return shape;
 }
 

@@ -1,0 +1,111 @@
+import assert from "node:assert/strict";
+import { NativeBackend } from "../../lib/native/backend.ts";
+import { LibraryLoadError, openLibrary } from "../../lib/native/library.ts";
+import { RingTensor } from "../../lib/ring/tensor.ts";
+import { scope } from "../../lib/ring/scope.ts";
+import { backend, device, deviceTest, Rng } from "../helpers.ts";
+
+deviceTest("a loop of 1,000 operations ends with the same native allocation count", () => {
+  const be = backend(), rng = new Rng(30);
+  const before = be.liveBuffers();
+  using x = RingTensor.from(be, rng.words(256), [16, 16]);
+  for (let i = 0; i < 1000; i++) {
+    scope(() => {
+      const y = x.mul(x).add(i === 0 ? 1n : BigInt(i)).transpose();
+      const z = y.matmul(x).sum(0).sar(3);
+      RingTensor.concat([z, z]).pad([[1, 1]]).xor(5n);
+    });
+  }
+  x.dispose();
+  assert.deepEqual(be.liveBuffers(), before);
+});
+
+deviceTest("upload, download and copy at offsets; fill", () => {
+  const be = backend();
+  const h = be.alloc(8), g = be.alloc(8);
+  try {
+    be.fill(h, 0, 8, -1n);
+    be.upload(h, 3, BigUint64Array.of(1n, 2n));
+    assert.deepEqual([...be.download(h, 2, 4)], [(1n << 64n) - 1n, 1n, 2n, (1n << 64n) - 1n]);
+    be.fill(g, 0, 8, 0n);
+    be.copy(g, 5, h, 3, 3);
+    assert.deepEqual([...be.download(g, 0, 8)], [0n, 0n, 0n, 0n, 0n, 1n, 2n, (1n << 64n) - 1n]);
+    assert.equal(be.words(h), 8);
+    assert.throws(() => be.download(h, 6, 3), /needs words \[6, 6\+3\) of a buffer of 8 words/);
+    assert.throws(() => be.copy(h, 0, h, 2, 4), /overlap/);
+  } finally {
+    be.free(h);
+    be.free(g);
+  }
+});
+
+deviceTest("freed, foreign and unknown handles are refused, never dereferenced", () => {
+  const be = backend();
+  const other = new NativeBackend({ device, threads: 1 });
+  try {
+    const h = be.alloc(4);
+    be.free(h);
+    assert.throws(() => be.download(h, 0, 1), /is freed or unknown/);
+    assert.throws(() => be.free(h), /freed or unknown/);
+    const foreign = other.alloc(4);
+    assert.throws(() => be.fill(foreign, 0, 4, 1n), /belongs to another context/);
+    assert.throws(() => be.binary("add", 0n, 0n, 0n, 1, 1, 1), /null buffer handle/);
+    assert.throws(() => be.unary("neg", 0xdeadbeefn, 0xdeadbeefn, 1), /another context|freed or unknown/);
+    const reused = be.alloc(4); // may reuse the freed slot: the old handle must still be dead
+    assert.throws(() => be.download(h, 0, 1), /freed or unknown/);
+    be.free(reused);
+    other.free(foreign);
+  } finally {
+    other.dispose();
+  }
+  assert.throws(() => other.alloc(1), /disposed/);
+});
+
+deviceTest("shape mismatches and bad arguments give one-line errors with the cause", () => {
+  const be = backend();
+  using a = RingTensor.zeros(be, [3, 4]);
+  using b = RingTensor.zeros(be, [5, 4]);
+  assert.throws(() => a.matmul(b), /do not multiply/);
+  assert.throws(() => be.binary("add", a.handle, a.handle, b.handle, 12, 5, 1), /does not tile 12/);
+  assert.throws(() => be.binary("add", a.handle, a.handle, b.handle, 20, 20, 1), /needs words \[0, 0\+20\) of a buffer of 12/);
+  assert.throws(() => be.unary("shl", a.handle, a.handle, 12, 64), /outside \[0, 63\]/);
+  assert.throws(() => be.alloc(2 ** 50), /more than this build allocates/);
+  assert.throws(() => RingTensor.zeros(be, [2, -1]), /not a non-negative integer/);
+});
+
+deviceTest("NULL pointers at the C ABI return CG_ENULL with a message, never crash", () => {
+  const lib = openLibrary(device);
+  const out = new BigUint64Array(1);
+  assert.equal(lib.symbols.cg_ctx_create(0, 1, out), 0);
+  const ctx = Deno.UnsafePointer.create(out[0]);
+  try {
+    assert.equal(lib.symbols.cg_alloc(ctx, 4n, null), 4);
+    assert.equal(lib.symbols.cg_alloc(ctx, 4n, out), 0);
+    const h = out[0];
+    assert.equal(lib.symbols.cg_upload(ctx, h, 0n, null, 4n), 4);
+    assert.match(Deno.UnsafePointerView.getCString(lib.symbols.cg_last_error(ctx)!), /cg_upload: host source is NULL/);
+    assert.equal(lib.symbols.cg_im2col(ctx, h, h, null), 4);
+    assert.equal(lib.symbols.cg_aes128_ctr(ctx, h, 0n, 2n, null, null, 0), 4);
+    assert.equal(lib.symbols.cg_encode_fixed(ctx, h, null, 1n, 20), 4);
+    assert.equal(lib.symbols.cg_alloc(null, 4n, out), 4);
+    assert.equal(lib.symbols.cg_free(ctx, h), 0);
+  } finally {
+    lib.symbols.cg_ctx_destroy(ctx);
+  }
+});
+
+Deno.test("a missing library fails to load with the path and a hint", () => {
+  const saved = Deno.env.get("CRYPTGPU_LIB");
+  Deno.env.set("CRYPTGPU_LIB", "/nonexistent/libcryptgpu_cpu.so");
+  try {
+    assert.throws(() => new NativeBackend({ device: "cpu" }), (e: unknown) => {
+      assert.ok(e instanceof LibraryLoadError);
+      assert.match(e.message, /cannot load the cpu library \/nonexistent\/libcryptgpu_cpu\.so: check the path/);
+      assert.ok(e.cause instanceof Error);
+      return true;
+    });
+  } finally {
+    if (saved === undefined) Deno.env.delete("CRYPTGPU_LIB");
+    else Deno.env.set("CRYPTGPU_LIB", saved);
+  }
+});

@@ -1,13 +1,17 @@
 // Packed bit streams: gathering selected bits of fixed-width rows into a dense
 // stream and scattering them back. These feed the prefix circuits of the
-// secure comparison, so the common shapes (a word per element, one bit or
-// every other bit) get straight-line loops, and the rest move up to 64 bits
-// per step through 64-bit windows.
+// secure comparison on millions of elements.
+//
+// The selected bits of a stream of rows repeat with a period of w / gcd(w, 64)
+// words, and gather keeps their order, so for rows up to kMaxPeriod words a
+// gather is one pext per input word against a small table of masks, and a
+// scatter one pdep per output word. Wider rows are walked field by field.
 #include <cpuid.h>
 #include <immintrin.h>
 
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include "internal.hpp"
 
@@ -40,7 +44,7 @@ inline void store_bits(u64* s, u64 pos, unsigned span, u64 mask, u64 v) {
 class BitWriter {
  public:
   explicit BitWriter(u64* p) : p_(p) {}
-  // v < 2^len, len in [1, 64].
+  // v < 2^len, len in [0, 64].
   void put(u64 v, unsigned len) {
     acc_ |= v << fill_;
     fill_ += len;
@@ -60,12 +64,43 @@ class BitWriter {
   unsigned fill_ = 0;
 };
 
+// Takes fields from a stream that starts on a word boundary, reading each
+// word only once the fields reach it.
+class BitReader {
+ public:
+  explicit BitReader(const u64* p) : p_(p) {}
+  // len in [0, 64].
+  u64 get(unsigned len) {
+    if (len <= avail_) {
+      const u64 v = cur_ & low_mask(len);
+      cur_ = len < 64 ? cur_ >> len : 0;
+      avail_ -= len;
+      return v;
+    }
+    const u64 next = *p_++;
+    const u64 v = (cur_ | next << avail_) & low_mask(len);
+    const unsigned used = len - avail_;
+    cur_ = used < 64 ? next >> used : 0;
+    avail_ = 64 - used;
+    return v;
+  }
+
+ private:
+  const u64* p_;
+  u64 cur_ = 0;  // the next avail_ bits, the rest zero
+  unsigned avail_ = 0;
+};
+
 // Three ways to compress the bits of x under a fixed mask to the bottom
 // (pext) and to expand the bottom bits back under the mask (pdep).
 
-// A single run of ones: a shift.
+// An empty mask or a single run of ones: a shift.
 struct Contiguous {
-  explicit Contiguous(u64 mask) : shift(__builtin_ctzll(mask)), low(mask >> shift) {}
+  explicit Contiguous(u64 mask) : shift(mask ? __builtin_ctzll(mask) : 0), low(mask >> shift) {}
+  static bool fits(u64 mask) {
+    const u64 low = mask ? mask >> __builtin_ctzll(mask) : 0;
+    return (low & (low + 1)) == 0;
+  }
   u64 compress(u64 x) const { return (x >> shift) & low; }
   u64 expand(u64 x) const { return (x & low) << shift; }
   unsigned shift;
@@ -110,80 +145,136 @@ struct Software {
   u64 move[6];
 };
 
-// One call's geometry. The selected bits of a row are cut into fields of
-// `per` bits whose span (from first to last bit) is at most 64, so that each
-// field is one 64-bit window; only when count > per (wide rows) is there more
-// than one, and the last may be shorter.
+// Longest period, in words, worth a table of masks.
+constexpr u64 kMaxPeriod = 1024;
+
+// One call's validated geometry. The sparse side holds rows of w bits, the
+// dense side rows of count bits.
 struct Rows {
   const u64* in;
   u64* out;
-  u64 w;           // bits per row on the sparse side
-  unsigned start;  // first selected bit of a row
-  unsigned count;  // selected bits per row (the dense side's row width)
-  unsigned per, span;
-  u64 mask;    // a full field's bits, relative to its first bit
-  u64 stride;  // first bit of one field to the next: per * step
-  unsigned last, last_span;
-  u64 last_mask;
+  u64 w;
+  unsigned start, step, count;
+  // Narrow rows: the selected bits of each word of one period.
+  std::vector<u64> period;
+  // Wide rows: the selected bits of a row cut into fields of `per` bits whose
+  // span (first to last bit) is at most 64, so that each is one 64-bit
+  // window; the last field may be shorter.
+  unsigned per, span, last, last_span;
+  u64 mask, last_mask;  // a field's bits, relative to its first bit
+  u64 stride;           // first bit of one field to the next: per * step
 };
 
-// A word per element with fields that tile a word exactly: each output word
-// takes 64 / count whole elements.
-inline bool word_rows(const Rows& r) { return r.w == 64 && 64 % r.count == 0; }
-
 template <class Ops>
-void gather_range(const Rows& r, u64 e0, u64 e1) {
-  if (word_rows(r)) {
-    const Ops ops(r.mask << r.start);
-    const unsigned per_word = 64 / r.count;
-    u64* out = r.out + e0 / per_word;
-    for (u64 e = e0; e < e1; e += per_word) {
-      const u64 k = std::min<u64>(per_word, e1 - e);
-      u64 acc = 0;
-      for (u64 i = 0; i < k; i++) acc |= ops.compress(r.in[e + i]) << (i * r.count);
-      *out++ = acc;
+struct Word {
+  explicit Word(u64 mask) : ops(mask), mask(mask), bits(__builtin_popcountll(mask)) {}
+  Ops ops;
+  u64 mask;
+  unsigned bits;
+};
+
+// A call with its masks turned into one kind of Ops, built once per call.
+template <class Ops>
+struct Job {
+  explicit Job(const Rows& r) : r(r), full(r.mask), last(r.last_mask) {
+    for (u64 m : r.period) period.emplace_back(m);
+  }
+  const Rows& r;
+  std::vector<Word<Ops>> period;
+  Ops full, last;
+};
+
+// Every word holds the same selected bits, and they fill a dense word
+// exactly: the common case, done without a bit cursor.
+template <class Ops>
+bool tiles(const Job<Ops>& j) {
+  return j.period.size() == 1 && 64 % j.period[0].bits == 0;
+}
+
+// Rows [e0, e1) start and end on word boundaries of both streams, except that
+// e1 may be the last row; a row boundary on a word boundary is a period start.
+template <class Ops>
+void gather_range(const Job<Ops>& j, u64 e0, u64 e1) {
+  const Rows& r = j.r;
+  u64* dense = r.out + e0 * r.count / 64;
+  if (!j.period.empty()) {
+    const u64 end = e1 * r.w, whole = end / 64;
+    const Word<Ops>* p = j.period.data();
+    const u64 n_period = j.period.size();
+    u64 i = e0 * r.w / 64, k = 0;
+    if (tiles(j)) {
+      const unsigned per_word = 64 / p->bits;
+      for (; i + per_word <= whole; i += per_word) {
+        u64 acc = 0;
+        for (unsigned q = 0; q < per_word; q++) acc |= p->ops.compress(r.in[i + q]) << (q * p->bits);
+        *dense++ = acc;
+      }
     }
-    return;
+    BitWriter out(dense);
+    for (; i < whole; i++) {
+      out.put(p[k].ops.compress(r.in[i]), p[k].bits);
+      if (++k == n_period) k = 0;
+    }
+    if (end % 64) {  // the stream ends inside this word
+      const Word<Ops> tail(p[k].mask & low_mask(end % 64));
+      out.put(tail.ops.compress(r.in[i]), tail.bits);
+    }
+    out.flush();
+  } else {
+    BitWriter out(dense);
+    for (u64 e = e0; e < e1; e++) {
+      u64 pos = e * r.w + r.start;
+      for (u64 t = r.per; t < r.count; t += r.per, pos += r.stride)
+        out.put(j.full.compress(load_bits(r.in, pos, r.span)), r.per);
+      out.put(j.last.compress(load_bits(r.in, pos, r.last_span)), r.last);
+    }
+    out.flush();
   }
-  const Ops full(r.mask), last(r.last_mask);
-  BitWriter out(r.out + e0 * r.count / 64);
-  for (u64 e = e0; e < e1; e++) {
-    u64 pos = e * r.w + r.start;
-    for (u64 t = r.per; t < r.count; t += r.per, pos += r.stride)
-      out.put(full.compress(load_bits(r.in, pos, r.span)), r.per);
-    out.put(last.compress(load_bits(r.in, pos, r.last_span)), r.last);
-  }
-  out.flush();
 }
 
 template <class Ops>
-void scatter_range(const Rows& r, u64 e0, u64 e1) {
-  if (word_rows(r)) {
-    const Ops ops(r.mask << r.start);
-    const u64 keep = ~(r.mask << r.start), low = low_mask(r.count);
-    const unsigned per_word = 64 / r.count;
-    const u64* in = r.in + e0 / per_word;
-    for (u64 e = e0; e < e1; e += per_word) {
-      const u64 x = *in++, k = std::min<u64>(per_word, e1 - e);
-      for (u64 i = 0; i < k; i++) r.out[e + i] = (r.out[e + i] & keep) | ops.expand((x >> (i * r.count)) & low);
+void scatter_range(const Job<Ops>& j, u64 e0, u64 e1) {
+  const Rows& r = j.r;
+  if (!j.period.empty()) {
+    const u64* dense = r.in + e0 * r.count / 64;
+    const u64 end = e1 * r.w, whole = end / 64;
+    const Word<Ops>* p = j.period.data();
+    const u64 n_period = j.period.size();
+    u64 i = e0 * r.w / 64, k = 0;
+    if (tiles(j)) {
+      const unsigned per_word = 64 / p->bits;
+      const u64 low = low_mask(p->bits);
+      for (; i + per_word <= whole; i += per_word) {
+        const u64 x = *dense++;
+        for (unsigned q = 0; q < per_word; q++)
+          r.out[i + q] = (r.out[i + q] & ~p->mask) | p->ops.expand((x >> (q * p->bits)) & low);
+      }
     }
-    return;
-  }
-  const Ops full(r.mask), last(r.last_mask);
-  for (u64 e = e0; e < e1; e++) {
-    u64 pos = e * r.w + r.start, src = e * r.count;
-    for (u64 t = r.per; t < r.count; t += r.per, pos += r.stride, src += r.per)
-      store_bits(r.out, pos, r.span, r.mask, full.expand(load_bits(r.in, src, r.per)));
-    store_bits(r.out, pos, r.last_span, r.last_mask, last.expand(load_bits(r.in, src, r.last)));
+    BitReader in(dense);
+    for (; i < whole; i++) {
+      r.out[i] = (r.out[i] & ~p[k].mask) | p[k].ops.expand(in.get(p[k].bits));
+      if (++k == n_period) k = 0;
+    }
+    if (end % 64) {
+      const Word<Ops> tail(p[k].mask & low_mask(end % 64));
+      r.out[i] = (r.out[i] & ~tail.mask) | tail.ops.expand(in.get(tail.bits));
+    }
+  } else {
+    for (u64 e = e0; e < e1; e++) {
+      u64 pos = e * r.w + r.start, src = e * r.count;
+      for (u64 t = r.per; t < r.count; t += r.per, pos += r.stride, src += r.per)
+        store_bits(r.out, pos, r.span, r.mask, j.full.expand(load_bits(r.in, src, r.per)));
+      store_bits(r.out, pos, r.last_span, r.last_mask, j.last.expand(load_bits(r.in, src, r.last)));
+    }
   }
 }
 
 // flatten inlines the templates, and with them pext/pdep, into a BMI2 body.
-__attribute__((target("bmi2"), flatten)) void gather_bmi2(const Rows& r, u64 e0, u64 e1) {
-  gather_range<Bmi2>(r, e0, e1);
+__attribute__((target("bmi2"), flatten)) void gather_bmi2(const Job<Bmi2>& j, u64 e0, u64 e1) {
+  gather_range(j, e0, e1);
 }
-__attribute__((target("bmi2"), flatten)) void scatter_bmi2(const Rows& r, u64 e0, u64 e1) {
-  scatter_range<Bmi2>(r, e0, e1);
+__attribute__((target("bmi2"), flatten)) void scatter_bmi2(const Job<Bmi2>& j, u64 e0, u64 e1) {
+  scatter_range(j, e0, e1);
 }
 
 // pext and pdep are microcoded on AMD before Zen 3 (family 19h), far slower
@@ -202,12 +293,10 @@ bool fast_pext() {
   return v;
 }
 
-using RangeFn = void (*)(const Rows&, u64, u64);
-
-// Validates a call and fills in its geometry. The sparse side (rows of w bits)
-// is `in` for a gather and `out` for a scatter.
-Rows plan(cg_ctx* ctx, const char* fn, const char* w_name, bool gather, cg_buf out, cg_buf in, u64 n, uint32_t w,
-          uint32_t start, uint32_t step, uint32_t count) {
+// Validates a call and works out its geometry. The sparse side is `in` for a
+// gather and `out` for a scatter. Returns false for a call with nothing to do.
+bool plan(cg_ctx* ctx, const char* fn, const char* w_name, bool gather, cg_buf out, cg_buf in, u64 n, uint32_t w,
+          uint32_t start, uint32_t step, uint32_t count, Rows& r) {
   const std::string what(fn);
   require(w >= 1, what + ": " + w_name + " must be at least 1");
   require(step >= 1, what + ": step must be at least 1");
@@ -219,16 +308,22 @@ Rows plan(cg_ctx* ctx, const char* fn, const char* w_name, bool gather, cg_buf o
   const u64 sparse_bits = mul_checked(n, w, fn), dense_bits = mul_checked(n, count, fn);
   const u64 sparse_words = sparse_bits / 64 + (sparse_bits % 64 != 0);
   const u64 dense_words = dense_bits / 64 + (dense_bits % 64 != 0);
-
-  Rows r{};
   r.in = cwords_of(ctx, in, 0, gather ? sparse_words : dense_words, fn);
   r.out = words_of(ctx, out, 0, gather ? dense_words : sparse_words, fn);
   require(out != in, what + ": out must not alias in");
-  if (count == 0) return r;
+  if (n == 0 || count == 0) return false;
 
   r.w = w;
   r.start = start;
+  r.step = step;
   r.count = count;
+  const unsigned twos = std::min(__builtin_ctz(w), 6);
+  const u64 period_words = w >> twos, period_rows = 64 >> twos;
+  if (period_words <= kMaxPeriod) {
+    r.period.assign(period_words, 0);
+    for (u64 e = 0; e < period_rows; e++)
+      for (u64 t = 0, bit = e * w + start; t < count; t++, bit += step) r.period[bit / 64] |= u64(1) << (bit % 64);
+  }
   r.per = step > 63 ? 1 : std::min<unsigned>(count, 63 / step + 1);
   r.stride = u64(r.per) * step;
   auto field = [step](unsigned bits, unsigned& span, u64& mask) {
@@ -239,38 +334,60 @@ Rows plan(cg_ctx* ctx, const char* fn, const char* w_name, bool gather, cg_buf o
   field(r.per, r.span, r.mask);
   r.last = count - (count - 1) / r.per * r.per;
   field(r.last, r.last_span, r.last_mask);
-  return r;
+  return true;
 }
 
-// Runs fn over [0, n) in chunks whose boundaries fall on word boundaries of
-// both streams, so that no two threads write the same word.
-void run(cg_ctx* ctx, const Rows& r, u64 n, RangeFn fn) {
+// Runs range(job, e0, e1) over the rows in chunks that start on word
+// boundaries of both streams, so that no two threads write the same word.
+template <class Ops, class Range>
+void run(cg_ctx* ctx, const Rows& r, u64 n, Range range) {
+  const Job<Ops> job(r);
   const u64 align = u64(64) >> std::min({__builtin_ctzll(r.w), __builtin_ctz(r.count), 6});
   const u64 units = n / align + (n % align != 0);
-  const u64 grain = std::max<u64>(1, (kGrain * 4) / align);
-  ctx->pool.parallel_for(units, grain, [&](u64 u0, u64 u1) { fn(r, u0 * align, u1 == units ? n : u1 * align); });
+  // A chunk covers at least 2^20 sparse bits: waking a thread costs more
+  // than moving fewer.
+  const u64 grain = std::max<u64>(1, (u64(1) << 20) / (align * r.w));
+  ctx->pool.parallel_for(units, grain, [&](u64 u0, u64 u1) { range(job, u0 * align, u1 == units ? n : u1 * align); });
 }
 
-// The field masks are runs of ones when step is 1 or a field is one bit.
-RangeFn pick(const Rows& r, RangeFn contiguous, RangeFn bmi2, RangeFn software) {
-  if (r.per == 1 || r.mask == low_mask(r.per)) return contiguous;
-  return fast_pext() ? bmi2 : software;
+// Shifts when every mask is a run of ones (one bit per row, or step 1 in
+// whole words), else pext where it is fast.
+enum class Kind { contiguous, bmi2, software };
+Kind pick(const Rows& r) {
+  bool runs = !r.period.empty() || (Contiguous::fits(r.mask) && Contiguous::fits(r.last_mask));
+  for (u64 m : r.period) runs = runs && Contiguous::fits(m);
+  if (runs) return Kind::contiguous;
+  return fast_pext() ? Kind::bmi2 : Kind::software;
 }
 
 }  // namespace
 
 void bits_gather(cg_ctx* ctx, cg_buf out, cg_buf in, u64 n, uint32_t w_in, uint32_t start, uint32_t step,
                  uint32_t count) {
-  const Rows r = plan(ctx, "cg_bits_gather", "w_in", true, out, in, n, w_in, start, step, count);
-  if (n == 0 || count == 0) return;
-  run(ctx, r, n, pick(r, gather_range<Contiguous>, gather_bmi2, gather_range<Software>));
+  Rows r{};
+  if (!plan(ctx, "cg_bits_gather", "w_in", true, out, in, n, w_in, start, step, count, r)) return;
+  switch (pick(r)) {
+    case Kind::contiguous:
+      return run<Contiguous>(ctx, r, n, gather_range<Contiguous>);
+    case Kind::bmi2:
+      return run<Bmi2>(ctx, r, n, gather_bmi2);
+    case Kind::software:
+      return run<Software>(ctx, r, n, gather_range<Software>);
+  }
 }
 
 void bits_scatter(cg_ctx* ctx, cg_buf out, cg_buf in, u64 n, uint32_t w_out, uint32_t start, uint32_t step,
                   uint32_t count) {
-  const Rows r = plan(ctx, "cg_bits_scatter", "w_out", false, out, in, n, w_out, start, step, count);
-  if (n == 0 || count == 0) return;
-  run(ctx, r, n, pick(r, scatter_range<Contiguous>, scatter_bmi2, scatter_range<Software>));
+  Rows r{};
+  if (!plan(ctx, "cg_bits_scatter", "w_out", false, out, in, n, w_out, start, step, count, r)) return;
+  switch (pick(r)) {
+    case Kind::contiguous:
+      return run<Contiguous>(ctx, r, n, scatter_range<Contiguous>);
+    case Kind::bmi2:
+      return run<Bmi2>(ctx, r, n, scatter_bmi2);
+    case Kind::software:
+      return run<Software>(ctx, r, n, scatter_range<Software>);
+  }
 }
 
 }  // namespace cg

@@ -16,7 +16,7 @@ namespace {
 // Micro-tile (registers), then the blocks that keep a packed B sliver in L1,
 // a packed A block in L2 and a packed B panel in L3. Tuned on a 2-core Zen 3.
 constexpr u64 MR = 2, NR = 8;
-constexpr u64 KC = 256, MC = 64, NC = 1024;
+constexpr u64 KC = 512, MC = 32, NC = 1024;
 // Below this many multiply-adds, waking the workers costs more than it saves.
 constexpr u64 kSerialWork = u64(1) << 19;
 // Splitting a matrix between threads repacks its operands once per part.

@@ -3,7 +3,6 @@
 // AES-NI, and a portable bitsliced one that is constant-time, since the key is
 // secret. The key schedule is computed once per call by the bitsliced S-box,
 // so it is constant-time on every path.
-#include <cpuid.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -24,49 +23,56 @@ using RoundKeys = uint8_t[11][16];
 // is then a rotation of nibbles within each 16-bit row, and the row below is
 // one 16-bit rotation away, which MixColumns needs.
 
-// The AES S-box on 64 bytes at once: the Boyar-Peralta circuit
-// (https://eprint.iacr.org/2009/191), 113 gates, no tables.
+// The AES S-box on 64 bytes at once, no tables: plane i holds bit i of every
+// byte. The S-box is inversion in GF(2^8) = GF(2)[x] / (x^8 + x^4 + x^3 + x + 1)
+// followed by an affine map (FIPS-197 5.1.1); the inverse is computed as
+// a^254 by the addition chain 2, 3, 6, 12, 15, 240, 252, 254 (four
+// multiplications, seven squarings), with 0 mapped to 0 as AES requires.
+
+// Reduction of a 15-coefficient product modulo the AES polynomial:
+// x^k = x^(k-8) (x^4 + x^3 + x + 1) for k >= 8.
+void gf_reduce(u64* p, u64* out) {
+  for (int k = 14; k >= 8; k--) {
+    p[k - 4] ^= p[k];
+    p[k - 5] ^= p[k];
+    p[k - 7] ^= p[k];
+    p[k - 8] ^= p[k];
+  }
+  for (int i = 0; i < 8; i++) out[i] = p[i];
+}
+
+void gf_mul(const u64* a, const u64* b, u64* out) {
+  u64 p[15] = {};
+  for (int i = 0; i < 8; i++)
+    for (int j = 0; j < 8; j++) p[i + j] ^= a[i] & b[j];
+  gf_reduce(p, out);
+}
+
+// Squaring is linear in GF(2^8): coefficient i moves to 2i.
+void gf_square(const u64* a, u64* out) {
+  u64 p[15] = {};
+  for (int i = 0; i < 8; i++) p[2 * i] = a[i];
+  gf_reduce(p, out);
+}
+
 void sbox(u64* q) {
-  const u64 x0 = q[7], x1 = q[6], x2 = q[5], x3 = q[4], x4 = q[3], x5 = q[2], x6 = q[1], x7 = q[0];
-
-  // Top linear layer.
-  const u64 y14 = x3 ^ x5, y13 = x0 ^ x6, y9 = x0 ^ x3, y8 = x0 ^ x5;
-  const u64 t0 = x1 ^ x2, y1 = t0 ^ x7, y4 = y1 ^ x3, y12 = y13 ^ y14;
-  const u64 y2 = y1 ^ x0, y5 = y1 ^ x6, y3 = y5 ^ y8, t1 = x4 ^ y12;
-  const u64 y15 = t1 ^ x5, y20 = t1 ^ x1, y6 = y15 ^ x7, y10 = y15 ^ t0;
-  const u64 y11 = y20 ^ y9, y7 = x7 ^ y11, y17 = y10 ^ y11, y19 = y10 ^ y8;
-  const u64 y16 = t0 ^ y11, y21 = y13 ^ y16, y18 = x0 ^ y16;
-
-  // Non-linear middle: inversion in GF(2^8) through GF(2^4).
-  const u64 t2 = y12 & y15, t3 = y3 & y6, t4 = t3 ^ t2, t5 = y4 & x7;
-  const u64 t6 = t5 ^ t2, t7 = y13 & y16, t8 = y5 & y1, t9 = t8 ^ t7;
-  const u64 t10 = y2 & y7, t11 = t10 ^ t7, t12 = y9 & y11, t13 = y14 & y17;
-  const u64 t14 = t13 ^ t12, t15 = y8 & y10, t16 = t15 ^ t12, t17 = t4 ^ t14;
-  const u64 t18 = t6 ^ t16, t19 = t9 ^ t14, t20 = t11 ^ t16, t21 = t17 ^ y20;
-  const u64 t22 = t18 ^ y19, t23 = t19 ^ y21, t24 = t20 ^ y18;
-  const u64 t25 = t21 ^ t22, t26 = t21 & t23, t27 = t24 ^ t26, t28 = t25 & t27;
-  const u64 t29 = t28 ^ t22, t30 = t23 ^ t24, t31 = t22 ^ t26, t32 = t31 & t30;
-  const u64 t33 = t32 ^ t24, t34 = t23 ^ t33, t35 = t27 ^ t33, t36 = t24 & t35;
-  const u64 t37 = t36 ^ t34, t38 = t27 ^ t36, t39 = t29 & t38, t40 = t25 ^ t39;
-  const u64 t41 = t40 ^ t37, t42 = t29 ^ t33, t43 = t29 ^ t40, t44 = t33 ^ t37;
-  const u64 t45 = t42 ^ t41;
-  const u64 z0 = t44 & y15, z1 = t37 & y6, z2 = t33 & x7, z3 = t43 & y16;
-  const u64 z4 = t40 & y1, z5 = t29 & y7, z6 = t42 & y11, z7 = t45 & y17;
-  const u64 z8 = t41 & y10, z9 = t44 & y12, z10 = t37 & y3, z11 = t33 & y4;
-  const u64 z12 = t43 & y13, z13 = t40 & y5, z14 = t29 & y2, z15 = t42 & y9;
-  const u64 z16 = t45 & y14, z17 = t41 & y8;
-
-  // Bottom linear layer, with the affine constant 0x63 folded in as NOTs.
-  const u64 t46 = z15 ^ z16, t47 = z10 ^ z11, t48 = z5 ^ z13, t49 = z9 ^ z10;
-  const u64 t50 = z2 ^ z12, t51 = z2 ^ z5, t52 = z7 ^ z8, t53 = z0 ^ z3;
-  const u64 t54 = z6 ^ z7, t55 = z16 ^ z17, t56 = z12 ^ t48, t57 = t50 ^ t53;
-  const u64 t58 = z4 ^ t46, t59 = z3 ^ t54, t60 = t46 ^ t57, t61 = z14 ^ t57;
-  const u64 t62 = t52 ^ t58, t63 = t49 ^ t58, t64 = z4 ^ t59, t65 = t61 ^ t62;
-  const u64 t66 = z1 ^ t63, t67 = t64 ^ t65;
-  const u64 s0 = t59 ^ t63, s6 = t56 ^ ~t62, s7 = t48 ^ ~t60, s3 = t53 ^ t66;
-  const u64 s4 = t51 ^ t66, s5 = t47 ^ t65, s1 = t64 ^ ~s3, s2 = t55 ^ ~t67;
-
-  q[7] = s0, q[6] = s1, q[5] = s2, q[4] = s3, q[3] = s4, q[2] = s5, q[1] = s6, q[0] = s7;
+  u64 x2[8], x3[8], x6[8], x12[8], x15[8], t[8], inv[8];
+  gf_square(q, x2);
+  gf_mul(x2, q, x3);
+  gf_square(x3, x6);
+  gf_square(x6, x12);
+  gf_mul(x12, x3, x15);
+  gf_square(x15, t);  // x^30
+  gf_square(t, t);    // x^60
+  gf_square(t, t);    // x^120
+  gf_square(t, t);    // x^240
+  gf_mul(t, x12, t);  // x^252
+  gf_mul(t, x2, inv); // x^254
+  // Affine map: bit i = b_i ^ b_(i+4) ^ b_(i+5) ^ b_(i+6) ^ b_(i+7) ^ c_i, c = 0x63.
+  for (int i = 0; i < 8; i++) {
+    u64 s = inv[i] ^ inv[(i + 4) & 7] ^ inv[(i + 5) & 7] ^ inv[(i + 6) & 7] ^ inv[(i + 7) & 7];
+    q[i] = (0x63 >> i) & 1 ? ~s : s;
+  }
 }
 
 inline u64 rotr(u64 x, int k) { return (x >> k) | (x << (64 - k)); }
@@ -229,6 +235,7 @@ __attribute__((target("aes,sse4.1"))) void ctr_aesni(const RoundKeys& rk, u64 hi
   }
 }
 
+// Two blocks per 256-bit register, sixteen in flight; the tail goes to AES-NI.
 __attribute__((target("vaes,avx2"))) void ctr_vaes(const RoundKeys& rk, u64 hi, u64 lo, u64 n, uint8_t* out) {
   __m256i k[11];
   for (int r = 0; r < 11; r++)
@@ -253,12 +260,6 @@ __attribute__((target("vaes,avx2"))) void ctr_vaes(const RoundKeys& rk, u64 hi, 
   if (j < n) ctr_aesni(rk, hi, lo + j, n - j, out + 16 * j);
 }
 
-bool has_vaes() {
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  static const bool v = has_avx2() && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 9));
-  return v;
-}
-
 // Blocks ctr + j, j < n, for a 128-bit counter (hi, lo): at most one wrap of
 // the low half, where the high half takes the carry.
 void ctr_run(Kernel kernel, const RoundKeys& rk, u64 hi, u64 lo, u64 n, uint8_t* out) {
@@ -267,8 +268,9 @@ void ctr_run(Kernel kernel, const RoundKeys& rk, u64 hi, u64 lo, u64 n, uint8_t*
   if (before_wrap < n) kernel(rk, hi + 1, 0, n - before_wrap, out + 16 * before_wrap);
 }
 
-// Blocks per chunk: a few tens of microseconds of AES-NI work.
-constexpr u64 kBlockGrain = 1 << 13;
+// Blocks per chunk: some 50 microseconds of work, which outweighs waking a
+// thread.
+constexpr u64 kGrainHardware = 1 << 15, kGrainPortable = 1 << 9;
 
 }  // namespace
 
@@ -301,7 +303,7 @@ void aes128_ctr(cg_ctx* ctx, cg_buf out, u64 out_off, u64 words, const uint8_t* 
     lo = lo << 8 | iv[8 + i];
   }
   const u64 full = words / 2;
-  ctx->pool.parallel_for(full, kBlockGrain, [&](u64 begin, u64 end) {
+  ctx->pool.parallel_for(full, kernel == ctr_portable ? kGrainPortable : kGrainHardware, [&](u64 begin, u64 end) {
     const u64 l = lo + begin;
     ctr_run(kernel, rk, hi + (l < lo), l, end - begin, dst + 16 * begin);
   });

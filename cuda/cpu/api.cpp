@@ -78,8 +78,9 @@ const char* cg_build_info(void) {
   static const std::string info = [] {
     std::string s = "{\"abi\":" + std::to_string(CG_ABI_VERSION) + ",\"backend\":\"cpu\",\"compiler\":\"g++ " +
                     __VERSION__ + "\",\"features\":{\"avx2\":" + (has_avx2() ? "true" : "false") +
-                    ",\"aesni\":" + (has_aesni() ? "true" : "false") + ",\"bmi2\":" +
-                    (has_bmi2() ? "true" : "false") + "}}";
+                    ",\"aesni\":" + (has_aesni() ? "true" : "false") + ",\"vaes\":" + (has_vaes() ? "true" : "false") +
+                    ",\"bmi2\":" + (has_bmi2() ? "true" : "false") + ",\"fast_pext\":" +
+                    (has_fast_pext() ? "true" : "false") + "}}";
     return s;
   }();
   return info.c_str();

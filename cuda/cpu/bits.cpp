@@ -6,7 +6,6 @@
 // words, and gather keeps their order, so for rows up to kMaxPeriod words a
 // gather is one pext per input word against a small table of masks, and a
 // scatter one pdep per output word. Wider rows are walked field by field.
-#include <cpuid.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -154,7 +153,7 @@ struct Rows {
   const u64* in;
   u64* out;
   u64 w;
-  unsigned start, step, count;
+  unsigned start, count;
   // Narrow rows: the selected bits of each word of one period.
   std::vector<u64> period;
   // Wide rows: the selected bits of a row cut into fields of `per` bits whose
@@ -277,22 +276,6 @@ __attribute__((target("bmi2"), flatten)) void scatter_bmi2(const Job<Bmi2>& j, u
   scatter_range(j, e0, e1);
 }
 
-// pext and pdep are microcoded on AMD before Zen 3 (family 19h), far slower
-// than the software stages.
-bool fast_pext() {
-  static const bool v = [] {
-    if (!has_bmi2()) return false;
-    unsigned a = 0, b = 0, c = 0, d = 0;
-    __get_cpuid(0, &a, &b, &c, &d);
-    const bool amd = b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163;  // "AuthenticAMD"
-    __get_cpuid(1, &a, &b, &c, &d);
-    unsigned family = (a >> 8) & 0xf;
-    if (family == 0xf) family += (a >> 20) & 0xff;
-    return !amd || family >= 0x19;
-  }();
-  return v;
-}
-
 // Validates a call and works out its geometry. The sparse side is `in` for a
 // gather and `out` for a scatter. Returns false for a call with nothing to do.
 bool plan(cg_ctx* ctx, const char* fn, const char* w_name, bool gather, cg_buf out, cg_buf in, u64 n, uint32_t w,
@@ -315,7 +298,6 @@ bool plan(cg_ctx* ctx, const char* fn, const char* w_name, bool gather, cg_buf o
 
   r.w = w;
   r.start = start;
-  r.step = step;
   r.count = count;
   const unsigned twos = std::min(__builtin_ctz(w), 6);
   const u64 period_words = w >> twos, period_rows = 64 >> twos;
@@ -357,7 +339,7 @@ Kind pick(const Rows& r) {
   bool runs = !r.period.empty() || (Contiguous::fits(r.mask) && Contiguous::fits(r.last_mask));
   for (u64 m : r.period) runs = runs && Contiguous::fits(m);
   if (runs) return Kind::contiguous;
-  return fast_pext() ? Kind::bmi2 : Kind::software;
+  return has_fast_pext() ? Kind::bmi2 : Kind::software;
 }
 
 }  // namespace

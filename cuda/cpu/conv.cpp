@@ -13,7 +13,8 @@ namespace cg {
 namespace {
 
 // Columns (images x output pixels) that one product should cover at least,
-// and the most scratch words the columns of a step may take beyond one image.
+// and the most scratch words (columns and output rows) a step of several
+// images may take; a single image takes what it needs.
 constexpr u64 kTargetColumns = 4096;
 constexpr u64 kScratchWords = u64(1) << 22;
 
@@ -124,11 +125,17 @@ Range inside(int64_t off, u64 stride, u64 size, u64 count) {
 // output pixel whose tap (ki, kj) reads inside the image (padding reads 0).
 template <class F>
 void taps(const Geom& g, u64 ki, u64 kj, F&& f) {
-  int64_t oy0 = int64_t(ki * g.dh) - int64_t(g.ph), ox0 = int64_t(kj * g.dw) - int64_t(g.pw);
-  Range ys = inside(oy0, g.sh, g.h, g.oh), xs = inside(ox0, g.sw, g.w, g.ow);
+  // Output (oy, ox) reads input (oy * sh + y0, ox * sw + x0).
+  int64_t y0 = int64_t(ki * g.dh) - int64_t(g.ph), x0 = int64_t(kj * g.dw) - int64_t(g.pw);
+  Range ys = inside(y0, g.sh, g.h, g.oh), xs = inside(x0, g.sw, g.w, g.ow);
+  u64 len = xs.hi - xs.lo;
   for (u64 oy = ys.lo; oy < ys.hi; oy++) {
-    u64 o = oy * g.ow + xs.lo, i = u64(int64_t(oy * g.sh) + oy0) * g.w + u64(int64_t(xs.lo * g.sw) + ox0);
-    for (u64 ox = xs.lo; ox < xs.hi; ox++, o++, i += g.sw) f(o, i);
+    u64 o = oy * g.ow + xs.lo, i = u64(int64_t(oy * g.sh) + y0) * g.w + u64(int64_t(xs.lo * g.sw) + x0);
+    // Unit stride, the common case, spelled out so that it vectorises.
+    if (g.sw == 1)
+      for (u64 t = 0; t < len; t++) f(o + t, i + t);
+    else
+      for (u64 t = 0; t < len; t++) f(o + t, i + t * g.sw);
   }
 }
 

@@ -1,6 +1,7 @@
 // The context's machinery: the thread pool, buffer handles, CPU features.
 #include <cpuid.h>
 
+#include <new>
 #include <string>
 
 #include "internal.hpp"
@@ -34,9 +35,10 @@ void Pool::worker(int) {
       n = job_n_;
       chunks = job_chunks_;
     }
-    for (u64 c; (c = next_chunk_.fetch_add(1)) < chunks;) (*job)(c * n / chunks, (c + 1) * n / chunks);
+    Error error = run_chunks(*job, n, chunks);
     {
       std::lock_guard<std::mutex> lock(mu_);
+      if (error.status != CG_OK && error_.status == CG_OK) error_ = error;
       if (--pending_ == 0) done_.notify_one();
     }
   }
@@ -61,18 +63,30 @@ void Pool::parallel_for(u64 n, u64 grain, const std::function<void(u64, u64)>& f
     generation_++;
   }
   wake_.notify_all();
-  // The calling thread takes chunks too; an exception here must still wait
-  // for the workers, which hold a pointer to fn.
-  Error error{CG_OK, ""};
-  try {
-    for (u64 c; (c = next_chunk_.fetch_add(1)) < chunks;) fn(c * n / chunks, (c + 1) * n / chunks);
-  } catch (const Error& e) {
-    error = e;
-  }
+  // The calling thread takes chunks too; a failure here must still wait for
+  // the workers, which hold a pointer to fn.
+  Error error = run_chunks(fn, n, chunks);
   std::unique_lock<std::mutex> lock(mu_);
   done_.wait(lock, [&] { return pending_ == 0; });
   job_ = nullptr;
+  if (error.status == CG_OK) error = error_;
+  error_ = Error{CG_OK, ""};
   if (error.status != CG_OK) throw error;
+}
+
+// Takes chunks until none are left. A failing chunk stops this thread's share;
+// the error travels back to the caller instead of ending the process.
+Error Pool::run_chunks(const std::function<void(u64, u64)>& fn, u64 n, u64 chunks) {
+  try {
+    for (u64 c; (c = next_chunk_.fetch_add(1)) < chunks;) fn(c * n / chunks, (c + 1) * n / chunks);
+  } catch (const Error& e) {
+    return e;
+  } catch (const std::bad_alloc&) {
+    return Error{CG_ENOMEM, "out of host memory in a worker thread"};
+  } catch (const std::exception& e) {
+    return Error{CG_EINTERNAL, std::string("internal error in a worker thread: ") + e.what()};
+  }
+  return Error{CG_OK, ""};
 }
 
 static std::string hex(u64 v) {
@@ -133,6 +147,23 @@ bool has_aesni() {
 }
 bool has_bmi2() {
   static const bool v = cpuid_reg(7, 0, 1) & (1u << 8);
+  return v;
+}
+bool has_vaes() {
+  static const bool v = has_avx2() && (cpuid_reg(7, 0, 2) & (1u << 9));
+  return v;
+}
+// pext and pdep are microcoded on AMD before Zen 3 (family 19h), far slower
+// than the software path.
+bool has_fast_pext() {
+  static const bool v = [] {
+    if (!has_bmi2()) return false;
+    const bool amd = cpuid_reg(0, 0, 1) == 0x68747541 && cpuid_reg(0, 0, 3) == 0x69746e65 &&
+                     cpuid_reg(0, 0, 2) == 0x444d4163;  // "AuthenticAMD"
+    unsigned eax = cpuid_reg(1, 0, 0), family = (eax >> 8) & 0xf;
+    if (family == 0xf) family += (eax >> 20) & 0xff;
+    return !amd || family >= 0x19;
+  }();
   return v;
 }
 

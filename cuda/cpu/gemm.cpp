@@ -194,13 +194,21 @@ void fast(cg_ctx* ctx, const Product& g) {
   u64 workers = small ? 1 : u64(ctx->pool.threads());
 
   // Split each matrix into parts so that the tasks share out evenly across
-  // the workers, cutting columns first (each task repacks its rows of A, which
-  // is cheap next to the product) and never into parts narrower than kMinPart.
+  // the workers, never into parts narrower than kMinPart. A task packs all of
+  // A for its columns and all of B for its rows, so cut the longer side: the
+  // operand that is packed again is then the smaller one.
   u64 parts = 1;
   if (workers > 1)
     while (g.batch * parts < workers || (g.batch * parts % workers != 0 && g.batch * parts < 4 * workers)) parts++;
-  u64 pn = std::min(parts, std::max<u64>(1, g.n / kMinPart));
-  u64 pm = std::min(ceil_div(parts, pn), std::max<u64>(1, g.m / kMinPart));
+  auto cut = [](u64 want, u64 len) { return std::min(want, std::max<u64>(1, len / kMinPart)); };
+  u64 pm, pn;
+  if (g.n >= g.m) {
+    pn = cut(parts, g.n);
+    pm = cut(ceil_div(parts, pn), g.m);
+  } else {
+    pm = cut(parts, g.m);
+    pn = cut(ceil_div(parts, pm), g.n);
+  }
   u64 tn = round_up(ceil_div(g.n, pn), NR), tm = round_up(ceil_div(g.m, pm), MR);
   pn = ceil_div(g.n, tn);
   pm = ceil_div(g.m, tm);

@@ -46,6 +46,7 @@ class Pool {
 
  private:
   void worker(int index);
+  Error run_chunks(const std::function<void(u64, u64)>& fn, u64 n, u64 chunks);
   int threads_;
   std::vector<std::thread> workers_;
   std::mutex mu_;
@@ -54,6 +55,7 @@ class Pool {
   u64 job_n_ = 0, job_chunks_ = 0;
   std::atomic<u64> next_chunk_{0};
   int pending_ = 0;
+  Error error_{CG_OK, ""};  // the first failure of a worker in the current job
   u64 generation_ = 0;
   bool stop_ = false;
 };
@@ -96,6 +98,8 @@ constexpr u64 kGrain = 1 << 15;
 bool has_avx2();
 bool has_aesni();
 bool has_bmi2();
+bool has_vaes();
+bool has_fast_pext();
 
 // Kernels implemented in their own translation units. Each validates its
 // arguments (throwing Error) before touching memory.

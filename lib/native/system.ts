@@ -23,7 +23,7 @@ export interface SystemInfo {
 export function backendInfo(device: Device): BackendInfo {
   const path = libraryPath(device);
   if (!libraryExists(device)) {
-    const reason = device === "cuda" ? "not built (needs nvcc)" : "not built (run `deno task build`)";
+    const reason = device === "cuda" ? "not built (needs nvcc and the CUDA sources)" : "not built (run `deno task build`)";
     return { device, available: false, path, reason };
   }
   try {

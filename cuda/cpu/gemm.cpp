@@ -18,7 +18,7 @@ namespace {
 constexpr u64 MR = 2, NR = 8;
 constexpr u64 KC = 512, MC = 32, NC = 1024;
 // Below this many multiply-adds, waking the workers costs more than it saves.
-constexpr u64 kSerialWork = u64(1) << 19;
+constexpr u64 kSerialWork = u64(1) << 17;
 // Splitting a matrix between threads repacks its operands once per part.
 constexpr u64 kMinPart = 32;
 

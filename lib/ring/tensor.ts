@@ -226,6 +226,30 @@ export class RingTensor {
     return this.#withDense((t) => t.backend.decodeFixed(t.handle, t.size, fracBits));
   }
 
+  /**
+   * The tensor's bytes as a view of native memory, for zero-copy network I/O,
+   * or null where the memory is not host-addressable (GPU). The view is valid
+   * until the tensor is disposed; writing to it writes the tensor.
+   */
+  hostBytes(): Uint8Array | null {
+    const ptr = this.backend.hostPointer(this.handle);
+    if (ptr === null || this.words === 0) return ptr === null ? null : new Uint8Array(0);
+    return new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(ptr, this.words * 8));
+  }
+
+  /** Copies a dense tensor's bytes to the host (a GPU tensor's too). */
+  toBytes(): Uint8Array {
+    const w = this.toBigUint64Array();
+    return new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
+  }
+
+  /** Overwrites a dense tensor from bytes (little-endian words). */
+  setBytes(bytes: Uint8Array): void {
+    if (bytes.length !== this.words * 8) throw new RangeError(`setBytes: ${bytes.length} bytes for ${this.words} words`);
+    const aligned = bytes.byteOffset % 8 === 0 ? bytes : bytes.slice();
+    this.backend.upload(this.handle, 0, new BigUint64Array(aligned.buffer, aligned.byteOffset, this.words));
+  }
+
   /** Packed bits as 0/1 numbers (for tests and small results). */
   toBits(): Uint8Array {
     this.#requireDtype("bit", "toBits");

@@ -1,0 +1,34 @@
+/**
+ * Input by one party (protocols.md): owner P_i sets share i = F(k_prev(i)),
+ * share next(i) = F(k_i) and sends share prev(i) = x - both to the two
+ * others. One round; 2 words per element, from the owner only.
+ */
+import type { Shape } from "../ring/shape.ts";
+import type { RingTensor } from "../ring/tensor.ts";
+import { AShare } from "./arithmetic.ts";
+import type { Party } from "./party.ts";
+import { exchange } from "./transfer.ts";
+
+/** Every party calls this; only the owner passes the value. */
+export async function shareInput(p: Party, owner: number, value: RingTensor | null, shape: Shape): Promise<AShare> {
+  const before = p.enter("input");
+  const c = p.rand.nonce();
+  const me = p.index;
+  try {
+    if (me === owner) {
+      if (!value) throw new Error(`party ${me} owns the input but passed no value`);
+      const cur = p.rand.draw("prev", shape, c), next = p.rand.draw("own", shape, c);
+      using both = cur.add(next);
+      using rest = value.sub(both);
+      await exchange(p.mesh, p.backend, [{ to: p.next, tensor: rest }, { to: p.prev, tensor: rest }], []);
+      return new AShare(p, cur, next);
+    }
+    // P_next(owner) holds (F(k_owner), rest); P_prev(owner) holds (rest, F(k_prev(owner))).
+    const [rest] = await exchange(p.mesh, p.backend, [], [{ from: owner, shape }]);
+    return me === (owner + 1) % 3
+      ? new AShare(p, p.rand.draw("prev", shape, c), rest)
+      : new AShare(p, rest, p.rand.draw("own", shape, c));
+  } finally {
+    p.enter(before);
+  }
+}

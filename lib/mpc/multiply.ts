@@ -1,0 +1,47 @@
+/**
+ * Multiplication of two sharings under any bilinear map o (elementwise
+ * product, matmul, convolution): z_i = x_i o (y_i + y_next(i)) + x_next(i) o y_i
+ * + a_i, with a_i a zero-share; P_i sends z_i to P_prev(i), so every party
+ * ends with (z_i, z_next(i)). Two local products, 1 round, 1 word per output
+ * element per party. The result has the product's scale: fixed-point values
+ * then need `truncate` by f.
+ */
+import type { RingTensor } from "../ring/tensor.ts";
+import type { Conv2dOptions } from "../ring/tensor.ts";
+import { AShare } from "./arithmetic.ts";
+import { exchange } from "./transfer.ts";
+import { truncate } from "./truncate.ts";
+
+export type Bilinear = (a: RingTensor, b: RingTensor) => RingTensor;
+
+export async function multiplyWith(x: AShare, y: AShare, op: Bilinear, step = "multiply"): Promise<AShare> {
+  const p = x.party;
+  const before = p.enter(step);
+  try {
+    let z: RingTensor;
+    {
+      using ySum = y.cur.add(y.next);
+      using t1 = op(x.cur, ySum);
+      using t2 = op(x.next, y.cur);
+      using t = t1.add(t2);
+      using a = p.rand.zeroShare(t.shape);
+      z = t.add(a);
+    }
+    const [zNext] = await exchange(p.mesh, p.backend, [{ to: p.prev, tensor: z }], [{ from: p.next, shape: z.shape }]);
+    return new AShare(p, z, zNext);
+  } finally {
+    p.enter(before);
+  }
+}
+
+/** Elementwise product (shapes equal or broadcastable as RingTensor.mul allows). */
+export const mul = (x: AShare, y: AShare) => multiplyWith(x, y, (a, b) => a.mul(b), "multiply");
+export const matmul = (x: AShare, y: AShare) => multiplyWith(x, y, (a, b) => a.matmul(b), "matmul");
+export const conv2d = (x: AShare, w: AShare, o: Conv2dOptions = {}) =>
+  multiplyWith(x, w, (a, b) => a.conv2d(b, o), "conv2d");
+
+/** Fixed-point product: multiply, then truncate by the party's f. 2 rounds, at most 2 words per element. */
+export async function mulFixed(x: AShare, y: AShare, op: Bilinear = (a, b) => a.mul(b)): Promise<AShare> {
+  using z = await multiplyWith(x, y, op);
+  return truncate(z, x.party.fracBits);
+}

@@ -1,0 +1,46 @@
+/**
+ * One party's view of a three-party computation: its index, its links to the
+ * other two, its native backend, its correlated randomness and the shared
+ * fixed-point precision.
+ */
+import type { Backend } from "../native/backend.ts";
+import type { Mesh } from "../net/mesh.ts";
+import { Randomness } from "./randomness.ts";
+
+export class Party {
+  private constructor(
+    readonly mesh: Mesh,
+    readonly backend: Backend,
+    readonly rand: Randomness,
+    readonly fracBits: number,
+  ) {}
+
+  get index(): number {
+    return this.mesh.party;
+  }
+  get next(): number {
+    return this.mesh.nextParty;
+  }
+  get prev(): number {
+    return this.mesh.prevParty;
+  }
+
+  /** Names the protocol step now running (for error messages) and returns the previous one. */
+  enter(step: string): string {
+    const before = this.mesh.step;
+    this.mesh.step = step;
+    return before;
+  }
+
+  /**
+   * The key setup round: P_i draws k_i from the OS CSPRNG and sends it to
+   * P_next(i), receiving k_prev(i) from P_prev(i).
+   */
+  static async setup(mesh: Mesh, backend: Backend, fracBits: number): Promise<Party> {
+    mesh.step = "key setup";
+    const own = crypto.getRandomValues(new Uint8Array(16));
+    const prev = new Uint8Array(16);
+    await mesh.round([{ to: mesh.nextParty, data: own }], [{ from: mesh.prevParty, into: prev }]);
+    return new Party(mesh, backend, new Randomness(backend, own, prev), fracBits);
+  }
+}

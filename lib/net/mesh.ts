@@ -140,10 +140,17 @@ export class Mesh {
       }, this.#recvTimeoutMs);
     });
     try {
+      // Frames to (and from) one peer go one after another on its stream;
+      // the two peers and the two directions run at once.
+      const inOrder = <T>(items: readonly T[], peer: (t: T) => number, fn: (t: T) => Promise<void>) =>
+        [0, 1, 2].map(async (j) => {
+          for (const t of items) if (peer(t) === j) await fn(t);
+        });
       await Promise.race([
         Promise.all([
-          ...sends.map((s) => this.#channel(s.to).send(r, s.data).catch((e) => this.#peerError(s.to, e, "sending"))),
-          ...recvs.map((x) => this.#channel(x.from).recvInto(r, x.into).catch((e) => this.#peerError(x.from, e, "receiving"))),
+          ...inOrder(sends, (s) => s.to, (s) => this.#channel(s.to).send(r, s.data).catch((e) => this.#peerError(s.to, e, "sending"))),
+          ...inOrder(recvs, (x) => x.from, (x) =>
+            this.#channel(x.from).recvInto(r, x.into).catch((e) => this.#peerError(x.from, e, "receiving"))),
         ]),
         timeout,
       ]);

@@ -1,0 +1,156 @@
+// Internals shared by the CUDA build's translation units: the context, buffer
+// handles, device memory, host staging and the error path. Entry points
+// (api.cu) catch cg::Error and turn it into a status and a message; kernels are
+// queued on the context's stream and checked at launch.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+// The ABI symbols are the only ones the library exports (-fvisibility=hidden).
+#pragma GCC visibility push(default)
+#include "../include/cryptgpu.h"
+#pragma GCC visibility pop
+
+#include "common.cuh"
+
+namespace cg {
+
+struct Error {
+  int status;
+  std::string message;
+};
+
+[[noreturn]] inline void fail(int status, std::string message) { throw Error{status, std::move(message)}; }
+inline void require(bool ok, const std::string& message) {
+  if (!ok) fail(CG_EINVAL, message);
+}
+
+struct Buffer {
+  u64* data = nullptr;  // device memory
+  u64 words = 0;
+  u64 handle = 0;  // 0 when the slot is free
+};
+
+}  // namespace cg
+
+struct cg_ctx {
+  std::mutex mu;
+  int device = 0;
+  int threads = 1;       // reported by cg_ctx_threads; host work is single-threaded
+  uint64_t serial = 0;   // distinguishes contexts inside handles
+  int sm_count = 1;
+  size_t smem_optin = 0;  // the most dynamic shared memory a block may opt into
+  cudaStream_t stream = nullptr;
+  cudaMemPool_t pool = nullptr;  // null where the device has no stream-ordered allocator
+  // Pinned host staging for transfers: two halves, so that filling one
+  // overlaps the copy of the other. done[i] is recorded after the last copy
+  // that touched half i.
+  uint8_t* staging = nullptr;
+  size_t staging_half = 0;
+  cudaEvent_t staging_done[2] = {nullptr, nullptr};
+  // CG_METHOD_AUTO's choice forced by CRYPTGPU_CUDA_AUTO at creation (tests and
+  // tuning); CG_METHOD_AUTO when unset.
+  int32_t forced_method = CG_METHOD_AUTO;
+  std::vector<cg::Buffer> slots;
+  std::vector<uint32_t> free_slots;
+  std::vector<uint32_t> generation;
+  uint64_t live_count = 0, live_words = 0;
+  std::string last_error;
+};
+
+namespace cg {
+
+// Handle layout: serial (16 bits) | generation (16 bits) | slot + 1 (32 bits).
+Buffer& lookup(cg_ctx* ctx, cg_buf handle, const char* what);
+// The device words of a buffer, checked to hold at least off + words words.
+u64* words_of(cg_ctx* ctx, cg_buf handle, u64 off, u64 words, const char* what);
+const u64* cwords_of(cg_ctx* ctx, cg_buf handle, u64 off, u64 words, const char* what);
+
+// Checked arithmetic for sizes computed from caller input.
+u64 mul_checked(u64 a, u64 b, const char* what);
+
+// A failed CUDA call as CG_EDEVICE, naming the function and the CUDA error.
+void check_cuda(cudaError_t e, const char* what);
+// Checks the launch just queued (bad configuration, no kernel image, or a
+// fault of earlier work).
+void check_launch(const char* what);
+
+// Blocks for a grid-stride kernel over `items`, `block` threads each.
+unsigned grid_for(const cg_ctx* ctx, u64 items, unsigned block);
+
+// Device memory in stream order: usable by work queued after the call,
+// released once the work queued before the free is done.
+void* device_alloc(cg_ctx* ctx, size_t bytes);  // nullptr when out of memory
+void device_free(cg_ctx* ctx, void* p);
+
+// Temporary device memory for one call, freed in stream order at scope end.
+class Scratch {
+ public:
+  Scratch(cg_ctx* ctx, size_t bytes, const char* what);
+  ~Scratch();
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(p_);
+  }
+
+ private:
+  cg_ctx* ctx_;
+  void* p_;
+};
+
+// Host transfers through the pinned staging halves. to_device calls
+// fill(staging, byte offset, bytes) to produce each chunk (a copy, or the
+// fixed-point encoding) and queues its copy; from_device waits for each chunk
+// and hands it to drain(staging, byte offset, bytes). A throwing fill stops
+// the transfer; chunks already queued stay queued.
+using Fill = std::function<void(uint8_t* dst, size_t off, size_t bytes)>;
+using Drain = std::function<void(const uint8_t* src, size_t off, size_t bytes)>;
+void to_device(cg_ctx* ctx, void* dev, size_t bytes, const Fill& fill, const char* what);
+void from_device(cg_ctx* ctx, const void* dev, size_t bytes, const Drain& drain, const char* what);
+
+// Device-side helpers used by several topics.
+void fill_words(cg_ctx* ctx, u64* dst, u64 words, u64 value, const char* what);
+
+// Kernels implemented in their own translation units. Each validates its
+// arguments (throwing Error) before queuing work.
+void binary(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, cg_buf b, u64 n, u64 nb, u64 inner);
+void scalar(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, u64 s, u64 n);
+void unary(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, u64 n, uint32_t k);
+void copy_strided(cg_ctx* ctx, cg_buf dst, u64 dst_off, const i64* dst_strides, cg_buf src, u64 src_off,
+                  const i64* src_strides, const u64* shape, uint32_t ndim);
+void sum_axis(cg_ctx* ctx, cg_buf out, cg_buf in, u64 outer, u64 d, u64 inner);
+void encode_fixed(cg_ctx* ctx, cg_buf out, const double* host, u64 n, uint32_t f);
+void decode_fixed(cg_ctx* ctx, double* host, cg_buf in, u64 n, uint32_t f);
+void matmul(cg_ctx* ctx, cg_buf out, cg_buf a, cg_buf b, u64 batch, u64 m, u64 n, u64 k, uint32_t flags,
+            int32_t method);
+// Raw product on validated device pointers, contiguous row-major:
+// c[m x n] (+)= op(a) . op(b). Used by matmul and the convolutions.
+void gemm(cg_ctx* ctx, u64* c, const u64* a, const u64* b, u64 m, u64 n, u64 k, bool trans_a, bool trans_b,
+          bool accumulate, int32_t method);
+
+void im2col(cg_ctx* ctx, cg_buf out, cg_buf in, const cg_conv2d* g);
+void col2im(cg_ctx* ctx, cg_buf out, cg_buf in, const cg_conv2d* g);
+void conv2d_forward(cg_ctx* ctx, cg_buf y, cg_buf x, cg_buf w, const cg_conv2d* g, uint32_t flags);
+void conv2d_backward_input(cg_ctx* ctx, cg_buf dx, cg_buf dy, cg_buf w, const cg_conv2d* g, uint32_t flags);
+void conv2d_backward_weight(cg_ctx* ctx, cg_buf dw, cg_buf x, cg_buf dy, const cg_conv2d* g, uint32_t flags);
+void sumpool2d_forward(cg_ctx* ctx, cg_buf y, cg_buf x, const cg_conv2d* g);
+void sumpool2d_backward(cg_ctx* ctx, cg_buf dx, cg_buf dy, const cg_conv2d* g);
+
+void aes128_ctr(cg_ctx* ctx, cg_buf out, u64 out_off, u64 words, const uint8_t* key, const uint8_t* iv,
+                int32_t impl);
+
+void bits_gather(cg_ctx* ctx, cg_buf out, cg_buf in, u64 n, uint32_t w_in, uint32_t start, uint32_t step,
+                 uint32_t count);
+void bits_scatter(cg_ctx* ctx, cg_buf out, cg_buf in, u64 n, uint32_t w_out, uint32_t start, uint32_t step,
+                  uint32_t count);
+
+}  // namespace cg

@@ -1,0 +1,42 @@
+/**
+ * Binary AND: z_i = (x_i & (y_i ^ y_next(i))) ^ (x_next(i) & y_i) ^ b_i with
+ * b_i a binary zero-share; P_i sends z_i to P_prev(i). Several independent
+ * ANDs share one round. 1 round; 1 bit per output bit per party (packed 64 to
+ * a word).
+ */
+import { BShare } from "./binary.ts";
+import type { Party } from "./party.ts";
+import { exchange } from "./transfer.ts";
+import type { RingTensor } from "../ring/tensor.ts";
+
+export async function andMany(p: Party, pairs: readonly [BShare, BShare][], step = "and"): Promise<BShare[]> {
+  const before = p.enter(step);
+  try {
+    const zs: RingTensor[] = pairs.map(([x, y]) => {
+      using ySum = y.cur.xor(y.next);
+      using t1 = x.cur.and(ySum);
+      using t2 = x.next.and(y.cur);
+      using t = t1.xor(t2);
+      using b = p.rand.zeroShareBits(t.shape, t.dtype);
+      return t.xor(b);
+    });
+    try {
+      const got = await exchange(
+        p.mesh,
+        p.backend,
+        zs.map((z) => ({ to: p.prev, tensor: z })),
+        zs.map((z) => ({ from: p.next, shape: z.shape, dtype: z.dtype })),
+      );
+      return zs.map((z, k) => new BShare(p, z, got[k]));
+    } catch (e) {
+      zs.forEach((z) => z.dispose());
+      throw e;
+    }
+  } finally {
+    p.enter(before);
+  }
+}
+
+export async function and(x: BShare, y: BShare): Promise<BShare> {
+  return (await andMany(x.party, [[x, y]]))[0];
+}

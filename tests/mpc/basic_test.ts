@@ -79,12 +79,12 @@ deviceTest("multiplication is exact mod 2^64: elementwise and matmul, 1 round, 1
   }
 });
 
-deviceTest("fixed-point multiply: within 2^-f per product plus the truncation's 1 ulp; 2 rounds, <= 2 words", async () => {
+deviceTest("fixed-point multiply: within 2^-f per product plus 1 ulp, apart from rare truncation failures; 2 rounds, <= 2 words", async () => {
   const rng = new Rng(73);
   const f = 20, n = 4000;
-  // magnitudes from tiny to large, both signs
-  const xs = Float64Array.from({ length: n }, (_, i) => (rng.int(2) ? 1 : -1) * (rng.int(1 << 20) / (1 << 20)) * 10 ** ((i % 7) - 3));
-  const ys = Float64Array.from({ length: n }, (_, i) => (rng.int(2) ? 1 : -1) * (rng.int(1 << 20) / (1 << 20)) * 10 ** (2 - (i % 5)));
+  // magnitudes from tiny to about 30, both signs
+  const xs = Float64Array.from({ length: n }, (_, i) => (rng.int(2) ? 1 : -1) * (rng.int(1 << 20) / (1 << 20)) * 2 ** ((i % 7) - 4));
+  const ys = Float64Array.from({ length: n }, (_, i) => (rng.int(2) ? 1 : -1) * (rng.int(1 << 20) / (1 << 20)) * 2 ** (2 - (i % 5)));
   const results = await runParties(async (p) => {
     using x = await shareInput(p, 0, p.index === 0 ? RingTensor.encode(p.backend, xs, f) : null, [n]);
     using y = await shareInput(p, 1, p.index === 1 ? RingTensor.encode(p.backend, ys, f) : null, [n]);
@@ -94,17 +94,48 @@ deviceTest("fixed-point multiply: within 2^-f per product plus the truncation's 
     using out = await reveal(z);
     return { z: out.decode(f), bytes: s1.bytesSent - s0.bytesSent, rounds: s1.rounds - s0.rounds, index: p.index };
   });
-  for (const r of results) {
-    assert.equal(r.rounds, 2);
-    assert.ok(r.bytes <= 2 * 8 * n, `party ${r.index} sent ${r.bytes} bytes`);
-    for (let i = 0; i < n; i++) {
-      // encoding error of each operand (2^-(f+1)) times the other, plus 1 ulp from truncation
-      const bound = (Math.abs(xs[i]) + Math.abs(ys[i]) + 1) * 2 ** -(f + 1) + 2 ** -f;
-      assert.ok(Math.abs(r.z[i] - xs[i] * ys[i]) <= bound, `${xs[i]} * ${ys[i]} = ${r.z[i]}`);
+  // Pi_trunc1 fails (a wildly wrong result) with probability about |z| / 2^64, z = xy 2^(2f):
+  // here |xy| <= 4, so about 2^-22 per element; more than 2 failures is a bug (p < 1e-9).
+  let failures = 0;
+  for (let i = 0; i < n; i++) {
+    const err = Math.abs(results[0].z[i] - xs[i] * ys[i]);
+    if (err > 2 ** 10) {
+      failures++;
+      continue;
     }
+    // encoding error of each operand (2^-(f+1)) times the other, plus 1 ulp from truncation
+    const bound = (Math.abs(xs[i]) + Math.abs(ys[i]) + 1) * 2 ** -(f + 1) + 2 ** -f;
+    assert.ok(err <= bound, `${xs[i]} * ${ys[i]} = ${results[0].z[i]}`);
   }
+  assert.ok(failures <= 2, `${failures} truncation failures`);
+  for (const r of results) assert.equal(r.rounds, 2);
   // bytes per party: P0 and P1 send 1 word in each round, P2 in the multiply only
   assert.deepEqual(results.map((r) => r.bytes), [2 * 8 * n, 2 * 8 * n, 8 * n]);
+});
+
+deviceTest("truncation failures occur at about |z| / 2^64 on 10^6 elements, and are reported", async () => {
+  const n = 1_000_000;
+  const rows: string[] = [];
+  for (const log2z of [50, 54, 58]) {
+    const z = 2n ** BigInt(log2z) + 12345n;
+    const results = await runParties(async (p) => {
+      using x = await shareInput(p, 0, p.index === 0 ? RingTensor.full(p.backend, [n], z) : null, [n]);
+      using t = await truncate(x, 20);
+      using r = await reveal(t);
+      return r.toBigInt64Array();
+    });
+    const exact = z >> 20n;
+    let failures = 0;
+    for (const v of results[0]) {
+      const d = v - exact;
+      if (d !== 0n && d !== 1n) failures++;
+    }
+    const expected = n * Number(z) / 2 ** 64;
+    rows.push(`|z| = 2^${log2z}: ${failures} failures in ${n}, expected about ${expected.toFixed(1)}`);
+    // Poisson: within 5 standard deviations (plus slack for the small case)
+    assert.ok(Math.abs(failures - expected) <= 5 * Math.sqrt(expected) + 3, rows.at(-1));
+  }
+  console.log(rows.join("\n"));
 });
 
 deviceTest("truncation of negative and positive values is exact up to 1 ulp, with every d", async () => {
@@ -121,11 +152,15 @@ deviceTest("truncation of negative and positive values is exact up to 1 ulp, wit
     }
     return out;
   });
+  // |z| < 2^39: a failure (probability about 2^-25 per element) is allowed once in the 10^4 results.
+  let failures = 0;
   [0, 1, 13, 20, 32].forEach((d, k) => {
     for (let i = 0; i < n; i++) {
       const exact = vals[i] >> BigInt(d); // floor
       const got = results[0][k][i];
-      assert.ok(got - exact === 0n || got - exact === 1n, `d=${d}: ${vals[i]} -> ${got}, floor ${exact}`);
+      if (got - exact !== 0n && got - exact !== 1n) failures++;
+      if (d === 0) assert.equal(got, vals[i]);
     }
   });
+  assert.ok(failures <= 1, `${failures} truncation failures`);
 });

@@ -75,8 +75,8 @@ void device_free(cg_ctx* ctx, void* p) {
     cudaFree(p);  // waits for the device: the work that used p is done
 }
 
-Scratch::Scratch(cg_ctx* ctx, size_t bytes, const char* what) : ctx_(ctx), p_(device_alloc(ctx, bytes)) {
-  if (!p_)
+Scratch::Scratch(cg_ctx* ctx, size_t bytes, const char* what) : ctx_(ctx), p_(bytes ? device_alloc(ctx, bytes) : nullptr) {
+  if (bytes && !p_)
     fail(CG_ENOMEM, std::string(what) + ": out of device memory for " + std::to_string(bytes) + " bytes of scratch");
 }
 

@@ -90,7 +90,8 @@ unsigned grid_for(const cg_ctx* ctx, u64 items, unsigned block);
 void* device_alloc(cg_ctx* ctx, size_t bytes);  // nullptr when out of memory
 void device_free(cg_ctx* ctx, void* p);
 
-// Temporary device memory for one call, freed in stream order at scope end.
+// Temporary device memory for one call, freed in stream order at scope end
+// (none for 0 bytes).
 class Scratch {
  public:
   Scratch(cg_ctx* ctx, size_t bytes, const char* what);

@@ -4,7 +4,7 @@
  * are local; everything that needs the network lives in its own protocol file.
  */
 import type { Shape } from "../ring/shape.ts";
-import type { RingTensor } from "../ring/tensor.ts";
+import { RingTensor } from "../ring/tensor.ts";
 import type { Party } from "./party.ts";
 
 export class AShare {
@@ -45,6 +45,24 @@ export class AShare {
   /** x * c for a public integer (or integer tensor) c; no truncation. */
   mulPublic(c: RingTensor | bigint): AShare {
     return this.map((s) => s.mul(c));
+  }
+
+  /** A view of [start, end) along an axis. */
+  slice(axis: number, start: number, end: number): AShare {
+    return this.map((s) => s.slice(axis, start, end));
+  }
+
+  /** Dense copies of both shares (after slicing or permuting). */
+  contiguous(): AShare {
+    return this.map((s) => s.contiguous());
+  }
+
+  static concat(parts: readonly AShare[], axis: number): AShare {
+    return new AShare(
+      parts[0].party,
+      RingTensor.concat(parts.map((x) => x.cur), axis),
+      RingTensor.concat(parts.map((x) => x.next), axis),
+    );
   }
 
   reshape(shape: Shape): AShare {

@@ -85,3 +85,10 @@ const roles: [Role, Role, Role] = [
     return [new AShare(p, RingTensor.zeros(p.backend, a.shape), mask), new AShare(p, s2, s0)];
   },
 ];
+
+/** [[b]] as an arithmetic 0/1 sharing shaped like `like` (a bit injection into 1). */
+export async function bitToArithmetic(b: BShare, like: AShare): Promise<AShare> {
+  using zero = like.map((s) => s.mul(0n));
+  using one = zero.addPublic(1n);
+  return await bitInject(b, one);
+}

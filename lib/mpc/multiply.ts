@@ -43,5 +43,5 @@ export const conv2d = (x: AShare, w: AShare, o: Conv2dOptions = {}) =>
 /** Fixed-point product: multiply, then truncate by the party's f. 2 rounds, at most 2 words per element. */
 export async function mulFixed(x: AShare, y: AShare, op: Bilinear = (a, b) => a.mul(b)): Promise<AShare> {
   using z = await multiplyWith(x, y, op);
-  return truncate(z, x.party.fracBits);
+  return await truncate(z, x.party.fracBits);
 }

@@ -5,7 +5,7 @@
  */
 import type { AShare } from "./arithmetic.ts";
 import type { BShare } from "./binary.ts";
-import { bitInject } from "./bitinject.ts";
+import { bitInject, bitToArithmetic } from "./bitinject.ts";
 import { msb } from "./msb.ts";
 
 /** ReLU(x), and the DReLU bits <1 - msb> kept for the backward pass if asked. */
@@ -18,13 +18,11 @@ export async function relu(x: AShare): Promise<AShare> {
 /** msb as returned by `msb` turned into the arithmetic 0/1 sharing of DReLU(x) = 1 - msb(x). */
 export async function drelu(x: AShare): Promise<AShare> {
   using sign = await msb(x);
-  return dreluFromSign(sign, x);
+  return await dreluFromSign(sign, x);
 }
 
 export async function dreluFromSign(sign: BShare, like: AShare): Promise<AShare> {
-  using zero = like.map((s) => s.mul(0n));
-  using one = zero.addPublic(1n);
-  using m = await bitInject(sign, one);
+  using m = await bitToArithmetic(sign, like);
   using negM = m.neg();
   return negM.addPublic(1n);
 }

@@ -1,0 +1,448 @@
+// The extern "C" entry points of the CUDA build: the context lock, the
+// device selection of the calling thread, argument checks that need no
+// kernel, device memory and host transfers, and the translation of cg::Error
+// into a status and cg_last_error's message.
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+#include <thread>
+
+#include "internal.cuh"
+
+using namespace cg;
+
+namespace {
+
+std::atomic<uint64_t> next_serial{1};
+std::string create_error;  // for cg_last_error(NULL); written only by a failing cg_ctx_create
+std::mutex create_mu;
+
+// Runs body under the context lock, on the context's device: calls arrive
+// from any thread (cg_sync from a worker), and the current device is
+// per-thread state of the CUDA runtime.
+template <class F>
+int guarded(cg_ctx* ctx, const char* name, F&& body) {
+  if (!ctx) return CG_ENULL;
+  std::lock_guard<std::mutex> lock(ctx->mu);
+  try {
+    check_cuda(cudaSetDevice(ctx->device), name);
+    body();
+    return CG_OK;
+  } catch (const Error& e) {
+    ctx->last_error = e.message;
+    return e.status;
+  } catch (const std::bad_alloc&) {
+    ctx->last_error = std::string(name) + ": out of host memory";
+    return CG_ENOMEM;
+  } catch (const std::exception& e) {
+    ctx->last_error = std::string(name) + ": internal error: " + e.what();
+    return CG_EINTERNAL;
+  }
+}
+
+void require_ptr(const void* p, const char* name, const char* what) {
+  if (!p) fail(CG_ENULL, std::string(name) + ": " + what + " is NULL");
+}
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) >= 0x20) out += c;
+  }
+  return out;
+}
+
+#define CG_STR2(x) #x
+#define CG_STR(x) CG_STR2(x)
+
+int set_create_error(int status, const std::string& message) {
+  std::lock_guard<std::mutex> lock(create_mu);
+  create_error = message;
+  return status;
+}
+
+// CRYPTGPU_CUDA_AUTO=naive|direct|fp64|int8 makes CG_METHOD_AUTO use that
+// method in the contexts created afterwards: for testing every method
+// through the convolutions, and for tuning the heuristic.
+bool forced_method(int32_t* out) {
+  const char* v = std::getenv("CRYPTGPU_CUDA_AUTO");
+  *out = CG_METHOD_AUTO;
+  if (!v || !*v || !std::strcmp(v, "auto")) return true;
+  const char* names[] = {"auto", "naive", "direct", "fp64", "int8"};
+  for (int32_t i = 1; i <= CG_METHOD_INT8; i++)
+    if (!std::strcmp(v, names[i])) {
+      *out = i;
+      return true;
+    }
+  return false;
+}
+
+// Releases what a context holds; safe on a partly built context.
+void destroy(cg_ctx* ctx) {
+  cudaSetDevice(ctx->device);
+  if (ctx->stream) cudaStreamSynchronize(ctx->stream);
+  for (Buffer& b : ctx->slots) device_free(ctx, b.data);
+  if (ctx->stream) cudaStreamSynchronize(ctx->stream);
+  if (ctx->pool) cudaMemPoolDestroy(ctx->pool);
+  for (cudaEvent_t e : ctx->staging_done)
+    if (e) cudaEventDestroy(e);
+  if (ctx->staging) cudaFreeHost(ctx->staging);
+  if (ctx->stream) cudaStreamDestroy(ctx->stream);
+  cudaGetLastError();
+  delete ctx;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* cg_build_info(void) {
+  // "aesni" names the CG_AES_NI path, which in this build is the GPU kernel.
+  static const char* info = "{\"abi\":" CG_STR(CG_ABI_VERSION) ",\"backend\":\"cuda\",\"compiler\":\"nvcc " CG_STR(
+      __CUDACC_VER_MAJOR__) "." CG_STR(__CUDACC_VER_MINOR__) "." CG_STR(__CUDACC_VER_BUILD__) " (cudart " CG_STR(CUDART_VERSION) ", host g++ " __VERSION__
+                            ")\",\"features\":{\"aesni\":true,\"fp64\":true,\"int8\":true}}";
+  return info;
+}
+
+int cg_device_count(int32_t* out) {
+  if (!out) return CG_ENULL;
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();
+    count = 0;  // no driver or no GPU: this build has no devices
+  }
+  *out = count;
+  return CG_OK;
+}
+
+int cg_device_info(int32_t device, char* buf, uint64_t len) {
+  if (!buf) return CG_ENULL;
+  if (len == 0) return CG_EINVAL;
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();
+    return CG_EDEVICE;
+  }
+  if (device < 0 || device >= count) return CG_EINVAL;
+  cudaDeviceProp p;
+  if (cudaGetDeviceProperties(&p, device) != cudaSuccess) {
+    cudaGetLastError();
+    return CG_EDEVICE;
+  }
+  std::string s = "{\"index\":" + std::to_string(device) + ",\"kind\":\"cuda\",\"name\":\"" + json_escape(p.name) +
+                  "\",\"memory_bytes\":" + std::to_string(p.totalGlobalMem) +
+                  ",\"sm\":" + std::to_string(p.multiProcessorCount) + ",\"compute_capability\":\"" +
+                  std::to_string(p.major) + "." + std::to_string(p.minor) +
+                  "\",\"methods\":[\"naive\",\"direct\",\"fp64\",\"int8\"]}";
+  std::snprintf(buf, len, "%s", s.c_str());
+  return CG_OK;
+}
+
+int cg_ctx_create(int32_t device, int32_t threads, cg_ctx** out) {
+  if (!out) return CG_ENULL;
+  *out = nullptr;
+  int count = 0;
+  cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    return set_create_error(CG_EDEVICE, std::string("cg_ctx_create: no usable CUDA device: ") + cudaGetErrorString(e));
+  }
+  if (device < 0 || device >= count)
+    return set_create_error(CG_EDEVICE, "cg_ctx_create: CUDA device " + std::to_string(device) + " does not exist (" +
+                                            std::to_string(count) + " present)");
+  cudaDeviceProp p;
+  if ((e = cudaGetDeviceProperties(&p, device)) != cudaSuccess) {
+    cudaGetLastError();
+    return set_create_error(CG_EDEVICE, std::string("cg_ctx_create: ") + cudaGetErrorString(e));
+  }
+  if (p.major < 8)
+    return set_create_error(CG_EDEVICE, "cg_ctx_create: device " + std::to_string(device) + " (" + p.name +
+                                            ") has compute capability " + std::to_string(p.major) + "." +
+                                            std::to_string(p.minor) + "; this build needs 8.0 or newer");
+  int32_t method;
+  if (!forced_method(&method))
+    return set_create_error(CG_EINVAL, std::string("cg_ctx_create: CRYPTGPU_CUDA_AUTO=") +
+                                           std::getenv("CRYPTGPU_CUDA_AUTO") +
+                                           " is not one of auto, naive, direct, fp64, int8");
+  cg_ctx* ctx;
+  try {
+    ctx = new cg_ctx();
+  } catch (const std::exception& ex) {
+    return set_create_error(CG_ENOMEM, std::string("cg_ctx_create: ") + ex.what());
+  }
+  ctx->device = device;
+  ctx->threads = threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  ctx->serial = next_serial.fetch_add(1);
+  ctx->sm_count = p.multiProcessorCount;
+  ctx->smem_optin = p.sharedMemPerBlockOptin;
+  ctx->forced_method = method;
+  auto step = [&](cudaError_t r, const char* what) {
+    if (r == cudaSuccess) return true;
+    cudaGetLastError();
+    set_create_error(CG_EDEVICE, std::string("cg_ctx_create: ") + what + ": " + cudaGetErrorString(r));
+    return false;
+  };
+  int pools = 0;
+  bool ok = step(cudaSetDevice(device), "selecting the device") &&
+            step(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking), "creating a stream") &&
+            step(cudaEventCreateWithFlags(&ctx->staging_done[0], cudaEventDisableTiming), "creating an event") &&
+            step(cudaEventCreateWithFlags(&ctx->staging_done[1], cudaEventDisableTiming), "creating an event") &&
+            step(cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device), "querying memory pools");
+  if (ok && pools) {
+    cudaMemPoolProps props;
+    std::memset(&props, 0, sizeof props);
+    props.allocType = cudaMemAllocationTypePinned;
+    props.handleTypes = cudaMemHandleTypeNone;
+    props.location.type = cudaMemLocationTypeDevice;
+    props.location.id = device;
+    // Freed memory stays in the pool for the next allocation instead of
+    // going back to the driver at every synchronisation.
+    uint64_t keep = ~uint64_t(0);
+    ok = step(cudaMemPoolCreate(&ctx->pool, &props), "creating a memory pool") &&
+         step(cudaMemPoolSetAttribute(ctx->pool, cudaMemPoolAttrReleaseThreshold, &keep), "configuring the pool");
+  }
+  if (!ok) {
+    destroy(ctx);
+    return CG_EDEVICE;
+  }
+  *out = ctx;
+  return CG_OK;
+}
+
+int cg_ctx_destroy(cg_ctx* ctx) {
+  if (!ctx) return CG_ENULL;
+  destroy(ctx);
+  return CG_OK;
+}
+
+const char* cg_last_error(const cg_ctx* ctx) {
+  if (!ctx) {
+    std::lock_guard<std::mutex> lock(create_mu);
+    return create_error.c_str();
+  }
+  return ctx->last_error.c_str();
+}
+
+int cg_sync(cg_ctx* ctx) {
+  return guarded(ctx, "cg_sync", [&] { check_cuda(cudaStreamSynchronize(ctx->stream), "cg_sync"); });
+}
+
+int cg_live_buffers(const cg_ctx* ctx, uint64_t* count, uint64_t* words) {
+  cg_ctx* c = const_cast<cg_ctx*>(ctx);
+  return guarded(c, "cg_live_buffers", [&] {
+    require_ptr(count, "cg_live_buffers", "count");
+    require_ptr(words, "cg_live_buffers", "words");
+    *count = c->live_count;
+    *words = c->live_words;
+  });
+}
+
+int cg_ctx_threads(const cg_ctx* ctx, int32_t* out) {
+  cg_ctx* c = const_cast<cg_ctx*>(ctx);
+  return guarded(c, "cg_ctx_threads", [&] {
+    require_ptr(out, "cg_ctx_threads", "out");
+    *out = c->threads;
+  });
+}
+
+int cg_alloc(cg_ctx* ctx, uint64_t words, cg_buf* out) {
+  return guarded(ctx, "cg_alloc", [&] {
+    require_ptr(out, "cg_alloc", "out");
+    *out = 0;
+    if (words > (uint64_t(1) << 40))
+      fail(CG_ENOMEM, "cg_alloc: " + std::to_string(words) + " words is more than this build allocates");
+    if (ctx->free_slots.empty() && ctx->slots.size() >= 0xfffffffeu) fail(CG_ENOMEM, "cg_alloc: too many live buffers");
+    void* p = device_alloc(ctx, words * 8);
+    if (!p) fail(CG_ENOMEM, "cg_alloc: could not allocate " + std::to_string(words) + " words of device memory");
+    uint32_t slot;
+    if (!ctx->free_slots.empty()) {
+      slot = ctx->free_slots.back();
+      ctx->free_slots.pop_back();
+    } else {
+      slot = uint32_t(ctx->slots.size());
+      ctx->slots.emplace_back();
+      ctx->generation.push_back(0);
+    }
+    uint32_t gen = ++ctx->generation[slot] & 0xffff;
+    uint64_t handle = ((ctx->serial & 0xffff) << 48) | (uint64_t(gen) << 32) | (uint64_t(slot) + 1);
+    ctx->slots[slot] = Buffer{static_cast<uint64_t*>(p), words, handle};
+    ctx->live_count++;
+    ctx->live_words += words;
+    *out = handle;
+  });
+}
+
+int cg_free(cg_ctx* ctx, cg_buf buf) {
+  return guarded(ctx, "cg_free", [&] {
+    Buffer& b = lookup(ctx, buf, "cg_free");
+    device_free(ctx, b.data);
+    ctx->live_count--;
+    ctx->live_words -= b.words;
+    ctx->free_slots.push_back(uint32_t((buf & 0xffffffffu) - 1));
+    b = Buffer{};
+  });
+}
+
+int cg_buf_words(cg_ctx* ctx, cg_buf buf, uint64_t* out) {
+  return guarded(ctx, "cg_buf_words", [&] {
+    require_ptr(out, "cg_buf_words", "out");
+    *out = lookup(ctx, buf, "cg_buf_words").words;
+  });
+}
+
+int cg_upload(cg_ctx* ctx, cg_buf dst, uint64_t dst_off, const void* host, uint64_t words) {
+  return guarded(ctx, "cg_upload", [&] {
+    if (words) require_ptr(host, "cg_upload", "host source");
+    u64* d = words_of(ctx, dst, dst_off, words, "cg_upload");
+    const uint8_t* src = static_cast<const uint8_t*>(host);
+    to_device(
+        ctx, d, words * 8, [&](uint8_t* stage, size_t off, size_t bytes) { std::memcpy(stage, src + off, bytes); },
+        "cg_upload");
+  });
+}
+
+int cg_download(cg_ctx* ctx, cg_buf src, uint64_t src_off, void* host, uint64_t words) {
+  return guarded(ctx, "cg_download", [&] {
+    if (words) require_ptr(host, "cg_download", "host destination");
+    const u64* s = cwords_of(ctx, src, src_off, words, "cg_download");
+    uint8_t* dst = static_cast<uint8_t*>(host);
+    from_device(
+        ctx, s, words * 8, [&](const uint8_t* stage, size_t off, size_t bytes) { std::memcpy(dst + off, stage, bytes); },
+        "cg_download");
+  });
+}
+
+int cg_copy(cg_ctx* ctx, cg_buf dst, uint64_t dst_off, cg_buf src, uint64_t src_off, uint64_t words) {
+  return guarded(ctx, "cg_copy", [&] {
+    u64* d = words_of(ctx, dst, dst_off, words, "cg_copy (dst)");
+    const u64* s = cwords_of(ctx, src, src_off, words, "cg_copy (src)");
+    if (d == s || words == 0) return;
+    if (dst == src && d < s + words && s < d + words)
+      fail(CG_EINVAL, "cg_copy: source and destination ranges overlap");
+    check_cuda(cudaMemcpyAsync(d, s, words * 8, cudaMemcpyDeviceToDevice, ctx->stream), "cg_copy");
+  });
+}
+
+int cg_fill(cg_ctx* ctx, cg_buf dst, uint64_t dst_off, uint64_t words, uint64_t value) {
+  return guarded(ctx, "cg_fill", [&] {
+    u64* d = words_of(ctx, dst, dst_off, words, "cg_fill");
+    fill_words(ctx, d, words, value, "cg_fill");
+  });
+}
+
+int cg_host_pointer(cg_ctx* ctx, cg_buf buf, void** out) {
+  return guarded(ctx, "cg_host_pointer", [&] {
+    require_ptr(out, "cg_host_pointer", "out");
+    *out = nullptr;
+    lookup(ctx, buf, "cg_host_pointer");
+    fail(CG_EUNSUPPORTED, "cg_host_pointer: buffers of the CUDA build live in device memory");
+  });
+}
+
+int cg_binary(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, cg_buf b, uint64_t n, uint64_t nb, uint64_t inner) {
+  return guarded(ctx, "cg_binary", [&] { binary(ctx, op, out, a, b, n, nb, inner); });
+}
+
+int cg_scalar(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, uint64_t s, uint64_t n) {
+  return guarded(ctx, "cg_scalar", [&] { scalar(ctx, op, out, a, s, n); });
+}
+
+int cg_unary(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, uint64_t n, uint32_t k) {
+  return guarded(ctx, "cg_unary", [&] { unary(ctx, op, out, a, n, k); });
+}
+
+int cg_copy_strided(cg_ctx* ctx, cg_buf dst, uint64_t dst_off, const int64_t* dst_strides, cg_buf src,
+                    uint64_t src_off, const int64_t* src_strides, const uint64_t* shape, uint32_t ndim) {
+  return guarded(ctx, "cg_copy_strided",
+                 [&] { copy_strided(ctx, dst, dst_off, dst_strides, src, src_off, src_strides, shape, ndim); });
+}
+
+int cg_sum_axis(cg_ctx* ctx, cg_buf out, cg_buf in, uint64_t outer, uint64_t d, uint64_t inner) {
+  return guarded(ctx, "cg_sum_axis", [&] { sum_axis(ctx, out, in, outer, d, inner); });
+}
+
+int cg_im2col(cg_ctx* ctx, cg_buf out, cg_buf in, const cg_conv2d* g) {
+  return guarded(ctx, "cg_im2col", [&] {
+    require_ptr(g, "cg_im2col", "geometry");
+    im2col(ctx, out, in, g);
+  });
+}
+
+int cg_col2im(cg_ctx* ctx, cg_buf out, cg_buf in, const cg_conv2d* g) {
+  return guarded(ctx, "cg_col2im", [&] {
+    require_ptr(g, "cg_col2im", "geometry");
+    col2im(ctx, out, in, g);
+  });
+}
+
+int cg_matmul(cg_ctx* ctx, cg_buf out, cg_buf a, cg_buf b, uint64_t batch, uint64_t m, uint64_t n, uint64_t k,
+              uint32_t flags, int32_t method) {
+  return guarded(ctx, "cg_matmul", [&] { matmul(ctx, out, a, b, batch, m, n, k, flags, method); });
+}
+
+int cg_conv2d_forward(cg_ctx* ctx, cg_buf y, cg_buf x, cg_buf weight, const cg_conv2d* g, uint32_t flags) {
+  return guarded(ctx, "cg_conv2d_forward", [&] {
+    require_ptr(g, "cg_conv2d_forward", "geometry");
+    conv2d_forward(ctx, y, x, weight, g, flags);
+  });
+}
+
+int cg_conv2d_backward_input(cg_ctx* ctx, cg_buf dx, cg_buf dy, cg_buf weight, const cg_conv2d* g,
+                             uint32_t flags) {
+  return guarded(ctx, "cg_conv2d_backward_input", [&] {
+    require_ptr(g, "cg_conv2d_backward_input", "geometry");
+    conv2d_backward_input(ctx, dx, dy, weight, g, flags);
+  });
+}
+
+int cg_conv2d_backward_weight(cg_ctx* ctx, cg_buf dweight, cg_buf x, cg_buf dy, const cg_conv2d* g,
+                              uint32_t flags) {
+  return guarded(ctx, "cg_conv2d_backward_weight", [&] {
+    require_ptr(g, "cg_conv2d_backward_weight", "geometry");
+    conv2d_backward_weight(ctx, dweight, x, dy, g, flags);
+  });
+}
+
+int cg_sumpool2d_forward(cg_ctx* ctx, cg_buf y, cg_buf x, const cg_conv2d* g) {
+  return guarded(ctx, "cg_sumpool2d_forward", [&] {
+    require_ptr(g, "cg_sumpool2d_forward", "geometry");
+    sumpool2d_forward(ctx, y, x, g);
+  });
+}
+
+int cg_sumpool2d_backward(cg_ctx* ctx, cg_buf dx, cg_buf dy, const cg_conv2d* g) {
+  return guarded(ctx, "cg_sumpool2d_backward", [&] {
+    require_ptr(g, "cg_sumpool2d_backward", "geometry");
+    sumpool2d_backward(ctx, dx, dy, g);
+  });
+}
+
+int cg_bits_gather(cg_ctx* ctx, cg_buf out, cg_buf in, uint64_t n, uint32_t w_in, uint32_t start, uint32_t step,
+                   uint32_t count) {
+  return guarded(ctx, "cg_bits_gather", [&] { bits_gather(ctx, out, in, n, w_in, start, step, count); });
+}
+
+int cg_bits_scatter(cg_ctx* ctx, cg_buf out, cg_buf in, uint64_t n, uint32_t w_out, uint32_t start,
+                    uint32_t step, uint32_t count) {
+  return guarded(ctx, "cg_bits_scatter", [&] { bits_scatter(ctx, out, in, n, w_out, start, step, count); });
+}
+
+int cg_aes128_ctr(cg_ctx* ctx, cg_buf out, uint64_t out_off, uint64_t words, const uint8_t* key,
+                  const uint8_t* iv, int32_t impl) {
+  return guarded(ctx, "cg_aes128_ctr", [&] { aes128_ctr(ctx, out, out_off, words, key, iv, impl); });
+}
+
+int cg_encode_fixed(cg_ctx* ctx, cg_buf out, const double* host, uint64_t n, uint32_t f) {
+  return guarded(ctx, "cg_encode_fixed", [&] { encode_fixed(ctx, out, host, n, f); });
+}
+
+int cg_decode_fixed(cg_ctx* ctx, double* host, cg_buf in, uint64_t n, uint32_t f) {
+  return guarded(ctx, "cg_decode_fixed", [&] { decode_fixed(ctx, host, in, n, f); });
+}
+
+}  // extern "C"

@@ -1,0 +1,59 @@
+import assert from "node:assert/strict";
+import { RingTensor } from "../../lib/ring/tensor.ts";
+import { shareInput } from "../../lib/mpc/input.ts";
+import { reveal } from "../../lib/mpc/reveal.ts";
+import { maxLastAxis, maxRounds } from "../../lib/mpc/max.ts";
+import { greaterEqual, lessThan } from "../../lib/mpc/compare.ts";
+import { deviceTest, Rng } from "../helpers.ts";
+import { runParties } from "./harness.ts";
+
+deviceTest("comparisons are exact on fixed-point values, including equal ones", async () => {
+  const rng = new Rng(90);
+  const n = 1000, f = 20;
+  const xs = Float64Array.from({ length: n }, () => (rng.int(2001) - 1000) / 8);
+  const ys = Float64Array.from({ length: n }, (_, i) => (i % 5 === 0 ? xs[i] : (rng.int(2001) - 1000) / 8));
+  const results = await runParties(async (p) => {
+    using x = await shareInput(p, 0, p.index === 0 ? RingTensor.encode(p.backend, xs, f) : null, [n]);
+    using y = await shareInput(p, 1, p.index === 1 ? RingTensor.encode(p.backend, ys, f) : null, [n]);
+    using lt = await lessThan(x, y);
+    using ge = await greaterEqual(x, y);
+    using a = await reveal(lt);
+    using b = await reveal(ge);
+    return [a.toBigInt64Array(), b.toBigInt64Array()];
+  });
+  for (let i = 0; i < n; i++) {
+    assert.equal(results[2][0][i], xs[i] < ys[i] ? 1n : 0n, `${xs[i]} < ${ys[i]}`);
+    assert.equal(results[2][1][i], xs[i] >= ys[i] ? 1n : 0n);
+  }
+});
+
+deviceTest("max and argmax over the last axis are exact on distinct values, 11 rounds a level", async () => {
+  const rng = new Rng(91);
+  const f = 20;
+  for (const d of [1, 2, 3, 5, 10, 16]) {
+    const rows = 7;
+    const xs = new Float64Array(rows * d);
+    for (let r = 0; r < rows; r++) {
+      const perm = [...Array(d).keys()].sort(() => rng.int(3) - 1);
+      for (let j = 0; j < d; j++) xs[r * d + j] = (perm[j] - d / 2) * 3.25 + (rng.int(2) ? 0.5 : -100);
+    }
+    const results = await runParties(async (p) => {
+      using x = await shareInput(p, 2, p.index === 2 ? RingTensor.encode(p.backend, xs, f, [rows, d]) : null, [rows, d]);
+      const r0 = p.mesh.rounds;
+      const { max, argmax } = await maxLastAxis(x, true);
+      const rounds = p.mesh.rounds - r0;
+      using m = max, am = argmax!;
+      using rm = await reveal(m);
+      using ra = await reveal(am);
+      return { max: rm.decode(f), argmax: ra.toBigInt64Array(), rounds };
+    });
+    const r = results[0];
+    assert.equal(r.rounds, maxRounds(d), `rounds for d=${d}`);
+    for (let row = 0; row < rows; row++) {
+      const slice = Array.from(xs.subarray(row * d, (row + 1) * d));
+      const best = Math.max(...slice), at = slice.indexOf(best);
+      assert.equal(r.max[row], best, `max of row ${row}, d=${d}`);
+      for (let j = 0; j < d; j++) assert.equal(r.argmax[row * d + j], j === at ? 1n : 0n, `argmax d=${d} row ${row}`);
+    }
+  }
+});

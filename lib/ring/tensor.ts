@@ -727,6 +727,11 @@ function checkGeometry(g: Conv2dGeometry, what: string): void {
   }
 }
 
+/** Output shape of a pooling window over an NCHW input (stride defaults to the window). */
+export function poolOutputShape(input: Shape, kernel: [number, number], o: Conv2dOptions = {}): number[] {
+  return outputShape(poolGeometry(input, kernel, o));
+}
+
 export function outputShape(g: Conv2dGeometry): [number, number, number, number] {
   const oh = Math.floor((g.h + 2 * g.ph - g.dh * (g.kh - 1) - 1) / g.sh) + 1;
   const ow = Math.floor((g.w + 2 * g.pw - g.dw * (g.kw - 1) - 1) / g.sw) + 1;

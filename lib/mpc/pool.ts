@@ -1,0 +1,90 @@
+/**
+ * Pooling on sharings. Sum pooling is local; average pooling multiplies by
+ * the public fixed-point 1/k^2 and truncates (1 round). Max pooling gathers
+ * each window (local im2col of both shares) and runs the max tree over the
+ * k*k entries (11 rounds a level); training keeps the window's one-hot argmax
+ * for the backward pass.
+ */
+import { encodeFixed } from "../ring/fixed.ts";
+import { RingTensor } from "../ring/tensor.ts";
+import { type Conv2dOptions, poolOutputShape } from "../ring/tensor.ts";
+import { AShare } from "./arithmetic.ts";
+import { maxLastAxis } from "./max.ts";
+import { truncate } from "./truncate.ts";
+
+export function sumPool2d(x: AShare, kernel: [number, number], o: Conv2dOptions = {}): AShare {
+  return x.map((s) => s.sumPool2d(kernel, o));
+}
+
+export async function avgPool2d(x: AShare, kernel: [number, number], o: Conv2dOptions = {}): Promise<AShare> {
+  const p = x.party;
+  using sum = sumPool2d(x, kernel, o);
+  using scaled = sum.mulPublic(encodeFixed(1 / (kernel[0] * kernel[1]), p.fracBits));
+  return await truncate(scaled, p.fracBits);
+}
+
+export interface MaxPoolResult {
+  y: AShare;
+  /** [n, c, oh*ow, kh*kw] one-hot of each window's maximum (training). */
+  argmax?: AShare;
+}
+
+/**
+ * Max pooling. Padding takes no part in the maximum: padded window entries
+ * get a public large negative value before the comparison.
+ */
+export async function maxPool2d(
+  x: AShare,
+  kernel: [number, number],
+  o: Conv2dOptions & { withArgmax?: boolean } = {},
+): Promise<MaxPoolResult> {
+  const p = x.party;
+  const [n, c, h, w] = x.shape;
+  const kk = kernel[0] * kernel[1];
+  // [n, c*kk, L] -> [n, c, kk, L] -> [n, c, L, kk]
+  using cols = x.map((s) => s.im2col(kernel, o));
+  const L = cols.shape[2];
+  using windows = cols.map((s) => {
+    using r = s.reshape([n, c, kk, L]);
+    using t = r.permute([0, 1, 3, 2]);
+    return t.contiguous();
+  });
+  let input = windows;
+  using padded = hasPadding(o) ? windows.addPublic(paddingPenalty(p.backend, [n, c, h, w], kernel, o)) : null;
+  if (padded) input = padded;
+  const { max, argmax } = await maxLastAxis(input, o.withArgmax ?? false);
+  using m = max;
+  const [, , oh, ow] = poolOutputShape([n, c, h, w], kernel, o);
+  return { y: m.reshape([n, c, oh, ow]), argmax };
+}
+
+function hasPadding(o: Conv2dOptions): boolean {
+  const pad = o.padding ?? 0;
+  return typeof pad === "number" ? pad > 0 : pad[0] > 0 || pad[1] > 0;
+}
+
+/**
+ * Added at padded window entries: -2^50 in the ring (-2^(50-f) as a real), far
+ * below any activation while differences stay clear of 2^63.
+ */
+const PADDING_PENALTY = 1n << 50n;
+
+/** The penalty at padded window entries, 0 elsewhere: [n, c, L, kk]. */
+function paddingPenalty(
+  backend: RingTensor["backend"],
+  [n, c, h, w]: number[],
+  kernel: [number, number],
+  o: Conv2dOptions,
+): RingTensor {
+  const kk = kernel[0] * kernel[1];
+  using ones = RingTensor.full(backend, [1, 1, h, w], 1n);
+  using inside = ones.im2col(kernel, o); // [1, kk, L]: 1 inside the image, 0 in the padding
+  using outside = inside.sub(1n); // 0 inside, -1 in the padding
+  using big = outside.mul(PADDING_PENALTY);
+  const L = inside.shape[2];
+  using r = big.reshape([1, 1, kk, L]);
+  using t = r.permute([0, 1, 3, 2]);
+  using tc = t.contiguous();
+  using zeros = RingTensor.zeros(backend, [n, c, L, kk]);
+  return zeros.add(tc);
+}

@@ -6,6 +6,8 @@ import { Command, CommanderError } from "commander";
 import { infoCommand } from "./info.ts";
 import { benchCommand } from "./bench.ts";
 import { demoCommand } from "./demo.ts";
+import { localCommand } from "./local.ts";
+import { certsCommand } from "./certs.ts";
 import { errorLine } from "./output.ts";
 
 const program = new Command()
@@ -18,6 +20,8 @@ const program = new Command()
 program.addCommand(infoCommand());
 program.addCommand(benchCommand());
 program.addCommand(demoCommand());
+program.addCommand(localCommand());
+program.addCommand(certsCommand());
 
 try {
   await program.parseAsync(Deno.args, { from: "user" });

@@ -1,0 +1,129 @@
+/**
+ * The protocol benchmark, run by each of the three parties: time, bytes sent
+ * per element per party and rounds of every protocol at several sizes, with
+ * the operation alone timed (inputs are shared before the clock starts), and
+ * the communication modelled on the paper's LAN (1.25 GB/s, 0.2 ms a round).
+ */
+import { RingTensor } from "../lib/ring/tensor.ts";
+import type { AShare } from "../lib/mpc/arithmetic.ts";
+import { shareInput } from "../lib/mpc/input.ts";
+import { matmul, mulFixed } from "../lib/mpc/multiply.ts";
+import { truncate } from "../lib/mpc/truncate.ts";
+import { msb } from "../lib/mpc/msb.ts";
+import { relu } from "../lib/mpc/relu.ts";
+import { maxLastAxis } from "../lib/mpc/max.ts";
+import { exp } from "../lib/mpc/exp.ts";
+import { reciprocal } from "../lib/mpc/reciprocal.ts";
+import { softmax } from "../lib/mpc/softmax.ts";
+import type { Party } from "../lib/mpc/party.ts";
+
+export const LAN = { bytesPerSecond: 1.25e9, roundSeconds: 0.2e-3 };
+
+interface Case {
+  name: string;
+  /** Largest size this protocol runs at by default (the costly ones stop earlier). */
+  maxSize: number;
+  /** Input values (the clear values party 0 shares) for n elements. */
+  input: (n: number) => { values: Float64Array; shape: number[] };
+  run: (x: AShare) => Promise<{ dispose(): void }>;
+}
+
+/** Benchmark inputs (public test data, not secrets). */
+const uniform = (n: number, lo: number, hi: number) => Float64Array.from({ length: n }, () => lo + Math.random() * (hi - lo));
+
+const cases: Case[] = [
+  { name: "fixed-point multiply (x * x)", maxSize: 1e7, input: (n) => ({ values: uniform(n, -4, 4), shape: [n] }), run: (x) => mulFixed(x, x) },
+  { name: "truncate", maxSize: 1e7, input: (n) => ({ values: uniform(n, -1e3, 1e3), shape: [n] }), run: (x) => truncate(x, 8) },
+  { name: "msb", maxSize: 1e7, input: (n) => ({ values: uniform(n, -1e3, 1e3), shape: [n] }), run: (x) => msb(x) },
+  { name: "ReLU", maxSize: 1e7, input: (n) => ({ values: uniform(n, -1e3, 1e3), shape: [n] }), run: (x) => relu(x) },
+  { name: "max over rows of 10", maxSize: 1e6, input: (n) => ({ values: uniform(n, -50, 50), shape: [n / 10, 10] }), run: async (x) => (await maxLastAxis(x)).max },
+  { name: "exp", maxSize: 1e6, input: (n) => ({ values: uniform(n, -20, 0), shape: [n] }), run: (x) => exp(x) },
+  { name: "reciprocal, Y = 200", maxSize: 1e6, input: (n) => ({ values: uniform(n, 1, 200), shape: [n] }), run: (x) => reciprocal(x, 200) },
+  { name: "softmax over rows of 10", maxSize: 1e6, input: (n) => ({ values: uniform(n, -10, 10), shape: [n / 10, 10] }), run: (x) => softmax(x) },
+];
+
+export interface ProtocolRow {
+  protocol: string;
+  elements: number;
+  /** The slowest party's time. */
+  seconds: number;
+  /** Bytes sent per element: the most any party sent, and the average over parties. */
+  bytesPerElementMax: number;
+  bytesPerElementMean: number;
+  rounds: number;
+  /** Rounds and the busiest party's bytes on the paper's LAN. */
+  lanSeconds: number;
+}
+
+export interface ProtocolBenchOptions {
+  sizes?: number[];
+  only?: string[];
+  progress?: (line: string) => void;
+}
+
+/** Every party runs this; party 0 gets the rows, the others an empty list. */
+export async function protocolBench(p: Party, o: ProtocolBenchOptions = {}): Promise<ProtocolRow[]> {
+  const sizes = o.sizes ?? [1e3, 1e4, 1e5, 1e6];
+  const rows: ProtocolRow[] = [];
+  const selected = cases.filter((c) => !o.only || o.only.some((s) => c.name.toLowerCase().includes(s.toLowerCase())));
+  const measure = async (name: string, elements: number, op: () => Promise<{ dispose(): void }>) => {
+    await barrier(p);
+    const s0 = p.mesh.stats();
+    const t0 = performance.now();
+    const out = await op();
+    await p.backend.sync();
+    const seconds = (performance.now() - t0) / 1000;
+    const s1 = p.mesh.stats();
+    out.dispose();
+    const stats = await gather(p, [seconds, s1.bytesSent - s0.bytesSent, s1.rounds - s0.rounds]);
+    if (!stats) return;
+    const bytes = stats.map((s) => s[1]);
+    const rounds = stats[0][2];
+    const row: ProtocolRow = {
+      protocol: name,
+      elements,
+      seconds: Math.max(...stats.map((s) => s[0])),
+      bytesPerElementMax: Math.max(...bytes) / elements,
+      bytesPerElementMean: bytes.reduce((a, b) => a + b, 0) / 3 / elements,
+      rounds,
+      lanSeconds: rounds * LAN.roundSeconds + Math.max(...bytes) / LAN.bytesPerSecond,
+    };
+    rows.push(row);
+    o.progress?.(`${name}, ${elements} elements: ${row.seconds.toFixed(3)} s`);
+  };
+
+  for (const c of selected) {
+    for (const n of sizes.filter((s) => s <= c.maxSize)) {
+      const { values, shape } = c.input(n);
+      using x = await shareInput(p, 0, p.index === 0 ? RingTensor.encode(p.backend, values, p.fracBits, shape) : null, shape);
+      await measure(c.name, n, () => c.run(x));
+    }
+  }
+  if (!o.only || o.only.some((s) => "matmul".includes(s.toLowerCase()))) {
+    const d = 512;
+    const values = uniform(d * d, -1, 1);
+    using a = await shareInput(p, 0, p.index === 0 ? RingTensor.encode(p.backend, values, p.fracBits, [d, d]) : null, [d, d]);
+    using b = await shareInput(p, 1, p.index === 1 ? RingTensor.encode(p.backend, values, p.fracBits, [d, d]) : null, [d, d]);
+    await measure("fixed-point matmul 512x512x512", d * d, () => mulFixed(a, b, (u, v) => u.matmul(v)));
+    await measure("matmul 512x512x512 (no truncation)", d * d, () => matmul(a, b));
+  }
+  return rows;
+}
+
+/** A round in which every party sends one byte to every other: all start together. */
+async function barrier(p: Party): Promise<void> {
+  const others = [p.next, p.prev];
+  await p.mesh.round(others.map((to) => ({ to, data: new Uint8Array(1) })), others.map((from) => ({ from, into: new Uint8Array(1) })));
+}
+
+/** Party 0 receives every party's numbers; the others get null. Not counted in the measurement. */
+async function gather(p: Party, mine: number[]): Promise<number[][] | null> {
+  const data = new Uint8Array(Float64Array.from(mine).buffer);
+  if (p.index === 0) {
+    const got = [new Uint8Array(data.length), new Uint8Array(data.length)];
+    await p.mesh.round([], [{ from: 1, into: got[0] }, { from: 2, into: got[1] }]);
+    return [mine, ...got.map((g) => Array.from(new Float64Array(g.buffer)))];
+  }
+  await p.mesh.round([{ to: 0, data }], []);
+  return null;
+}

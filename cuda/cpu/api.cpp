@@ -124,6 +124,7 @@ int cg_ctx_create(int32_t device, int32_t threads, cg_ctx** out) {
 int cg_ctx_destroy(cg_ctx* ctx) {
   if (!ctx) return CG_ENULL;
   for (Buffer& b : ctx->slots) std::free(b.data);
+  cache_clear(ctx);
   delete ctx;
   return CG_OK;
 }
@@ -165,8 +166,7 @@ int cg_alloc(cg_ctx* ctx, uint64_t words, cg_buf* out) {
     if (words > (uint64_t(1) << 40))
       fail(CG_ENOMEM, "cg_alloc: " + std::to_string(words) + " words is more than this build allocates");
     // 64-byte alignment for vector kernels; at least one word so data is never NULL.
-    size_t bytes = ((std::max<uint64_t>(words, 1) * 8 + 63) / 64) * 64;
-    void* p = std::aligned_alloc(64, bytes);
+    void* p = block_alloc(ctx, block_bytes(words));
     if (!p) fail(CG_ENOMEM, "cg_alloc: could not allocate " + std::to_string(words) + " words");
     uint32_t slot;
     if (!ctx->free_slots.empty()) {
@@ -174,7 +174,7 @@ int cg_alloc(cg_ctx* ctx, uint64_t words, cg_buf* out) {
       ctx->free_slots.pop_back();
     } else {
       if (ctx->slots.size() >= 0xfffffffeu) {
-        std::free(p);
+        block_free(ctx, p, block_bytes(words));
         fail(CG_ENOMEM, "cg_alloc: too many live buffers");
       }
       slot = uint32_t(ctx->slots.size());
@@ -193,7 +193,7 @@ int cg_alloc(cg_ctx* ctx, uint64_t words, cg_buf* out) {
 int cg_free(cg_ctx* ctx, cg_buf buf) {
   return guarded(ctx, "cg_free", [&] {
     Buffer& b = lookup(ctx, buf, "cg_free");
-    std::free(b.data);
+    block_free(ctx, b.data, block_bytes(b.words));
     ctx->live_count--;
     ctx->live_words -= b.words;
     ctx->free_slots.push_back(uint32_t((buf & 0xffffffffu) - 1));

@@ -1,6 +1,9 @@
 // The context's machinery: the thread pool, buffer handles, CPU features.
 #include <cpuid.h>
 
+#include <algorithm>
+#include <cstdlib>
+
 #include <new>
 #include <string>
 
@@ -116,6 +119,44 @@ u64* words_of(cg_ctx* ctx, cg_buf handle, u64 off, u64 words, const char* what) 
 
 const u64* cwords_of(cg_ctx* ctx, cg_buf handle, u64 off, u64 words, const char* what) {
   return words_of(ctx, handle, off, words, what);
+}
+
+// At most this much freed memory stays cached per context.
+constexpr size_t kCacheLimit = size_t(1) << 30;
+
+size_t block_bytes(u64 words) { return ((std::max<u64>(words, 1) * 8 + 63) / 64) * 64; }
+
+void* block_alloc(cg_ctx* ctx, size_t bytes) {
+  auto it = ctx->cache.find(bytes);
+  if (it != ctx->cache.end() && !it->second.empty()) {
+    void* p = it->second.back();
+    it->second.pop_back();
+    ctx->cached_bytes -= bytes;
+    return p;
+  }
+  void* p = std::aligned_alloc(64, bytes);
+  if (!p && ctx->cached_bytes) {  // give the cache back and try once more
+    cache_clear(ctx);
+    p = std::aligned_alloc(64, bytes);
+  }
+  return p;
+}
+
+void block_free(cg_ctx* ctx, void* p, size_t bytes) {
+  if (bytes > kCacheLimit / 4) {
+    std::free(p);
+    return;
+  }
+  while (ctx->cached_bytes + bytes > kCacheLimit && !ctx->cache.empty()) cache_clear(ctx);
+  ctx->cache[bytes].push_back(p);
+  ctx->cached_bytes += bytes;
+}
+
+void cache_clear(cg_ctx* ctx) {
+  for (auto& [bytes, blocks] : ctx->cache)
+    for (void* p : blocks) std::free(p);
+  ctx->cache.clear();
+  ctx->cached_bytes = 0;
 }
 
 u64 mul_checked(u64 a, u64 b, const char* what) {

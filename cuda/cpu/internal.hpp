@@ -9,6 +9,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <thread>
 #include <vector>
 
@@ -78,6 +79,10 @@ struct cg_ctx {
   std::vector<uint32_t> generation;
   uint64_t live_count = 0, live_words = 0;
   std::string last_error;
+  // Freed blocks kept for reuse, by size: protocols free and allocate
+  // same-sized temporaries all the time, and fresh pages cost a page fault each.
+  std::unordered_map<size_t, std::vector<void*>> cache;
+  size_t cached_bytes = 0;
 };
 
 namespace cg {
@@ -87,6 +92,12 @@ Buffer& lookup(cg_ctx* ctx, cg_buf handle, const char* what);
 // The words of a buffer, checked to hold at least off + words words.
 u64* words_of(cg_ctx* ctx, cg_buf handle, u64 off, u64 words, const char* what);
 const u64* cwords_of(cg_ctx* ctx, cg_buf handle, u64 off, u64 words, const char* what);
+
+// Host memory blocks through the context's cache (64-byte aligned).
+void* block_alloc(cg_ctx* ctx, size_t bytes);
+void block_free(cg_ctx* ctx, void* p, size_t bytes);
+void cache_clear(cg_ctx* ctx);
+size_t block_bytes(u64 words);
 
 // Checked arithmetic for sizes computed from caller input.
 u64 mul_checked(u64 a, u64 b, const char* what);

@@ -24,14 +24,14 @@ async function privately(values: Float64Array, shape: number[], fn: (p: Party, x
   return results[0];
 }
 
-deviceTest("exp within 6e-4 on [-45, 0], near 0 below -512, 29 rounds", async () => {
+deviceTest("exp within 2e-4 on [-45, 0] (the paper: 6e-4), near 0 below -512, 28 rounds", async () => {
   const xs = Float64Array.from({ length: 901 }, (_, i) => -i / 20); // 0 .. -45
   const far = Float64Array.of(-512.5, -600, -1000, -5000);
   const r = await privately(Float64Array.from([...xs, ...far]), [905], (_p, x) => exp(x));
   assert.equal(r.rounds, EXP_ROUNDS);
   let worst = 0;
   for (let i = 0; i < xs.length; i++) worst = Math.max(worst, Math.abs(r.y[i] - Math.exp(xs[i])));
-  assert.ok(worst <= 6e-4, `max error ${worst}`);
+  assert.ok(worst <= 2e-4, `max error ${worst}`);
   for (let i = 0; i < far.length; i++) assert.ok(Math.abs(r.y[xs.length + i]) <= 1e-5, `exp(${far[i]}) = ${r.y[xs.length + i]}`);
 });
 

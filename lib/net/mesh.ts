@@ -65,6 +65,11 @@ export class Mesh {
   rounds = 0;
   /** The protocol step now running, for error messages. */
   step = "setup";
+  /**
+   * Sees every payload this party receives, after the round completes: the
+   * party's whole view of the other parties, for audits and privacy tests.
+   */
+  onReceive: ((from: number, payload: Uint8Array) => void) | null = null;
   #channels: (Channel | null)[];
   #recvTimeoutMs: number;
   #failed: Error | null = null;
@@ -161,6 +166,7 @@ export class Mesh {
     } finally {
       clearTimeout(timer);
     }
+    if (this.onReceive) for (const x of recvs) this.onReceive(x.from, x.into);
   }
 
   #channel(peer: number): Channel {

@@ -29,17 +29,43 @@ interface Case {
 }
 
 /** Benchmark inputs (public test data, not secrets). */
-const uniform = (n: number, lo: number, hi: number) => Float64Array.from({ length: n }, () => lo + Math.random() * (hi - lo));
+const uniform = (n: number, lo: number, hi: number) =>
+  Float64Array.from({ length: n }, () => lo + Math.random() * (hi - lo));
 
 const cases: Case[] = [
-  { name: "fixed-point multiply (x * x)", maxSize: 1e7, input: (n) => ({ values: uniform(n, -4, 4), shape: [n] }), run: (x) => mulFixed(x, x) },
-  { name: "truncate", maxSize: 1e7, input: (n) => ({ values: uniform(n, -1e3, 1e3), shape: [n] }), run: (x) => truncate(x, 8) },
+  {
+    name: "fixed-point multiply (x * x)",
+    maxSize: 1e7,
+    input: (n) => ({ values: uniform(n, -4, 4), shape: [n] }),
+    run: (x) => mulFixed(x, x),
+  },
+  {
+    name: "truncate",
+    maxSize: 1e7,
+    input: (n) => ({ values: uniform(n, -1e3, 1e3), shape: [n] }),
+    run: (x) => truncate(x, 8),
+  },
   { name: "msb", maxSize: 1e7, input: (n) => ({ values: uniform(n, -1e3, 1e3), shape: [n] }), run: (x) => msb(x) },
   { name: "ReLU", maxSize: 1e7, input: (n) => ({ values: uniform(n, -1e3, 1e3), shape: [n] }), run: (x) => relu(x) },
-  { name: "max over rows of 10", maxSize: 1e6, input: (n) => ({ values: uniform(n, -50, 50), shape: [n / 10, 10] }), run: async (x) => (await maxLastAxis(x)).max },
+  {
+    name: "max over rows of 10",
+    maxSize: 1e6,
+    input: (n) => ({ values: uniform(n, -50, 50), shape: [n / 10, 10] }),
+    run: async (x) => (await maxLastAxis(x)).max,
+  },
   { name: "exp", maxSize: 1e6, input: (n) => ({ values: uniform(n, -20, 0), shape: [n] }), run: (x) => exp(x) },
-  { name: "reciprocal, Y = 200", maxSize: 1e6, input: (n) => ({ values: uniform(n, 1, 200), shape: [n] }), run: (x) => reciprocal(x, 200) },
-  { name: "softmax over rows of 10", maxSize: 1e6, input: (n) => ({ values: uniform(n, -10, 10), shape: [n / 10, 10] }), run: (x) => softmax(x) },
+  {
+    name: "reciprocal, Y = 200",
+    maxSize: 1e6,
+    input: (n) => ({ values: uniform(n, 1, 200), shape: [n] }),
+    run: (x) => reciprocal(x, 200),
+  },
+  {
+    name: "softmax over rows of 10",
+    maxSize: 1e6,
+    input: (n) => ({ values: uniform(n, -10, 10), shape: [n / 10, 10] }),
+    run: (x) => softmax(x),
+  },
 ];
 
 export interface ProtocolRow {
@@ -95,15 +121,26 @@ export async function protocolBench(p: Party, o: ProtocolBenchOptions = {}): Pro
   for (const c of selected) {
     for (const n of sizes.filter((s) => s <= c.maxSize)) {
       const { values, shape } = c.input(n);
-      using x = await shareInput(p, 0, p.index === 0 ? RingTensor.encode(p.backend, values, p.fracBits, shape) : null, shape);
+      using x = await shareInput(
+        p,
+        0,
+        p.index === 0 ? RingTensor.encode(p.backend, values, p.fracBits, shape) : null,
+        shape,
+      );
       await measure(c.name, n, () => c.run(x));
     }
   }
   if (!o.only || o.only.some((s) => "matmul".includes(s.toLowerCase()))) {
     const d = 512;
     const values = uniform(d * d, -1, 1);
-    using a = await shareInput(p, 0, p.index === 0 ? RingTensor.encode(p.backend, values, p.fracBits, [d, d]) : null, [d, d]);
-    using b = await shareInput(p, 1, p.index === 1 ? RingTensor.encode(p.backend, values, p.fracBits, [d, d]) : null, [d, d]);
+    using a = await shareInput(p, 0, p.index === 0 ? RingTensor.encode(p.backend, values, p.fracBits, [d, d]) : null, [
+      d,
+      d,
+    ]);
+    using b = await shareInput(p, 1, p.index === 1 ? RingTensor.encode(p.backend, values, p.fracBits, [d, d]) : null, [
+      d,
+      d,
+    ]);
     await measure("fixed-point matmul 512x512x512", d * d, () => mulFixed(a, b, (u, v) => u.matmul(v)));
     await measure("matmul 512x512x512 (no truncation)", d * d, () => matmul(a, b));
   }
@@ -113,7 +150,10 @@ export async function protocolBench(p: Party, o: ProtocolBenchOptions = {}): Pro
 /** A round in which every party sends one byte to every other: all start together. */
 async function barrier(p: Party): Promise<void> {
   const others = [p.next, p.prev];
-  await p.mesh.round(others.map((to) => ({ to, data: new Uint8Array(1) })), others.map((from) => ({ from, into: new Uint8Array(1) })));
+  await p.mesh.round(
+    others.map((to) => ({ to, data: new Uint8Array(1) })),
+    others.map((from) => ({ from, into: new Uint8Array(1) })),
+  );
 }
 
 /** Party 0 receives every party's numbers; the others get null. Not counted in the measurement. */

@@ -68,11 +68,26 @@ export async function ringBench(backend: Backend, options: RingBenchOptions = {}
     say(`elementwise on ${n} words`);
     const copy = await time(() => backend.copy(out, 0, a, 0, n));
     const copyRate = (2 * bytes) / copy.seconds;
-    rows.push({ group: "elementwise", name: "memcpy (reference)", size: mib(bytes), ...copy, rate: copyRate, unit: "B/s" });
+    rows.push({
+      group: "elementwise",
+      name: "memcpy (reference)",
+      size: mib(bytes),
+      ...copy,
+      rate: copyRate,
+      unit: "B/s",
+    });
     for (const op of ["add", "xor", "mul"] as const) {
       const t = await time(() => backend.binary(op, out, a, b, n, n, 1));
       const rate = (3 * bytes) / t.seconds;
-      rows.push({ group: "elementwise", name: `${op} a, b`, size: mib(bytes), ...t, rate, unit: "B/s", vsReference: rate / copyRate });
+      rows.push({
+        group: "elementwise",
+        name: `${op} a, b`,
+        size: mib(bytes),
+        ...t,
+        rate,
+        unit: "B/s",
+        vsReference: rate / copyRate,
+      });
     }
     const bias = alloc(1024);
     const tb = await time(() => backend.binary("add", out, a, bias, n, 1024, 1));
@@ -113,14 +128,12 @@ export async function ringBench(backend: Backend, options: RingBenchOptions = {}
     }
 
     // Convolution layers of the paper's networks.
-    const cases: Conv2dCase[] = quick
-      ? [conv("LeNet conv2, batch 64", [64, 20, 12, 12], [50, 5, 5])]
-      : [
-        conv("LeNet conv1, batch 64", [64, 1, 28, 28], [20, 5, 5]),
-        conv("LeNet conv2, batch 64", [64, 20, 12, 12], [50, 5, 5]),
-        conv("AlexNet-CIFAR conv2, batch 8", [8, 96, 8, 8], [256, 5, 5], 1, 2),
-        conv("ResNet-50 3x3, batch 1", [1, 64, 56, 56], [64, 3, 3], 1, 1),
-      ];
+    const cases: Conv2dCase[] = quick ? [conv("LeNet conv2, batch 64", [64, 20, 12, 12], [50, 5, 5])] : [
+      conv("LeNet conv1, batch 64", [64, 1, 28, 28], [20, 5, 5]),
+      conv("LeNet conv2, batch 64", [64, 20, 12, 12], [50, 5, 5]),
+      conv("AlexNet-CIFAR conv2, batch 8", [8, 96, 8, 8], [256, 5, 5], 1, 2),
+      conv("ResNet-50 3x3, batch 1", [1, 64, 56, 56], [64, 3, 3], 1, 1),
+    ];
     for (const { name, g } of cases) {
       say(`conv2d ${name}`);
       const [, oc, oh, ow] = outputShape(g);
@@ -134,7 +147,15 @@ export async function ringBench(backend: Backend, options: RingBenchOptions = {}
       ] as const;
       for (const [pass, fn] of quick ? passes.slice(0, 1) : passes) {
         const t = await time(fn, 20);
-        rows.push({ group: "conv2d", name: `${name}, ${pass}`, method: "auto", size, ...t, rate: macs / t.seconds, unit: "MAC/s" });
+        rows.push({
+          group: "conv2d",
+          name: `${name}, ${pass}`,
+          method: "auto",
+          size,
+          ...t,
+          rate: macs / t.seconds,
+          unit: "MAC/s",
+        });
       }
     }
 
@@ -165,7 +186,14 @@ export async function ringBench(backend: Backend, options: RingBenchOptions = {}
     // Bit compaction for the msb circuit: bytes of input words read per second.
     const bn = quick ? 1 << 20 : 1 << 23;
     const bitsIn = alloc(bn), bitsOut = alloc(Math.ceil((bn * 32) / 64));
-    for (const [name, start, step, count] of [["pack bit 63", 63, 1, 1], ["odd bits (step 2, 32 per word)", 1, 2, 32]] as const) {
+    for (
+      const [name, start, step, count] of [["pack bit 63", 63, 1, 1], [
+        "odd bits (step 2, 32 per word)",
+        1,
+        2,
+        32,
+      ]] as const
+    ) {
       say(`bits ${name}`);
       const t = await time(() => backend.bitsGather(bitsOut, bitsIn, bn, 64, start, step, count));
       rows.push({ group: "bits", name, size: mib(bn * 8), ...t, rate: (bn * 8) / t.seconds, unit: "B/s" });

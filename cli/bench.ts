@@ -72,12 +72,22 @@ async function runProtocols(opts: PartyFlags & { maxSize: string; only?: string;
 }
 
 function protocolsMarkdown(
-  record: { device: string; threads: number; tls: boolean; date: string; commit: string; dirty: boolean; machine: { cpu: string; cores: number } },
+  record: {
+    device: string;
+    threads: number;
+    tls: boolean;
+    date: string;
+    commit: string;
+    dirty: boolean;
+    machine: { cpu: string; cores: number };
+  },
   rows: ProtocolRow[],
 ): string {
   const head = `# Protocol benchmark, three parties, ${record.device} build\n\n` +
     `${record.machine.cpu}, ${record.machine.cores} cores shared by the three parties (${record.threads} native threads each); ` +
-    `${record.tls ? "mutual TLS" : "plain TCP"} on loopback; commit ${record.commit}${record.dirty ? " (uncommitted changes)" : ""}; ${record.date}.\n` +
+    `${record.tls ? "mutual TLS" : "plain TCP"} on loopback; commit ${record.commit}${
+      record.dirty ? " (uncommitted changes)" : ""
+    }; ${record.date}.\n` +
     `Bytes are payload bytes sent per element per party (most / mean over the parties). ` +
     `"LAN" is what those rounds and the busiest party's bytes take on the paper's LAN (1.25 GB/s, 0.2 ms a round), communication only.\n\n`;
   const body = rows.map((r) => [
@@ -89,7 +99,8 @@ function protocolsMarkdown(
     String(r.rounds),
     r.lanSeconds.toFixed(4),
   ]);
-  return head + table(["protocol", "elements", "time (s)", "bytes/elem max", "bytes/elem mean", "rounds", "LAN (s)"], body) + "\n";
+  return head +
+    table(["protocol", "elements", "time (s)", "bytes/elem max", "bytes/elem mean", "rounds", "LAN (s)"], body) + "\n";
 }
 
 export async function runRing(opts: RingOptions): Promise<void> {
@@ -101,7 +112,14 @@ export async function runRing(opts: RingOptions): Promise<void> {
   try {
     const progress = opts.json ? undefined : (line: string) => console.error(`  ${line}`);
     const rows = await ringBench(backend, { quick: opts.quick, progress });
-    const record = { suite: "ring", device: opts.device, threads: backend.threads, quick: !!opts.quick, ...(await provenance()), rows };
+    const record = {
+      suite: "ring",
+      device: opts.device,
+      threads: backend.threads,
+      quick: !!opts.quick,
+      ...(await provenance()),
+      rows,
+    };
     const md = ringMarkdown(record, rows);
     if (opts.json) console.log(JSON.stringify(record, null, 2));
     else console.log(md);
@@ -115,7 +133,14 @@ export async function runRing(opts: RingOptions): Promise<void> {
 }
 
 function ringMarkdown(
-  record: { device: string; threads: number; date: string; commit: string; dirty: boolean; machine: { cpu: string; cores: number } },
+  record: {
+    device: string;
+    threads: number;
+    date: string;
+    commit: string;
+    dirty: boolean;
+    machine: { cpu: string; cores: number };
+  },
   rows: Row[],
 ): string {
   const head = `# Ring benchmark, ${record.device} build\n\n` +

@@ -15,7 +15,11 @@ export function demoCommand(): Command {
       console.log("library and a short benchmark of its ring kernels instead.\n");
       const info = systemInfo();
       for (const b of info.backends) {
-        console.log(b.available ? `${b.device} backend: ${b.devices.map((d) => d.name).join(", ")}` : `${b.device} backend: ${b.reason}`);
+        console.log(
+          b.available
+            ? `${b.device} backend: ${b.devices.map((d) => d.name).join(", ")}`
+            : `${b.device} backend: ${b.reason}`,
+        );
       }
       console.log("");
       await runRing({ device: "cpu", quick: true, write: false });

@@ -21,7 +21,9 @@ export function infoCommand(): Command {
         const feats = Object.entries(b.build.features ?? {}).map(([k, v]) => `${k} ${v ? "yes" : "no"}`).join(", ");
         console.log(`  ${b.device}: ${b.path}`);
         console.log(`    build: ABI ${b.build.abi}, ${b.build.compiler}${feats ? `, ${feats}` : ""}`);
-        for (const d of b.devices) console.log(`    device ${d.index}: ${d.name}${d.cores ? `, ${d.cores} cores` : ""}`);
+        for (const d of b.devices) {
+          console.log(`    device ${d.index}: ${d.name}${d.cores ? `, ${d.cores} cores` : ""}`);
+        }
       }
     });
 }

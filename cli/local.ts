@@ -9,7 +9,15 @@ import { Command } from "commander";
 import { makeCerts } from "../lib/net/certs.ts";
 
 const main = new URL("./main.ts", import.meta.url).pathname;
-const permissions = ["--allow-ffi", "--allow-read", "--allow-write", "--allow-env", "--allow-net", "--allow-run", "--allow-sys"];
+const permissions = [
+  "--allow-ffi",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-net",
+  "--allow-run",
+  "--allow-sys",
+];
 
 export function localCommand(): Command {
   return new Command("local")
@@ -42,7 +50,8 @@ export async function runLocal(args: string[]): Promise<number> {
       file = await makeCerts({ out: dir, hosts: ["127.0.0.1", "127.0.0.1", "127.0.0.1"], ports });
     }
     const session = crypto.randomUUID();
-    const threads = Deno.env.get("CRYPTGPU_THREADS") ?? String(Math.max(1, Math.floor(navigator.hardwareConcurrency / 3)));
+    const threads = Deno.env.get("CRYPTGPU_THREADS") ??
+      String(Math.max(1, Math.floor(navigator.hardwareConcurrency / 3)));
     const children = [0, 1, 2].map((i) =>
       new Deno.Command(Deno.execPath(), {
         args: ["run", ...permissions, main, ...args, "--party", String(i), "--parties", file, "--session", session],

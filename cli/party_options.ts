@@ -26,7 +26,9 @@ export function addPartyOptions(cmd: Command): Command {
 function int(name: string, v: string | undefined, lo: number, hi: number): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < lo || n > hi) throw new Error(`${name} must be an integer in [${lo}, ${hi}], got ${v}`);
+  if (!Number.isInteger(n) || n < lo || n > hi) {
+    throw new Error(`${name} must be an integer in [${lo}, ${hi}], got ${v}`);
+  }
   return n;
 }
 

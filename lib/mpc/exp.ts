@@ -18,7 +18,7 @@
  */
 import { encodeFixed } from "../ring/fixed.ts";
 import { AShare } from "./arithmetic.ts";
-import { mulFixed, multiplyWith } from "./multiply.ts";
+import { mulFixed } from "./multiply.ts";
 import { relu } from "./relu.ts";
 import { truncate } from "./truncate.ts";
 

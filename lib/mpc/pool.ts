@@ -8,7 +8,7 @@
 import { encodeFixed } from "../ring/fixed.ts";
 import { RingTensor } from "../ring/tensor.ts";
 import { type Conv2dOptions, poolOutputShape } from "../ring/tensor.ts";
-import { AShare } from "./arithmetic.ts";
+import type { AShare } from "./arithmetic.ts";
 import { maxLastAxis } from "./max.ts";
 import { truncate } from "./truncate.ts";
 

@@ -12,7 +12,10 @@ export async function reveal(x: AShare): Promise<RingTensor> {
   const p = x.party;
   const before = p.enter("reveal");
   try {
-    const [missing] = await exchange(p.mesh, p.backend, [{ to: p.prev, tensor: x.next }], [{ from: p.next, shape: x.shape }]);
+    const [missing] = await exchange(p.mesh, p.backend, [{ to: p.prev, tensor: x.next }], [{
+      from: p.next,
+      shape: x.shape,
+    }]);
     using sum = x.cur.add(x.next);
     const out = sum.add(missing);
     missing.dispose();

@@ -118,7 +118,7 @@ export class NativeBackend implements Backend {
     }
     const ctxOut = new BigUint64Array(1);
     const status = this.#lib.symbols.cg_ctx_create(options.deviceIndex ?? 0, threads, ctxOut);
-    if (status !== 0) throw new NativeError(status, readCString(this.#lib, this.#lib.symbols.cg_last_error(null)));
+    if (status !== 0) throw new NativeError(status, readCString(this.#lib.symbols.cg_last_error(null)));
     this.#ctx = Deno.UnsafePointer.create(ctxOut[0]);
     const t = new Int32Array(1);
     this.#check(this.#lib.symbols.cg_ctx_threads(this.#ctx, t));
@@ -126,7 +126,7 @@ export class NativeBackend implements Backend {
   }
 
   #check(status: number): void {
-    if (status !== 0) throw new NativeError(status, readCString(this.#lib, this.#lib.symbols.cg_last_error(this.#ctx)));
+    if (status !== 0) throw new NativeError(status, readCString(this.#lib.symbols.cg_last_error(this.#ctx)));
   }
 
   get #live(): Deno.PointerValue {

@@ -53,10 +53,10 @@ export function libraryExists(device: Device): boolean {
   }
 }
 
-export function readCString(lib: NativeLib, ptr: Deno.PointerValue): string {
+export function readCString(ptr: Deno.PointerValue): string {
   return ptr === null ? "" : Deno.UnsafePointerView.getCString(ptr);
 }
 
 export function buildInfo(lib: NativeLib): Record<string, unknown> {
-  return JSON.parse(readCString(lib, lib.symbols.cg_build_info()));
+  return JSON.parse(readCString(lib.symbols.cg_build_info()));
 }

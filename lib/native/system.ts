@@ -10,7 +10,13 @@ export interface DeviceInfo {
 }
 
 export type BackendInfo =
-  | { device: Device; available: true; path: string; build: Record<string, any>; devices: DeviceInfo[] }
+  | {
+    device: Device;
+    available: true;
+    path: string;
+    build: Record<string, unknown> & { abi?: number; compiler?: string; features?: Record<string, boolean> };
+    devices: DeviceInfo[];
+  }
   | { device: Device; available: false; path: string; reason: string };
 
 export interface SystemInfo {
@@ -23,7 +29,9 @@ export interface SystemInfo {
 export function backendInfo(device: Device): BackendInfo {
   const path = libraryPath(device);
   if (!libraryExists(device)) {
-    const reason = device === "cuda" ? "not built (needs nvcc and the CUDA sources)" : "not built (run `deno task build`)";
+    const reason = device === "cuda"
+      ? "not built (needs nvcc and the CUDA sources)"
+      : "not built (run `deno task build`)";
     return { device, available: false, path, reason };
   }
   try {
@@ -34,7 +42,7 @@ export function backendInfo(device: Device): BackendInfo {
       const buf = new Uint8Array(4096);
       for (let i = 0; i < count[0]; i++) {
         if (lib.symbols.cg_device_info(i, buf, BigInt(buf.length)) === 0) {
-          devices.push(JSON.parse(readCString(lib, Deno.UnsafePointer.of(buf))));
+          devices.push(JSON.parse(readCString(Deno.UnsafePointer.of(buf))));
         }
       }
     }

@@ -20,7 +20,9 @@ async function openssl(args: string[], cwd: string): Promise<void> {
   } catch (e) {
     throw new Error(`openssl is needed to make certificates (apt-get install openssl)`, { cause: e });
   }
-  if (!out.success) throw new Error(`openssl ${args[0]} failed: ${new TextDecoder().decode(out.stderr).trim().split("\n")[0]}`);
+  if (!out.success) {
+    throw new Error(`openssl ${args[0]} failed: ${new TextDecoder().decode(out.stderr).trim().split("\n")[0]}`);
+  }
 }
 
 const isIp = (h: string) => /^[\d.]+$/.test(h) || h.includes(":");
@@ -29,7 +31,19 @@ export async function makeCerts(o: CertsOptions): Promise<string> {
   const days = String(o.days ?? 825);
   await Deno.mkdir(o.out, { recursive: true });
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  await openssl(["req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", days, "-subj", "/CN=cryptgpu-ca"], o.out);
+  await openssl([
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.crt",
+    "-days",
+    days,
+    "-subj",
+    "/CN=cryptgpu-ca",
+  ], o.out);
   for (let i = 0; i < 3; i++) {
     const host = o.hosts[i].replace(/^\[|\]$/g, "");
     const san = `subjectAltName=${isIp(host) ? "IP" : "DNS"}:${host}`;
@@ -37,9 +51,28 @@ export async function makeCerts(o: CertsOptions): Promise<string> {
       `${o.out}/p${i}.ext`,
       `${san}\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature\n`,
     );
-    await openssl(["req", ...ec, "-keyout", `p${i}.key`, "-out", `p${i}.csr`, "-subj", `/CN=${partyCommonName(i)}`], o.out);
     await openssl(
-      ["x509", "-req", "-in", `p${i}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", `p${i}.crt`, "-days", days, "-extfile", `p${i}.ext`],
+      ["req", ...ec, "-keyout", `p${i}.key`, "-out", `p${i}.csr`, "-subj", `/CN=${partyCommonName(i)}`],
+      o.out,
+    );
+    await openssl(
+      [
+        "x509",
+        "-req",
+        "-in",
+        `p${i}.csr`,
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        `p${i}.crt`,
+        "-days",
+        days,
+        "-extfile",
+        `p${i}.ext`,
+      ],
       o.out,
     );
     await Deno.remove(`${o.out}/p${i}.csr`);

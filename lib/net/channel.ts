@@ -47,7 +47,9 @@ export class Channel {
     await this.link.readInto(this.#header);
     const view = new DataView(this.#header.buffer);
     const magic = view.getUint32(0, true), r = view.getUint32(4, true), len = view.getBigUint64(8, true);
-    if (magic !== MAGIC) throw new ChannelError(`malformed frame from party ${this.peer} (bad magic ${magic.toString(16)})`);
+    if (magic !== MAGIC) {
+      throw new ChannelError(`malformed frame from party ${this.peer} (bad magic ${magic.toString(16)})`);
+    }
     if (r !== round >>> 0) {
       throw new ChannelError(`party ${this.peer} is out of step: its frame is for round ${r}, expected ${round >>> 0}`);
     }

@@ -90,16 +90,26 @@ export class Mesh {
 
   static async connect(o: MeshOptions): Promise<Mesh> {
     const { party, config } = o;
-    if (!Number.isInteger(party) || party < 0 || party > 2) throw new MeshError(`party must be 0, 1 or 2, got ${party}`);
+    if (!Number.isInteger(party) || party < 0 || party > 2) {
+      throw new MeshError(`party must be 0, 1 or 2, got ${party}`);
+    }
     const secure = !o.insecure;
     if (!secure && !allLoopback(config.parties)) {
       throw new MeshError("--insecure (plain TCP) is only allowed when every party is on loopback");
     }
     if (secure && !config.tls) {
-      throw new MeshError("the parties file has no TLS material (ca, cert, key); make it with `cryptgpu certs`, or use --insecure on loopback");
+      throw new MeshError(
+        "the parties file has no TLS material (ca, cert, key); make it with `cryptgpu certs`, or use --insecure on loopback",
+      );
     }
     const deadline = Date.now() + (o.connectTimeoutMs ?? 30_000);
-    const hello: Hello = { protocol: "cryptgpu", version: PROTOCOL_VERSION, party, session: o.session, settings: o.settings ?? {} };
+    const hello: Hello = {
+      protocol: "cryptgpu",
+      version: PROTOCOL_VERSION,
+      party,
+      session: o.session,
+      settings: o.settings ?? {},
+    };
     const channels: (Channel | null)[] = [null, null, null];
     const higher = [0, 1, 2].filter((j) => j > party), lower = [0, 1, 2].filter((j) => j < party);
     const closeAll = () => channels.forEach((c) => c?.close());
@@ -116,7 +126,10 @@ export class Mesh {
         acc.value.forEach((l) => l.close());
         throw dia.reason;
       }
-      const links: [number | null, Link][] = [...acc.value.map((l) => [null, l] as [null, Link]), ...dia.value.map((l, k) => [lower[k], l] as [number, Link])];
+      const links: [number | null, Link][] = [
+        ...acc.value.map((l) => [null, l] as [null, Link]),
+        ...dia.value.map((l, k) => [lower[k], l] as [number, Link]),
+      ];
       await Promise.all(links.map(async ([expected, link]) => {
         const peer = await handshake(link, hello, expected, deadline);
         if (channels[peer]) throw new MeshError(`party ${peer} connected twice`);
@@ -141,7 +154,11 @@ export class Mesh {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         const waiting = recvs.map((x) => x.from).join(" and ");
-        reject(new MeshError(`party ${this.party}: no message from party ${waiting} within ${this.#recvTimeoutMs} ms in step '${this.step}' (round ${r})`));
+        reject(
+          new MeshError(
+            `party ${this.party}: no message from party ${waiting} within ${this.#recvTimeoutMs} ms in step '${this.step}' (round ${r})`,
+          ),
+        );
       }, this.#recvTimeoutMs);
     });
     try {
@@ -153,9 +170,16 @@ export class Mesh {
         });
       await Promise.race([
         Promise.all([
-          ...inOrder(sends, (s) => s.to, (s) => this.#channel(s.to).send(r, s.data).catch((e) => this.#peerError(s.to, e, "sending"))),
-          ...inOrder(recvs, (x) => x.from, (x) =>
-            this.#channel(x.from).recvInto(r, x.into).catch((e) => this.#peerError(x.from, e, "receiving"))),
+          ...inOrder(
+            sends,
+            (s) => s.to,
+            (s) => this.#channel(s.to).send(r, s.data).catch((e) => this.#peerError(s.to, e, "sending")),
+          ),
+          ...inOrder(
+            recvs,
+            (x) => x.from,
+            (x) => this.#channel(x.from).recvInto(r, x.into).catch((e) => this.#peerError(x.from, e, "receiving")),
+          ),
         ]),
         timeout,
       ]);
@@ -166,7 +190,7 @@ export class Mesh {
     } finally {
       clearTimeout(timer);
     }
-    if (this.onReceive) for (const x of recvs) this.onReceive(x.from, x.into);
+    if (this.onReceive) { for (const x of recvs) this.onReceive(x.from, x.into); }
   }
 
   #channel(peer: number): Channel {
@@ -177,9 +201,12 @@ export class Mesh {
 
   #peerError(peer: number, e: unknown, doing: string): never {
     const cause = e instanceof PeerClosedError ? "disconnected" : `failed (${(e as Error).message})`;
-    throw new MeshError(`party ${this.party}: party ${peer} ${cause} while ${doing} in step '${this.step}' (round ${this.rounds - 1})`, {
-      cause: e,
-    });
+    throw new MeshError(
+      `party ${this.party}: party ${peer} ${cause} while ${doing} in step '${this.step}' (round ${this.rounds - 1})`,
+      {
+        cause: e,
+      },
+    );
   }
 
   stats(): MeshStats {
@@ -223,7 +250,8 @@ async function withDeadline<T>(p: Promise<T>, deadline: number, what: string, on
 /** Accepts one connection from each higher-numbered party. */
 async function accept(o: MeshOptions, from: number[], deadline: number): Promise<Link[]> {
   const me = o.config.parties[o.party];
-  const waitMsg = () => `party ${o.party}: timed out waiting for party ${from.join(" and ")} to connect on port ${me.port}`;
+  const waitMsg = () =>
+    `party ${o.party}: timed out waiting for party ${from.join(" and ")} to connect on port ${me.port}`;
   if (o.insecure) {
     let listener: Deno.TcpListener;
     try {
@@ -257,7 +285,10 @@ async function accept(o: MeshOptions, from: number[], deadline: number): Promise
   const sockets: tls.TLSSocket[] = [];
   try {
     await new Promise<void>((resolve, reject) => {
-      server.once("error", (e: Error) => reject(new MeshError(`party ${o.party}: cannot listen on ${me.host}:${me.port}: ${e.message}`)));
+      server.once(
+        "error",
+        (e: Error) => reject(new MeshError(`party ${o.party}: cannot listen on ${me.host}:${me.port}: ${e.message}`)),
+      );
       server.listen(me.port, listenHost(me.host), () => resolve());
     });
     await withDeadline(
@@ -301,9 +332,9 @@ async function dial(o: MeshOptions, j: number, deadline: number): Promise<Link> 
           ca: t.ca,
           // Identity is the party's certificate name, not the host name: hosts may be IPs.
           checkServerIdentity: (_host: string, cert: tls.PeerCertificate) =>
-            cert.subject?.CN === partyCommonName(j)
-              ? undefined
-              : new Error(`the certificate at ${peer.host}:${peer.port} is for ${cert.subject?.CN}, not ${partyCommonName(j)}`),
+            cert.subject?.CN === partyCommonName(j) ? undefined : new Error(
+              `the certificate at ${peer.host}:${peer.port} is for ${cert.subject?.CN}, not ${partyCommonName(j)}`,
+            ),
         }, () => resolve(s));
         s.once("error", reject);
       });
@@ -319,7 +350,11 @@ async function dial(o: MeshOptions, j: number, deadline: number): Promise<Link> 
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  throw new MeshError(`party ${o.party}: could not reach party ${j} at ${peer.host}:${peer.port} before the deadline: ${(last as Error)?.message ?? "no answer"}`);
+  throw new MeshError(
+    `party ${o.party}: could not reach party ${j} at ${peer.host}:${peer.port} before the deadline: ${
+      (last as Error)?.message ?? "no answer"
+    }`,
+  );
 }
 
 async function handshake(link: Link, hello: Hello, expected: number | null, deadline: number): Promise<number> {
@@ -361,8 +396,12 @@ async function handshake(link: Link, hello: Hello, expected: number | null, dead
   if (expected === null && p < me) fail(`party ${me}: party ${p} dialed, but lower-numbered parties listen`);
   const name = (link as Link & { peerName?: string }).peerName;
   if (link.secure && name !== partyCommonName(p)) fail(`party ${me}: party ${p}'s certificate is for ${name}`);
-  if (peer.version !== PROTOCOL_VERSION) fail(`protocol version: party ${me} runs ${PROTOCOL_VERSION}, party ${p} runs ${peer.version}`);
-  if (peer.session !== hello.session) fail(`session: party ${me} has '${hello.session}', party ${p} has '${peer.session}'`);
+  if (peer.version !== PROTOCOL_VERSION) {
+    fail(`protocol version: party ${me} runs ${PROTOCOL_VERSION}, party ${p} runs ${peer.version}`);
+  }
+  if (peer.session !== hello.session) {
+    fail(`session: party ${me} has '${hello.session}', party ${p} has '${peer.session}'`);
+  }
   const keys = new Set([...Object.keys(hello.settings), ...Object.keys(peer.settings ?? {})]);
   for (const k of [...keys].sort()) {
     const mine = hello.settings[k], theirs = peer.settings?.[k];

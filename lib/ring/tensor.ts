@@ -10,16 +10,7 @@
  */
 import type { Backend, Conv2dGeometry, MatmulOptions } from "../native/backend.ts";
 import type { AesImpl, BinaryOp, Method, UnaryOp } from "../native/symbols.ts";
-import {
-  broadcastPlan,
-  checkShape,
-  contiguousStrides,
-  fmt,
-  normAxis,
-  sameShape,
-  type Shape,
-  size,
-} from "./shape.ts";
+import { broadcastPlan, checkShape, contiguousStrides, fmt, normAxis, sameShape, type Shape, size } from "./shape.ts";
 import { track } from "./scope.ts";
 
 /** "u64": one ring element per word. "bit": packed bits, 64 per word. */
@@ -116,7 +107,12 @@ export class RingTensor {
   }
 
   /** Fixed-point encoding of reals: round(x * 2^fracBits) in two's complement. */
-  static encode(backend: Backend, values: Float64Array | readonly number[], fracBits: number, shape?: Shape) {
+  static encode(
+    backend: Backend,
+    values: Float64Array | readonly number[],
+    fracBits: number,
+    shape?: Shape,
+  ): RingTensor {
     const data = values instanceof Float64Array ? values : Float64Array.from(values);
     const s = shape ?? [data.length];
     checkShape(s);
@@ -162,7 +158,7 @@ export class RingTensor {
   get backend(): Backend {
     return this.#live.backend;
   }
-  get device() {
+  get device(): Backend["device"] {
     return this.#live.backend.device;
   }
   get size(): number {
@@ -245,7 +241,9 @@ export class RingTensor {
 
   /** Overwrites a dense tensor from bytes (little-endian words). */
   setBytes(bytes: Uint8Array): void {
-    if (bytes.length !== this.words * 8) throw new RangeError(`setBytes: ${bytes.length} bytes for ${this.words} words`);
+    if (bytes.length !== this.words * 8) {
+      throw new RangeError(`setBytes: ${bytes.length} bytes for ${this.words} words`);
+    }
     const aligned = bytes.byteOffset % 8 === 0 ? bytes : bytes.slice();
     this.backend.upload(this.handle, 0, new BigUint64Array(aligned.buffer, aligned.byteOffset, this.words));
   }
@@ -340,7 +338,15 @@ export class RingTensor {
     const out = RingTensor.empty(first.backend, shape);
     let at = 0;
     for (const t of tensors) {
-      out.backend.copyStrided(out.handle, at * out.strides[a], out.strides, t.#live.handle, t.offset, t.strides, t.shape);
+      out.backend.copyStrided(
+        out.handle,
+        at * out.strides[a],
+        out.strides,
+        t.#live.handle,
+        t.offset,
+        t.strides,
+        t.shape,
+      );
       at += t.shape[a];
     }
     return out;
@@ -378,23 +384,29 @@ export class RingTensor {
     if (other.dtype !== this.dtype) throw new TypeError(`${op}: dtypes ${this.dtype} and ${other.dtype} differ`);
     if (this.dtype === "bit") {
       if (!sameShape(this.shape, other.shape)) {
-        throw new RangeError(`${op}: packed bit tensors must have the same shape, got ${fmt(this.shape)} and ${fmt(other.shape)}`);
+        throw new RangeError(
+          `${op}: packed bit tensors must have the same shape, got ${fmt(this.shape)} and ${fmt(other.shape)}`,
+        );
       }
       if (op === "add" || op === "sub" || op === "rsub" || op === "mul") {
         throw new TypeError(`${op} is not defined on packed bits; use xor and and`);
       }
     }
-    let big: RingTensor = this, small: RingTensor = other, o = op;
-    let plan = sameShape(this.shape, other.shape) ? { nb: Math.max(1, this.words), inner: 1 } : broadcastPlan(this.shape, other.shape);
-    if (!plan) {
-      plan = broadcastPlan(other.shape, this.shape);
-      if (!plan || !COMMUTES[op]) {
-        throw new RangeError(`${op}: shapes ${fmt(this.shape)} and ${fmt(other.shape)} do not broadcast`);
-      }
-      [big, small, o] = [other, this, COMMUTES[op]!];
+    const plan = sameShape(this.shape, other.shape)
+      ? { nb: Math.max(1, this.words), inner: 1 }
+      : broadcastPlan(this.shape, other.shape);
+    if (plan) return this.#broadcast(op, other, plan);
+    // the smaller operand on the left: swap, with the mirrored operation
+    const swapped = broadcastPlan(other.shape, this.shape);
+    if (!swapped || !COMMUTES[op]) {
+      throw new RangeError(`${op}: shapes ${fmt(this.shape)} and ${fmt(other.shape)} do not broadcast`);
     }
-    const { nb, inner } = plan;
-    return big.#withDense((a) =>
+    return other.#broadcast(COMMUTES[op]!, this, swapped);
+  }
+
+  /** this op small, with small repeating as the native broadcast describes. */
+  #broadcast(o: BinaryOp, small: RingTensor, { nb, inner }: { nb: number; inner: number }): RingTensor {
+    return this.#withDense((a) =>
       small.#withDense((b) => {
         const out = RingTensor.empty(a.backend, a.shape, a.dtype);
         a.backend.binary(o, out.handle, a.handle, b.handle, a.words, nb, inner);
@@ -491,13 +503,22 @@ export class RingTensor {
     return this.#asMatrix((a, transA) =>
       other.#asMatrix((b, transB) => {
         const out = RingTensor.empty(this.backend, shape);
-        out.backend.matmul(out.handle, a.handle, b.handle, batch, m, n, k, {
-          transA,
-          transB,
-          bcastA: !ba && batch > 1,
-          bcastB: !bb && batch > 1,
-          method,
-        } satisfies MatmulOptions);
+        out.backend.matmul(
+          out.handle,
+          a.handle,
+          b.handle,
+          batch,
+          m,
+          n,
+          k,
+          {
+            transA,
+            transB,
+            bcastA: !ba && batch > 1,
+            bcastB: !bb && batch > 1,
+            method,
+          } satisfies MatmulOptions,
+        );
         return out;
       })
     );
@@ -630,7 +651,9 @@ export class RingTensor {
 
   #bitRows(what: string): { rows: number; width: number } {
     if (this.dtype === "u64") return { rows: this.size, width: 64 };
-    if (this.rank !== 2) throw new RangeError(`${what}: a packed bit tensor must be [rows, width], got ${fmt(this.shape)}`);
+    if (this.rank !== 2) {
+      throw new RangeError(`${what}: a packed bit tensor must be [rows, width], got ${fmt(this.shape)}`);
+    }
     return { rows: this.shape[0], width: this.shape[1] };
   }
 
@@ -641,7 +664,9 @@ export class RingTensor {
   }
 
   #expectShape(shape: Shape, what: string): void {
-    if (!sameShape(this.shape, shape)) throw new RangeError(`${what} has shape ${fmt(this.shape)}, expected ${fmt(shape)}`);
+    if (!sameShape(this.shape, shape)) {
+      throw new RangeError(`${what} has shape ${fmt(this.shape)}, expected ${fmt(shape)}`);
+    }
   }
 
   /** Runs fn on a dense version of this tensor, disposing any temporary copy. */

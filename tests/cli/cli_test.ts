@@ -5,7 +5,17 @@ const main = new URL("../../cli/main.ts", import.meta.url).pathname;
 
 async function cryptgpu(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-ffi", "--allow-read", "--allow-write", "--allow-env", "--allow-run", "--allow-sys", main, ...args],
+    args: [
+      "run",
+      "--allow-ffi",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-run",
+      "--allow-sys",
+      main,
+      ...args,
+    ],
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1" },
@@ -60,7 +70,19 @@ Deno.test("bad arguments give one line on stderr and a non-zero exit", async () 
 
 Deno.test("a missing native library is one clear line, not a stack trace", async () => {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-ffi", "--allow-read", "--allow-write", "--allow-env", "--allow-run", "--allow-sys", main, "bench", "ring", "--quick"],
+    args: [
+      "run",
+      "--allow-ffi",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-run",
+      "--allow-sys",
+      main,
+      "bench",
+      "ring",
+      "--quick",
+    ],
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1", CRYPTGPU_LIB: "/nonexistent/lib.so" },

@@ -22,7 +22,13 @@ deviceTest("input by each party, reveal to all and to one: exact, with the formu
       const s3 = p.mesh.stats();
       const got = one?.toBigUint64Array() ?? null;
       one?.dispose();
-      return { all: all.toBigUint64Array(), one: got, input: [s1.bytesSent - s0.bytesSent, s1.rounds - s0.rounds], reveal: [s2.bytesSent - s1.bytesSent, s2.rounds - s1.rounds], revealTo: [s3.bytesSent - s2.bytesSent, s3.rounds - s2.rounds] };
+      return {
+        all: all.toBigUint64Array(),
+        one: got,
+        input: [s1.bytesSent - s0.bytesSent, s1.rounds - s0.rounds],
+        reveal: [s2.bytesSent - s1.bytesSent, s2.rounds - s1.rounds],
+        revealTo: [s3.bytesSent - s2.bytesSent, s3.rounds - s2.rounds],
+      };
     });
     results.forEach((r, i) => {
       assertWordsEqual(r.all, values, `reveal at party ${i}`);
@@ -70,7 +76,11 @@ deviceTest("multiplication is exact mod 2^64: elementwise and matmul, 1 round, 1
     const s2 = p.mesh.stats();
     using r1 = await reveal(xy);
     using r2 = await reveal(xw);
-    return { mm: r1.toBigUint64Array(), ew: r2.toBigUint64Array(), cost: [s1.bytesSent - s0.bytesSent, s1.rounds - s0.rounds, s2.bytesSent - s1.bytesSent, s2.rounds - s1.rounds] };
+    return {
+      mm: r1.toBigUint64Array(),
+      ew: r2.toBigUint64Array(),
+      cost: [s1.bytesSent - s0.bytesSent, s1.rounds - s0.rounds, s2.bytesSent - s1.bytesSent, s2.rounds - s1.rounds],
+    };
   });
   for (const r of results) {
     assertWordsEqual(r.mm, refMatmul(a, b, m, n, k), "matmul");
@@ -79,39 +89,48 @@ deviceTest("multiplication is exact mod 2^64: elementwise and matmul, 1 round, 1
   }
 });
 
-deviceTest("fixed-point multiply: within 2^-f per product plus 1 ulp, apart from rare truncation failures; 2 rounds, <= 2 words", async () => {
-  const rng = new Rng(73);
-  const f = 20, n = 4000;
-  // magnitudes from tiny to about 30, both signs
-  const xs = Float64Array.from({ length: n }, (_, i) => (rng.int(2) ? 1 : -1) * (rng.int(1 << 20) / (1 << 20)) * 2 ** ((i % 7) - 4));
-  const ys = Float64Array.from({ length: n }, (_, i) => (rng.int(2) ? 1 : -1) * (rng.int(1 << 20) / (1 << 20)) * 2 ** (2 - (i % 5)));
-  const results = await runParties(async (p) => {
-    using x = await shareInput(p, 0, p.index === 0 ? RingTensor.encode(p.backend, xs, f) : null, [n]);
-    using y = await shareInput(p, 1, p.index === 1 ? RingTensor.encode(p.backend, ys, f) : null, [n]);
-    const s0 = p.mesh.stats();
-    using z = await mulFixed(x, y);
-    const s1 = p.mesh.stats();
-    using out = await reveal(z);
-    return { z: out.decode(f), bytes: s1.bytesSent - s0.bytesSent, rounds: s1.rounds - s0.rounds, index: p.index };
-  });
-  // Pi_trunc1 fails (a wildly wrong result) with probability about |z| / 2^64, z = xy 2^(2f):
-  // here |xy| <= 4, so about 2^-22 per element; more than 2 failures is a bug (p < 1e-9).
-  let failures = 0;
-  for (let i = 0; i < n; i++) {
-    const err = Math.abs(results[0].z[i] - xs[i] * ys[i]);
-    if (err > 2 ** 10) {
-      failures++;
-      continue;
+deviceTest(
+  "fixed-point multiply: within 2^-f per product plus 1 ulp, apart from rare truncation failures; 2 rounds, <= 2 words",
+  async () => {
+    const rng = new Rng(73);
+    const f = 20, n = 4000;
+    // magnitudes from tiny to about 30, both signs
+    const xs = Float64Array.from(
+      { length: n },
+      (_, i) => (rng.int(2) ? 1 : -1) * (rng.int(1 << 20) / (1 << 20)) * 2 ** ((i % 7) - 4),
+    );
+    const ys = Float64Array.from(
+      { length: n },
+      (_, i) => (rng.int(2) ? 1 : -1) * (rng.int(1 << 20) / (1 << 20)) * 2 ** (2 - (i % 5)),
+    );
+    const results = await runParties(async (p) => {
+      using x = await shareInput(p, 0, p.index === 0 ? RingTensor.encode(p.backend, xs, f) : null, [n]);
+      using y = await shareInput(p, 1, p.index === 1 ? RingTensor.encode(p.backend, ys, f) : null, [n]);
+      const s0 = p.mesh.stats();
+      using z = await mulFixed(x, y);
+      const s1 = p.mesh.stats();
+      using out = await reveal(z);
+      return { z: out.decode(f), bytes: s1.bytesSent - s0.bytesSent, rounds: s1.rounds - s0.rounds, index: p.index };
+    });
+    // Pi_trunc1 fails (a wildly wrong result) with probability about |z| / 2^64, z = xy 2^(2f):
+    // here |xy| <= 4, so about 2^-22 per element; more than 2 failures is a bug (p < 1e-9).
+    let failures = 0;
+    for (let i = 0; i < n; i++) {
+      const err = Math.abs(results[0].z[i] - xs[i] * ys[i]);
+      if (err > 2 ** 10) {
+        failures++;
+        continue;
+      }
+      // encoding error of each operand (2^-(f+1)) times the other, plus 1 ulp from truncation
+      const bound = (Math.abs(xs[i]) + Math.abs(ys[i]) + 1) * 2 ** -(f + 1) + 2 ** -f;
+      assert.ok(err <= bound, `${xs[i]} * ${ys[i]} = ${results[0].z[i]}`);
     }
-    // encoding error of each operand (2^-(f+1)) times the other, plus 1 ulp from truncation
-    const bound = (Math.abs(xs[i]) + Math.abs(ys[i]) + 1) * 2 ** -(f + 1) + 2 ** -f;
-    assert.ok(err <= bound, `${xs[i]} * ${ys[i]} = ${results[0].z[i]}`);
-  }
-  assert.ok(failures <= 2, `${failures} truncation failures`);
-  for (const r of results) assert.equal(r.rounds, 2);
-  // bytes per party: P0 and P1 send 1 word in each round, P2 in the multiply only
-  assert.deepEqual(results.map((r) => r.bytes), [2 * 8 * n, 2 * 8 * n, 8 * n]);
-});
+    assert.ok(failures <= 2, `${failures} truncation failures`);
+    for (const r of results) assert.equal(r.rounds, 2);
+    // bytes per party: P0 and P1 send 1 word in each round, P2 in the multiply only
+    assert.deepEqual(results.map((r) => r.bytes), [2 * 8 * n, 2 * 8 * n, 8 * n]);
+  },
+);
 
 deviceTest("truncation failures occur at about |z| / 2^64 on 10^6 elements, and are reported", async () => {
   const n = 1_000_000;
@@ -143,7 +162,12 @@ deviceTest("truncation of negative and positive values is exact up to 1 ulp, wit
   const n = 2000;
   const vals = BigInt64Array.from({ length: n }, () => BigInt(rng.int(2 ** 30) - 2 ** 29) * BigInt(rng.int(1 << 10)));
   const results = await runParties(async (p) => {
-    using x = await shareInput(p, 0, p.index === 0 ? RingTensor.from(p.backend, BigUint64Array.from(vals, (v) => wrap(v))) : null, [n]);
+    using x = await shareInput(
+      p,
+      0,
+      p.index === 0 ? RingTensor.from(p.backend, BigUint64Array.from(vals, (v) => wrap(v))) : null,
+      [n],
+    );
     const out: BigInt64Array[] = [];
     for (const d of [0, 1, 13, 20, 32]) {
       using t = await truncate(x, d);

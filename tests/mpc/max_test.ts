@@ -38,7 +38,10 @@ deviceTest("max and argmax over the last axis are exact on distinct values, 11 r
       for (let j = 0; j < d; j++) xs[r * d + j] = (perm[j] - d / 2) * 3.25 + (rng.int(2) ? 0.5 : -100);
     }
     const results = await runParties(async (p) => {
-      using x = await shareInput(p, 2, p.index === 2 ? RingTensor.encode(p.backend, xs, f, [rows, d]) : null, [rows, d]);
+      using x = await shareInput(p, 2, p.index === 2 ? RingTensor.encode(p.backend, xs, f, [rows, d]) : null, [
+        rows,
+        d,
+      ]);
       const r0 = p.mesh.rounds;
       const { max, argmax } = await maxLastAxis(x, true);
       const rounds = p.mesh.rounds - r0;

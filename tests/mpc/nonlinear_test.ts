@@ -12,7 +12,11 @@ import { runParties } from "./harness.ts";
 
 const f = 20;
 
-async function privately(values: Float64Array, shape: number[], fn: (p: Party, x: Awaited<ReturnType<typeof shareInput>>) => Promise<Awaited<ReturnType<typeof shareInput>>>) {
+async function privately(
+  values: Float64Array,
+  shape: number[],
+  fn: (p: Party, x: Awaited<ReturnType<typeof shareInput>>) => Promise<Awaited<ReturnType<typeof shareInput>>>,
+) {
   const results = await runParties(async (p) => {
     using x = await shareInput(p, 0, p.index === 0 ? RingTensor.encode(p.backend, values, f, shape) : null, shape);
     const r0 = p.mesh.rounds;
@@ -32,13 +36,18 @@ deviceTest("exp within 2e-4 on [-45, 0] (the paper: 6e-4), near 0 below -512, 28
   let worst = 0;
   for (let i = 0; i < xs.length; i++) worst = Math.max(worst, Math.abs(r.y[i] - Math.exp(xs[i])));
   assert.ok(worst <= 2e-4, `max error ${worst}`);
-  for (let i = 0; i < far.length; i++) assert.ok(Math.abs(r.y[xs.length + i]) <= 1e-5, `exp(${far[i]}) = ${r.y[xs.length + i]}`);
+  for (let i = 0; i < far.length; i++) {
+    assert.ok(Math.abs(r.y[xs.length + i]) <= 1e-5, `exp(${far[i]}) = ${r.y[xs.length + i]}`);
+  }
 });
 
 for (const Y of [200, 1000]) {
   deviceTest(`reciprocal within 1e-4 on [1, ${Y}] with ${reciprocalIterations(Y)} iterations`, async () => {
     const rng = new Rng(Y);
-    const ys = Float64Array.from({ length: 2000 }, (_, i) => (i < 2 ? [1, Y][i] : 1 + rng.int(1 << 20) / (1 << 20) * (Y - 1)));
+    const ys = Float64Array.from(
+      { length: 2000 },
+      (_, i) => (i < 2 ? [1, Y][i] : 1 + rng.int(1 << 20) / (1 << 20) * (Y - 1)),
+    );
     const r = await privately(ys, [ys.length], (_p, y) => reciprocal(y, Y));
     assert.equal(r.rounds, 4 * reciprocalIterations(Y));
     let worst = 0;
@@ -58,7 +67,10 @@ deviceTest("softmax rows sum to 1 within 1e-3 and match float64 within 2e-3", as
     let sum = 0;
     for (let j = 0; j < d; j++) {
       sum += r.y[row * d + j];
-      assert.ok(Math.abs(r.y[row * d + j] - e[j] / s) <= 2e-3, `row ${row} col ${j}: ${r.y[row * d + j]} vs ${e[j] / s}`);
+      assert.ok(
+        Math.abs(r.y[row * d + j] - e[j] / s) <= 2e-3,
+        `row ${row} col ${j}: ${r.y[row * d + j]} vs ${e[j] / s}`,
+      );
     }
     assert.ok(Math.abs(sum - 1) <= 1e-3, `row ${row} sums to ${sum}`);
   }
@@ -93,7 +105,11 @@ deviceTest("average and max pooling against float64 (max pooling exact, padding 
   const avg = await privately(xs, [n, c, h, w], (_p, x) => avgPool2d(x, [2, 2]));
   ref(2, 2, 0, "avg").forEach((v, i) => assert.ok(Math.abs(avg.y[i] - v) <= 2 ** -18, `avg ${i}`));
   for (const [k, s, pad] of [[2, 2, 0], [3, 2, 1], [3, 1, 1]]) {
-    const mx = await privately(xs, [n, c, h, w], async (_p, x) => (await maxPool2d(x, [k, k], { stride: s, padding: pad })).y);
+    const mx = await privately(
+      xs,
+      [n, c, h, w],
+      async (_p, x) => (await maxPool2d(x, [k, k], { stride: s, padding: pad })).y,
+    );
     assert.deepEqual(Array.from(mx.y), ref(k, s, pad, "max"), `max pool k${k} s${s} p${pad}`);
   }
 });

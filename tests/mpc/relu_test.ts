@@ -4,7 +4,7 @@ import { shareInput } from "../../lib/mpc/input.ts";
 import { reveal } from "../../lib/mpc/reveal.ts";
 import { msb, MSB_BITS } from "../../lib/mpc/msb.ts";
 import { drelu, relu } from "../../lib/mpc/relu.ts";
-import { BShare } from "../../lib/mpc/binary.ts";
+import type { BShare } from "../../lib/mpc/binary.ts";
 import { deviceTest, Rng, wrap } from "../helpers.ts";
 import { runParties } from "./harness.ts";
 import type { Party } from "../../lib/mpc/party.ts";
@@ -13,7 +13,11 @@ async function revealBits(b: BShare): Promise<Uint8Array> {
   // reveal a binary sharing: every party sends its `next` share to prev (test only)
   const p: Party = b.party;
   const { exchange } = await import("../../lib/mpc/transfer.ts");
-  const [missing] = await exchange(p.mesh, p.backend, [{ to: p.prev, tensor: b.next }], [{ from: p.next, shape: b.shape, dtype: b.dtype }]);
+  const [missing] = await exchange(p.mesh, p.backend, [{ to: p.prev, tensor: b.next }], [{
+    from: p.next,
+    shape: b.shape,
+    dtype: b.dtype,
+  }]);
   using x = b.cur.xor(b.next);
   using y = x.xor(missing);
   missing.dispose();
@@ -45,7 +49,10 @@ deviceTest("msb is exact on edge and random values; 8 rounds and the documented 
 deviceTest("ReLU and DReLU on fixed-point values against float64: exact up to the input encoding", async () => {
   const rng = new Rng(81);
   const f = 20, n = 3000;
-  const xs = Float64Array.from({ length: n }, (_, i) => (rng.int(2) ? 1 : -1) * rng.int(1 << 24) / 2 ** (rng.int(30)) + (i === 0 ? 0 : 0));
+  const xs = Float64Array.from(
+    { length: n },
+    (_, i) => (rng.int(2) ? 1 : -1) * rng.int(1 << 24) / 2 ** (rng.int(30)) + (i === 0 ? 0 : 0),
+  );
   xs[1] = 0;
   xs[2] = -(2 ** -20);
   xs[3] = 2 ** -20;
@@ -59,7 +66,12 @@ deviceTest("ReLU and DReLU on fixed-point values against float64: exact up to th
     using d = await drelu(x);
     using ry = await reveal(y);
     using rd = await reveal(d);
-    return { y: ry.toBigInt64Array(), d: rd.toBigInt64Array(), rounds: s1.rounds - s0.rounds, bytes: s1.bytesSent - s0.bytesSent };
+    return {
+      y: ry.toBigInt64Array(),
+      d: rd.toBigInt64Array(),
+      rounds: s1.rounds - s0.rounds,
+      bytes: s1.bytesSent - s0.bytesSent,
+    };
   });
   for (const r of results) {
     assert.equal(r.rounds, 10);

@@ -67,7 +67,10 @@ deviceTest("shape mismatches and bad arguments give one-line errors with the cau
   using b = RingTensor.zeros(be, [5, 4]);
   assert.throws(() => a.matmul(b), /do not multiply/);
   assert.throws(() => be.binary("add", a.handle, a.handle, b.handle, 12, 5, 1), /does not tile 12/);
-  assert.throws(() => be.binary("add", a.handle, a.handle, b.handle, 20, 20, 1), /needs words \[0, 0\+20\) of a buffer of 12/);
+  assert.throws(
+    () => be.binary("add", a.handle, a.handle, b.handle, 20, 20, 1),
+    /needs words \[0, 0\+20\) of a buffer of 12/,
+  );
   assert.throws(() => be.unary("shl", a.handle, a.handle, 12, 64), /outside \[0, 63\]/);
   assert.throws(() => be.alloc(2 ** 50), /more than this build allocates/);
   assert.throws(() => RingTensor.zeros(be, [2, -1]), /not a non-negative integer/);

@@ -26,7 +26,10 @@ Deno.test("a session mismatch is refused at the handshake, naming both sides", a
   }));
   closeAll(results);
   const msgs = reasons(results);
-  assert.ok(msgs.some((m) => /session: party \d has '(main|other)', party \d has '(main|other)'/.test(m)), msgs.join("\n"));
+  assert.ok(
+    msgs.some((m) => /session: party \d has '(main|other)', party \d has '(main|other)'/.test(m)),
+    msgs.join("\n"),
+  );
 });
 
 Deno.test("different fixed-point settings are refused at the handshake", async () => {
@@ -40,12 +43,22 @@ Deno.test("different fixed-point settings are refused at the handshake", async (
     connectTimeoutMs: 5000,
   }));
   closeAll(results);
-  assert.ok(reasons(results).some((m) => /setting fracBits: party \d has (16|20), party \d has (16|20)/.test(m)), reasons(results).join("\n"));
+  assert.ok(
+    reasons(results).some((m) => /setting fracBits: party \d has (16|20), party \d has (16|20)/.test(m)),
+    reasons(results).join("\n"),
+  );
 });
 
 Deno.test("plain TCP is refused unless every host is loopback", async () => {
   await assert.rejects(
-    Mesh.connect({ party: 0, config: { parties: [{ host: "10.1.2.3", port: 1 }, { host: "127.0.0.1", port: 2 }, { host: "127.0.0.1", port: 3 }] }, session: "s", insecure: true }),
+    Mesh.connect({
+      party: 0,
+      config: {
+        parties: [{ host: "10.1.2.3", port: 1 }, { host: "127.0.0.1", port: 2 }, { host: "127.0.0.1", port: 3 }],
+      },
+      session: "s",
+      insecure: true,
+    }),
     /only allowed when every party is on loopback/,
   );
   await assert.rejects(
@@ -57,7 +70,9 @@ Deno.test("plain TCP is refused unless every host is loopback", async () => {
 Deno.test("a party that never comes is reported by the others before the deadline", async () => {
   const config = loopbackConfig();
   const t0 = Date.now();
-  const results = await Promise.allSettled([0, 1].map((party) => Mesh.connect({ party, config, session: "s", insecure: true, connectTimeoutMs: 1500 })));
+  const results = await Promise.allSettled(
+    [0, 1].map((party) => Mesh.connect({ party, config, session: "s", insecure: true, connectTimeoutMs: 1500 })),
+  );
   closeAll(results);
   assert.ok(Date.now() - t0 < 5000);
   const msgs = reasons(results);
@@ -67,25 +82,37 @@ Deno.test("a party that never comes is reported by the others before the deadlin
 
 Deno.test("a party that disconnects mid-protocol makes the others fail within seconds, naming it and the step", async () => {
   const config = loopbackConfig();
-  const meshes = await Promise.all([0, 1, 2].map((party) => Mesh.connect({ party, config, session: "s", insecure: true, recvTimeoutMs: 3000 })));
+  const meshes = await Promise.all(
+    [0, 1, 2].map((party) => Mesh.connect({ party, config, session: "s", insecure: true, recvTimeoutMs: 3000 })),
+  );
   const t0 = Date.now();
   meshes[2].close(); // party 2 vanishes
-  const results = await Promise.allSettled(meshes.slice(0, 2).map((m) => {
-    m.step = "multiply";
-    return m.round([{ to: m.prevParty, data: new Uint8Array(1 << 20) }], [{ from: m.nextParty, into: new Uint8Array(1 << 20) }]);
-  }));
+  const results = await Promise.allSettled(
+    meshes.slice(0, 2).map((m) => {
+      m.step = "multiply";
+      return m.round([{ to: m.prevParty, data: new Uint8Array(1 << 20) }], [{
+        from: m.nextParty,
+        into: new Uint8Array(1 << 20),
+      }]);
+    }),
+  );
   meshes.forEach((m) => m.close());
   assert.ok(Date.now() - t0 < 4000, `took ${Date.now() - t0} ms`);
   const msgs = reasons(results as PromiseSettledResult<Mesh>[]);
   assert.equal(msgs.length, 2);
   // party 0 waits on party 1 (its next), which itself failed; party 1 waits on party 2
-  assert.ok(msgs.some((m) => /party 2 disconnected while (sending|receiving) in step 'multiply'/.test(m)), msgs.join("\n"));
+  assert.ok(
+    msgs.some((m) => /party 2 disconnected while (sending|receiving) in step 'multiply'/.test(m)),
+    msgs.join("\n"),
+  );
   for (const m of msgs) assert.match(m, /step 'multiply'/);
 });
 
 Deno.test("a stalled peer times out with the peer and step named", async () => {
   const config = loopbackConfig();
-  const meshes = await Promise.all([0, 1, 2].map((party) => Mesh.connect({ party, config, session: "s", insecure: true, recvTimeoutMs: 500 })));
+  const meshes = await Promise.all(
+    [0, 1, 2].map((party) => Mesh.connect({ party, config, session: "s", insecure: true, recvTimeoutMs: 500 })),
+  );
   meshes[0].step = "truncate";
   await assert.rejects(
     meshes[0].round([], [{ from: 1, into: new Uint8Array(8) }]), // party 1 never sends
@@ -96,7 +123,9 @@ Deno.test("a stalled peer times out with the peer and step named", async () => {
 
 Deno.test("a malformed or mis-sized frame is an error, not a hang", async () => {
   const config = loopbackConfig();
-  const meshes = await Promise.all([0, 1, 2].map((party) => Mesh.connect({ party, config, session: "s", insecure: true, recvTimeoutMs: 2000 })));
+  const meshes = await Promise.all(
+    [0, 1, 2].map((party) => Mesh.connect({ party, config, session: "s", insecure: true, recvTimeoutMs: 2000 })),
+  );
   const [a, b] = await Promise.allSettled([
     meshes[0].round([{ to: 1, data: new Uint8Array(16) }], []),
     meshes[1].round([], [{ from: 0, into: new Uint8Array(8) }]), // expects 8 bytes
@@ -112,7 +141,9 @@ Deno.test("TLS with per-party certificates from a common CA; a certificate from 
   const base = loopbackConfig().parties.map((p) => p.port) as [number, number, number];
   const file = await makeCerts({ out: `${dir}/good`, hosts: ["127.0.0.1", "127.0.0.1", "127.0.0.1"], ports: base });
   const configs = await Promise.all([0, 1, 2].map((i) => loadParties(file, i)));
-  const meshes = await Promise.all([0, 1, 2].map((party) => Mesh.connect({ party, config: configs[party], session: "s" })));
+  const meshes = await Promise.all(
+    [0, 1, 2].map((party) => Mesh.connect({ party, config: configs[party], session: "s" })),
+  );
   assert.deepEqual(meshes.map((m) => m.secure), [true, true, true]);
   const got = new Uint8Array(5);
   await Promise.all([
@@ -128,7 +159,9 @@ Deno.test("TLS with per-party certificates from a common CA; a certificate from 
   const good = await makeCerts({ out: `${dir}/a`, hosts: ["127.0.0.1", "127.0.0.1", "127.0.0.1"], ports });
   const evil = await makeCerts({ out: `${dir}/b`, hosts: ["127.0.0.1", "127.0.0.1", "127.0.0.1"], ports });
   const cfgs = [await loadParties(good, 0), await loadParties(good, 1), await loadParties(evil, 2)];
-  const results = await Promise.allSettled([0, 1, 2].map((party) => Mesh.connect({ party, config: cfgs[party], session: "s", connectTimeoutMs: 4000 })));
+  const results = await Promise.allSettled(
+    [0, 1, 2].map((party) => Mesh.connect({ party, config: cfgs[party], session: "s", connectTimeoutMs: 4000 })),
+  );
   closeAll(results);
   const msgs = reasons(results);
   assert.ok(msgs.length >= 1, "some party must refuse");
@@ -139,10 +172,16 @@ Deno.test("TLS with per-party certificates from a common CA; a certificate from 
 Deno.test("a malformed parties file gives one clear line", async () => {
   const dir = await Deno.makeTempDir();
   await Deno.writeTextFile(`${dir}/p.json`, JSON.stringify({ parties: [{ host: "a", port: 1 }] }));
-  await assert.rejects(loadParties(`${dir}/p.json`, 0), /parties file .*p\.json: parties: a parties file names exactly three parties/);
+  await assert.rejects(
+    loadParties(`${dir}/p.json`, 0),
+    /parties file .*p\.json: parties: a parties file names exactly three parties/,
+  );
   await Deno.writeTextFile(`${dir}/q.json`, "{ not json");
   await assert.rejects(loadParties(`${dir}/q.json`, 0), /is not JSON/);
-  await Deno.writeTextFile(`${dir}/r.json`, JSON.stringify({ parties: [0, 1, 2].map((i) => ({ host: "h", port: 70000 + i })) }));
+  await Deno.writeTextFile(
+    `${dir}/r.json`,
+    JSON.stringify({ parties: [0, 1, 2].map((i) => ({ host: "h", port: 70000 + i })) }),
+  );
   await assert.rejects(loadParties(`${dir}/r.json`, 0), /parties\.0\.port/);
   await assert.rejects(loadParties(`${dir}/missing.json`, 0), /cannot read parties file/);
   await Deno.remove(dir, { recursive: true });

@@ -34,9 +34,19 @@ Deno.test({
       assert.equal(up.code, 0, up.err);
       const deno = Deno.execPath();
       const main = `${root}cli/main.ts`;
-      const certs = await run(deno, ["run", "-A", main, "certs", "--out", dir, "--hosts", "10.251.0.1,10.251.0.2,10.251.0.3"]);
+      const certs = await run(deno, [
+        "run",
+        "-A",
+        main,
+        "certs",
+        "--out",
+        dir,
+        "--hosts",
+        "10.251.0.1,10.251.0.2,10.251.0.3",
+      ]);
       assert.equal(certs.code, 0, certs.err);
-      const cli = `${deno} run --allow-ffi --allow-read --allow-write --allow-env --allow-net --allow-run --allow-sys ${main}`;
+      const cli =
+        `${deno} run --allow-ffi --allow-read --allow-write --allow-env --allow-net --allow-run --allow-sys ${main}`;
       const r = await run("bash", [
         "scripts/run-3hosts.sh",
         "--parties",

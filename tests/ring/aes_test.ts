@@ -6,7 +6,12 @@ const hex = (s: string) => Uint8Array.from(s.match(/../g)!.map((b) => parseInt(b
 const toHex = (w: BigUint64Array) =>
   Array.from(new Uint8Array(w.buffer, w.byteOffset, w.byteLength), (b) => b.toString(16).padStart(2, "0")).join("");
 
-function keystream(key: Uint8Array, iv: Uint8Array, words: number, impl: "portable" | "aesni" | "auto"): BigUint64Array {
+function keystream(
+  key: Uint8Array,
+  iv: Uint8Array,
+  words: number,
+  impl: "portable" | "aesni" | "auto",
+): BigUint64Array {
   const be = backend();
   const h = be.alloc(words);
   try {
@@ -18,12 +23,18 @@ function keystream(key: Uint8Array, iv: Uint8Array, words: number, impl: "portab
 }
 
 const impls = (): ("portable" | "aesni")[] =>
-  (backend().build.features as Record<string, boolean>)?.aesni || backend().device === "cuda" ? ["portable", "aesni"] : ["portable"];
+  (backend().build.features as Record<string, boolean>)?.aesni || backend().device === "cuda"
+    ? ["portable", "aesni"]
+    : ["portable"];
 
 deviceTest("FIPS-197 C.1: AES-128 known answer on both paths", () => {
   const key = hex("000102030405060708090a0b0c0d0e0f");
   for (const impl of impls()) {
-    assert.equal(toHex(keystream(key, hex("00112233445566778899aabbccddeeff"), 2, impl)), "69c4e0d86a7b0430d8cdb78070b4c55a", impl);
+    assert.equal(
+      toHex(keystream(key, hex("00112233445566778899aabbccddeeff"), 2, impl)),
+      "69c4e0d86a7b0430d8cdb78070b4c55a",
+      impl,
+    );
   }
 });
 

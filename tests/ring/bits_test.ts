@@ -43,14 +43,16 @@ deviceTest("gather and scatter against a bit-by-bit reference, many row widths a
   for (const [n, width, start, step, count] of cases) {
     const streamWords = Math.ceil((n * width) / 64);
     const ia = rng.words(streamWords);
-    using bitsIn = width === 64
-      ? RingTensor.from(be, ia)
-      : RingTensor.fromBitWords(be, ia, [n, width]);
+    using bitsIn = width === 64 ? RingTensor.from(be, ia) : RingTensor.fromBitWords(be, ia, [n, width]);
     using g = bitsIn.gatherBits(start, step, count);
     const got = g.toBigUint64Array();
     for (let e = 0; e < n; e++) {
       for (let t = 0; t < count; t++) {
-        assert.equal(bitOf(got, e * count + t), bitOf(ia, e * width + start + t * step), `gather n${n} w${width} e${e} t${t}`);
+        assert.equal(
+          bitOf(got, e * count + t),
+          bitOf(ia, e * width + start + t * step),
+          `gather n${n} w${width} e${e} t${t}`,
+        );
       }
     }
     // scatter the gathered bits, flipped, back into the stream

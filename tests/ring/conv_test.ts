@@ -1,6 +1,17 @@
 import assert from "node:assert/strict";
 import { RingTensor } from "../../lib/ring/tensor.ts";
-import { assertWordsEqual, backend, type ConvRef, convOut, deviceTest, dot, idx, refConv, Rng, wrap } from "../helpers.ts";
+import {
+  assertWordsEqual,
+  backend,
+  convOut,
+  type ConvRef,
+  deviceTest,
+  dot,
+  idx,
+  refConv,
+  Rng,
+  wrap,
+} from "../helpers.ts";
 
 const geom = (p: Partial<ConvRef> & Pick<ConvRef, "n" | "c" | "h" | "w" | "oc" | "kh" | "kw">): ConvRef => ({
   sh: 1,
@@ -13,7 +24,12 @@ const geom = (p: Partial<ConvRef> & Pick<ConvRef, "n" | "c" | "h" | "w" | "oc" |
   ...p,
 });
 
-const opts = (g: ConvRef) => ({ stride: [g.sh, g.sw] as [number, number], padding: [g.ph, g.pw] as [number, number], dilation: [g.dh, g.dw] as [number, number], groups: g.groups });
+const opts = (g: ConvRef) => ({
+  stride: [g.sh, g.sw] as [number, number],
+  padding: [g.ph, g.pw] as [number, number],
+  dilation: [g.dh, g.dw] as [number, number],
+  groups: g.groups,
+});
 
 const smallCases: ConvRef[] = [
   geom({ n: 1, c: 1, h: 5, w: 5, oc: 1, kh: 3, kw: 3 }),
@@ -90,10 +106,12 @@ deviceTest("gradients against a direct BigInt definition on one small case", () 
 
 deviceTest("a convolution equals its im2col matmul on larger shapes", () => {
   const be = backend();
-  for (const g of [
-    geom({ n: 3, c: 16, h: 20, w: 18, oc: 24, kh: 3, kw: 3, sh: 2, sw: 2, ph: 1, pw: 1 }),
-    geom({ n: 2, c: 20, h: 12, w: 12, oc: 50, kh: 5, kw: 5 }),
-  ]) {
+  for (
+    const g of [
+      geom({ n: 3, c: 16, h: 20, w: 18, oc: 24, kh: 3, kw: 3, sh: 2, sw: 2, ph: 1, pw: 1 }),
+      geom({ n: 2, c: 20, h: 12, w: 12, oc: 50, kh: 5, kw: 5 }),
+    ]
+  ) {
     const [oh, ow] = convOut(g);
     using x = RingTensor.prf(be, [g.n, g.c, g.h, g.w], new Uint8Array(16).fill(3), 0n);
     using w = RingTensor.prf(be, [g.oc, g.c, g.kh, g.kw], new Uint8Array(16).fill(4), 0n);

@@ -107,7 +107,10 @@ deviceTest("ops on non-contiguous views equal ops on their copies", () => {
   for (let i = 0; i < 7; i++) for (let j = 0; j < 6; j++) expected[i * 6 + j] = wrap(xa[j * 7 + i] + ya[i * 6 + j]);
   assertWordsEqual(s.toBigUint64Array(), expected);
   using col = x.slice(1, 2, 3); // a column: stride 7
-  assertWordsEqual(col.mul(3n).toBigUint64Array(), BigUint64Array.from({ length: 6 }, (_, i) => wrap(xa[i * 7 + 2] * 3n)));
+  assertWordsEqual(
+    col.mul(3n).toBigUint64Array(),
+    BigUint64Array.from({ length: 6 }, (_, i) => wrap(xa[i * 7 + 2] * 3n)),
+  );
 });
 
 deviceTest("empty and one-element tensors", () => {

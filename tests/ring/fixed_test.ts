@@ -31,7 +31,10 @@ deviceTest("every precision from 8 to 32 bits round-trips within 2^-(f+1)", () =
 
 deviceTest("values that do not fit are refused, naming the index", () => {
   const be = backend();
-  assert.throws(() => RingTensor.encode(be, [1, 2, 2 ** 43], 20), /value 8796093022208 at index 2 does not fit the ring with 20 fractional bits/);
+  assert.throws(
+    () => RingTensor.encode(be, [1, 2, 2 ** 43], 20),
+    /value 8796093022208 at index 2 does not fit the ring with 20 fractional bits/,
+  );
   assert.throws(() => RingTensor.encode(be, [Number.NaN], 20), /value nan at index 0/i);
   assert.throws(() => RingTensor.encode(be, [0, Infinity], 8), /index 1/);
   assert.throws(() => RingTensor.encode(be, [1], 63), /fractional bits 63/);

@@ -14,7 +14,9 @@ deviceTest("permute is a view; contiguous() materialises it exactly", () => {
   const expected = new BigUint64Array(120);
   for (let a = 0; a < 4; a++) {
     for (let b = 0; b < 2; b++) {
-      for (let d = 0; d < 5; d++) for (let e = 0; e < 3; e++) expected[idx([4, 2, 5, 3], a, b, d, e)] = xa[idx(s, b, e, a, d)];
+      for (let d = 0; d < 5; d++) {
+        for (let e = 0; e < 3; e++) expected[idx([4, 2, 5, 3], a, b, d, e)] = xa[idx(s, b, e, a, d)];
+      }
     }
   }
   assertWordsEqual(c.toBigUint64Array(), expected);
@@ -28,7 +30,9 @@ deviceTest("slice along each axis, slices of slices, and reshape of views", () =
   using s = x.slice(1, 2, 6); // [6, 4, 8], offset 16
   using ss = s.slice(2, 3, 5).slice(0, 1, 4); // [3, 4, 2]
   const expected: bigint[] = [];
-  for (let i = 1; i < 4; i++) for (let j = 2; j < 6; j++) for (let k = 3; k < 5; k++) expected.push(xa[idx([6, 7, 8], i, j, k)]);
+  for (let i = 1; i < 4; i++) {
+    for (let j = 2; j < 6; j++) for (let k = 3; k < 5; k++) expected.push(xa[idx([6, 7, 8], i, j, k)]);
+  }
   assertWordsEqual(ss.toBigUint64Array(), BigUint64Array.from(expected));
   using r = ss.reshape([4, -1]);
   assert.deepEqual(r.shape, [4, 6]);
@@ -111,7 +115,10 @@ deviceTest("sum over each axis, keepDims, and of a view", () => {
     assert.equal(kd.rank, 3);
   }
   using big = RingTensor.full(be, [1, 100000, 3], (1n << 63n) + 1n);
-  assert.deepEqual([...big.sum(1).toBigUint64Array()], [100000n, 100000n, 100000n].map((v) => BigInt.asUintN(64, v * ((1n << 63n) + 1n))));
+  assert.deepEqual(
+    [...big.sum(1).toBigUint64Array()],
+    [100000n, 100000n, 100000n].map((v) => BigInt.asUintN(64, v * ((1n << 63n) + 1n))),
+  );
   assert.throws(() => x.sum(3), /out of range/);
 });
 

@@ -49,7 +49,10 @@ deviceTest("batched matmul, with either side broadcast, and accumulate", () => {
     for (let i = 0; i < batch; i++) out.set(f(i), i * m * n);
     return out;
   };
-  assertWordsEqual(A.matmul(B).toBigUint64Array(), expect((i) => refMatmul(part(aa, i, m * k), part(ba, i, k * n), m, n, k)));
+  assertWordsEqual(
+    A.matmul(B).toBigUint64Array(),
+    expect((i) => refMatmul(part(aa, i, m * k), part(ba, i, k * n), m, n, k)),
+  );
   assertWordsEqual(A.matmul(B1).toBigUint64Array(), expect((i) => refMatmul(part(aa, i, m * k), b1, m, n, k)));
   assertWordsEqual(A1.matmul(B).toBigUint64Array(), expect((i) => refMatmul(a1, part(ba, i, k * n), m, n, k)));
   // accumulate at the backend level: C += A B

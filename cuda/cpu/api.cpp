@@ -263,6 +263,11 @@ int cg_unary(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, uint64_t n, uint32_t
   return guarded(ctx, "cg_unary", [&] { unary(ctx, op, out, a, n, k); });
 }
 
+int cg_replicated_product(cg_ctx* ctx, int32_t kind, cg_buf out, cg_buf x0, cg_buf x1, cg_buf y0, cg_buf y1,
+                          cg_buf r0, cg_buf r1, uint64_t n) {
+  return guarded(ctx, "cg_replicated_product", [&] { replicated_product(ctx, kind, out, x0, x1, y0, y1, r0, r1, n); });
+}
+
 int cg_copy_strided(cg_ctx* ctx, cg_buf dst, uint64_t dst_off, const int64_t* dst_strides, cg_buf src,
                     uint64_t src_off, const int64_t* src_strides, const uint64_t* shape, uint32_t ndim) {
   return guarded(ctx, "cg_copy_strided",

@@ -110,4 +110,26 @@ void unary(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, u64 n, uint32_t k) {
   }
 }
 
+void replicated_product(cg_ctx* ctx, int32_t kind, cg_buf out, cg_buf x0, cg_buf x1, cg_buf y0, cg_buf y1,
+                        cg_buf r0, cg_buf r1, u64 n) {
+  require(kind == CG_PRODUCT_RING || kind == CG_PRODUCT_BITS,
+          "cg_replicated_product: unknown kind " + std::to_string(kind));
+  u64* o = words_of(ctx, out, 0, n, "cg_replicated_product (out)");
+  const u64* a0 = cwords_of(ctx, x0, 0, n, "cg_replicated_product (x0)");
+  const u64* a1 = cwords_of(ctx, x1, 0, n, "cg_replicated_product (x1)");
+  const u64* b0 = cwords_of(ctx, y0, 0, n, "cg_replicated_product (y0)");
+  const u64* b1 = cwords_of(ctx, y1, 0, n, "cg_replicated_product (y1)");
+  const u64* s0 = cwords_of(ctx, r0, 0, n, "cg_replicated_product (r0)");
+  const u64* s1 = cwords_of(ctx, r1, 0, n, "cg_replicated_product (r1)");
+  if (kind == CG_PRODUCT_RING) {
+    ctx->pool.parallel_for(n, kGrain, [&](u64 lo, u64 hi) {
+      for (u64 i = lo; i < hi; i++) o[i] = a0[i] * (b0[i] + b1[i]) + a1[i] * b0[i] + (s0[i] - s1[i]);
+    });
+  } else {
+    ctx->pool.parallel_for(n, kGrain, [&](u64 lo, u64 hi) {
+      for (u64 i = lo; i < hi; i++) o[i] = (a0[i] & (b0[i] ^ b1[i])) ^ (a1[i] & b0[i]) ^ s0[i] ^ s1[i];
+    });
+  }
+}
+
 }  // namespace cg

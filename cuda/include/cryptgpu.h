@@ -119,6 +119,17 @@ typedef enum cg_unop {
 
 int cg_unary(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, uint64_t n, uint32_t k);
 
+/* The local half of a replicated product, elementwise and fused (one pass
+ * instead of six), for a party holding shares (x0, x1) and (y0, y1) and the
+ * two PRF draws r0 (own key) and r1 (previous party's key) of a zero-share:
+ *   CG_PRODUCT_RING: out = x0 * (y0 + y1) + x1 * y0 + (r0 - r1)   mod 2^64
+ *   CG_PRODUCT_BITS: out = (x0 & (y0 ^ y1)) ^ (x1 & y0) ^ (r0 ^ r1)
+ * All operands hold n words; out may alias any of them. */
+typedef enum cg_product_kind { CG_PRODUCT_RING = 0, CG_PRODUCT_BITS = 1 } cg_product_kind;
+
+int cg_replicated_product(cg_ctx* ctx, int32_t kind, cg_buf out, cg_buf x0, cg_buf x1, cg_buf y0, cg_buf y1,
+                          cg_buf r0, cg_buf r1, uint64_t n);
+
 /* ----------------------------------------------------------------- layout */
 
 /* For every index vector idx < shape (ndim <= CG_MAX_DIMS):

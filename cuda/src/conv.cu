@@ -112,28 +112,14 @@ void check_flags(uint32_t flags, const char* fn) {
 __device__ __forceinline__ u64 thread_index() { return u64(blockIdx.x) * blockDim.x + threadIdx.x; }
 __device__ __forceinline__ u64 thread_count() { return u64(gridDim.x) * blockDim.x; }
 
-// One thread per column entry, the output pixel fastest; rows before images
-// where rows are the longer stride (the convolutions' layout), else images
-// first (im2col's), so that writes are contiguous.
 __global__ void gather_kernel(u64* cols, const u64* x, Geom g, Columns cl) {
-  const u64 ohw = g.oh * g.ow, rows = cl.cc * g.kh * g.kw, total = cl.images * rows * ohw;
-  const bool rows_outer = cl.row_stride >= cl.image_stride;
-  for (u64 t = thread_index(); t < total; t += thread_count()) {
-    const u64 o = t % ohw, rest = t / ohw;
-    const u64 e = rows_outer ? rest % cl.images : rest / rows, r = rows_outer ? rest / cl.images : rest % rows;
-    cols[r * cl.row_stride + e * cl.image_stride + o] = im2col_value(g, cl, x, r, e, o);
-  }
+  const u64 total = cl.images * cl.cc * g.kh * g.kw * g.oh * g.ow;
+  for (u64 t = thread_index(); t < total; t += thread_count()) gather_item(g, cl, cols, x, t);
 }
 
-// One thread per input pixel of channels [c0, c0 + cc) of the images.
 __global__ void scatter_kernel(u64* x, const u64* cols, Geom g, Columns cl, bool accumulate) {
-  const u64 hw = g.h * g.w, total = cl.images * cl.cc * hw;
-  for (u64 t = thread_index(); t < total; t += thread_count()) {
-    const u64 p = t % hw, rest = t / hw, ci = rest % cl.cc, e = rest / cl.cc;
-    const u64 v = col2im_value(g, cl, cols, e, ci, p);
-    u64* dst = x + (e * g.c + cl.c0 + ci) * hw + p;
-    *dst = accumulate ? *dst + v : v;
-  }
+  const u64 total = cl.images * cl.cc * g.h * g.w;
+  for (u64 t = thread_index(); t < total; t += thread_count()) scatter_item(g, cl, x, cols, accumulate, t);
 }
 
 __global__ void pool_kernel(u64* y, const u64* x, Geom g) {
@@ -146,22 +132,15 @@ __global__ void unpool_kernel(u64* dx, const u64* dy, Geom g) {
   for (u64 t = thread_index(); t < total; t += thread_count()) dx[t] = unpool_value(g, dy + t / hw * ohw, t % hw);
 }
 
-// The first `rows` rows of `images` [rows, ohw] blocks (`stride` words apart)
-// to or from one [rows, images * ohw] matrix: the layout the products use
-// when a step covers several images. One thread per matrix entry.
 __global__ void pack_kernel(u64* mat, const u64* src, u64 images, u64 rows, u64 ohw, u64 stride) {
   const u64 total = images * rows * ohw;
-  for (u64 t = thread_index(); t < total; t += thread_count()) {
-    const u64 i = t % ohw, rest = t / ohw, e = rest % images, o = rest / images;
-    mat[t] = src[e * stride + o * ohw + i];
-  }
+  for (u64 t = thread_index(); t < total; t += thread_count()) mat[t] = src[packed_row_source(images, ohw, stride, t)];
 }
 
 __global__ void unpack_kernel(u64* dst, const u64* mat, u64 images, u64 rows, u64 ohw, u64 stride, bool accumulate) {
   const u64 total = images * rows * ohw;
   for (u64 t = thread_index(); t < total; t += thread_count()) {
-    const u64 i = t % ohw, rest = t / ohw, e = rest % images, o = rest / images;
-    u64* d = dst + e * stride + o * ohw + i;
+    u64* d = dst + packed_row_source(images, ohw, stride, t);
     *d = accumulate ? *d + mat[t] : mat[t];
   }
 }

@@ -97,4 +97,32 @@ CG_HD u64 unpool_value(const Geom& g, const u64* dy_plane, u64 p) {
   return sum;
 }
 
+// The kernels' items. Column entries: the output pixel fastest, then rows
+// before images where rows are the longer stride (the convolutions' layout),
+// else images first (im2col's): writes are contiguous either way.
+CG_HD void gather_item(const Geom& g, const Columns& cl, u64* cols, const u64* x, u64 t) {
+  const u64 ohw = g.oh * g.ow, rows = cl.cc * g.kh * g.kw;
+  const bool rows_outer = cl.row_stride >= cl.image_stride;
+  const u64 o = t % ohw, rest = t / ohw;
+  const u64 e = rows_outer ? rest % cl.images : rest / rows, r = rows_outer ? rest / cl.images : rest % rows;
+  cols[r * cl.row_stride + e * cl.image_stride + o] = im2col_value(g, cl, x, r, e, o);
+}
+
+// Input pixels of channels [c0, c0 + cc) of the images.
+CG_HD void scatter_item(const Geom& g, const Columns& cl, u64* x, const u64* cols, bool accumulate, u64 t) {
+  const u64 hw = g.h * g.w;
+  const u64 p = t % hw, rest = t / hw, ci = rest % cl.cc, e = rest / cl.cc;
+  const u64 v = col2im_value(g, cl, cols, e, ci, p);
+  u64* dst = x + (e * g.c + cl.c0 + ci) * hw + p;
+  *dst = accumulate ? *dst + v : v;
+}
+
+// The first `rows` rows of `images` [rows, ohw] blocks (`stride` words apart)
+// against one [rows, images * ohw] matrix, entry t of the matrix: the layout
+// the products use when a step covers several images.
+CG_HD u64 packed_row_source(u64 images, u64 ohw, u64 stride, u64 t) {
+  const u64 i = t % ohw, rest = t / ohw, e = rest % images, o = rest / images;
+  return e * stride + o * ohw + i;
+}
+
 }  // namespace cg

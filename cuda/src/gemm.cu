@@ -43,16 +43,15 @@ __global__ void __launch_bounds__(256) direct_kernel(Product g, u64 y0, u64 z0) 
   u64 lo[4][4] = {};
   u32 cross[4][4] = {};
   for (u64 p0 = 0; p0 < g.k; p0 += kDirectSlice) {
-    // Consecutive threads read consecutive addresses of either layout.
     for (unsigned r = 0; r < 4; r++) {
-      const unsigned q = tid + 256 * r;
-      const unsigned row = g.ta ? q % 64 : q / 16, kk = g.ta ? q / 64 : q % 16;
+      unsigned row, kk;
+      tile_slot(tid + 256 * r, kDirectTile, kDirectSlice, g.ta, row, kk);
       const u64 i = i0 + row, p = p0 + kk;
       as[kk][row] = i < g.m && p < g.k ? a_at(g, a, i, p) : 0;
     }
     for (unsigned r = 0; r < 4; r++) {
-      const unsigned q = tid + 256 * r;
-      const unsigned col = g.tb ? q / 16 : q % 64, kk = g.tb ? q % 16 : q / 64;
+      unsigned col, kk;
+      tile_slot(tid + 256 * r, kDirectTile, kDirectSlice, !g.tb, col, kk);
       const u64 j = j0 + col, p = p0 + kk;
       bs[kk][col] = j < g.n && p < g.k ? b_at(g, b, p, j) : 0;
     }

@@ -23,15 +23,15 @@ __global__ void __launch_bounds__(256, 1)
   double acc[4][4][4] = {};  // [row][column][shift]
   for (u64 p0 = p_begin; p0 < p_end; p0 += kSlice) {
     for (unsigned r = 0; r < 2; r++) {
-      const unsigned q = tid + 256 * r;
-      const unsigned row = g.ta ? q % kTile : q / kSlice, kk = g.ta ? q / kTile : q % kSlice;
+      unsigned row, kk;
+      tile_slot(tid + 256 * r, kTile, kSlice, g.ta, row, kk);
       const u64 i = i0 + row, p = p0 + kk;
       const u64 v = i < g.m && p < p_end ? a_at(g, a, i, p) : 0;
       for (int l = 0; l < 4; l++) as[l][kk][row] = fp64_limb(v, l);
     }
     for (unsigned r = 0; r < 2; r++) {
-      const unsigned q = tid + 256 * r;
-      const unsigned col = g.tb ? q / kSlice : q % kTile, kk = g.tb ? q % kSlice : q / kTile;
+      unsigned col, kk;
+      tile_slot(tid + 256 * r, kTile, kSlice, !g.tb, col, kk);
       const u64 j = j0 + col, p = p0 + kk;
       const u64 v = j < g.n && p < p_end ? b_at(g, b, p, j) : 0;
       for (int l = 0; l < 4; l++) bs[l][kk][col] = fp64_limb(v, l);

@@ -14,34 +14,11 @@ using namespace int8;
 // Scratch for the packed operands of one group of batch entries.
 constexpr u64 kScratchBytes = u64(512) << 20;
 
-// One operand entry e of `entries`: element (x, p) at src[e * src_stride +
-// x * sx + p * sp], x < xs valid of xp padded, p < k valid of kp padded.
-struct Split {
-  const u64* src;
-  u64 src_stride, sx, sp;
-  uint8_t* dst;
-  u64 dst_stride;  // bytes
-  u64 entries, xs, xp, k, kp, blocks;
-  bool is_b;
-};
-
-// A thread per (entry, x, group of 4 reduction indices), taking consecutive
-// groups or consecutive x, whichever is contiguous in memory.
+// A thread per item of split_item.
 __global__ void split_kernel(Split s) {
-  const u64 groups = s.kp / 4, per = s.xp * groups, total = s.entries * per;
-  const bool k_fastest = s.sp == 1;
-  for (u64 t = u64(blockIdx.x) * blockDim.x + threadIdx.x; t < total; t += u64(gridDim.x) * blockDim.x) {
-    const u64 e = t / per, r = t % per;
-    const u64 x = k_fastest ? r / groups : r % s.xp, kk = 4 * (k_fastest ? r % groups : r / s.xp);
-    const u64* src = s.src + e * s.src_stride;
-    u64 v[4];
-    for (int b = 0; b < 4; b++) v[b] = x < s.xs && kk + b < s.k ? src[x * s.sx + (kk + b) * s.sp] : 0;
-    uint8_t* dst = s.dst + e * s.dst_stride;
-    for (unsigned p = 0; p < kPlanes; p++) {
-      const u64 off = s.is_b ? packed_b_offset(x, kk, p, s.blocks) : packed_a_offset(x, kk, p, s.blocks);
-      *reinterpret_cast<u32*>(dst + off) = byte_plane(v, p);
-    }
-  }
+  const u64 total = s.entries * s.xp * (s.kp / 4);
+  for (u64 t = u64(blockIdx.x) * blockDim.x + threadIdx.x; t < total; t += u64(gridDim.x) * blockDim.x)
+    split_item(s, t);
 }
 
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {

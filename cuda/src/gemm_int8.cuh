@@ -85,5 +85,35 @@ CG_HD unsigned b_fragment(unsigned p, unsigned wn, unsigned nj2, unsigned lane) 
   return (p * (kTile / 16) + wn * (kNj / 2) + nj2) * 32 + lane;
 }
 
+// Splitting one operand: entry e of `entries`, element (x, p) at
+// src[e * src_stride + x * sx + p * sp], x < xs valid of xp padded, p < k
+// valid of kp padded, packed into `blocks` blocks per slice.
+struct Split {
+  const u64* src;
+  u64 src_stride, sx, sp;
+  uint8_t* dst;
+  u64 dst_stride;  // bytes
+  u64 entries, xs, xp, k, kp, blocks;
+  bool is_b;
+};
+
+// Item t of entries * xp * kp / 4: one x and four consecutive reduction
+// indices, written as a 4-byte group to each plane. Consecutive items take
+// consecutive groups or consecutive x, whichever is contiguous in memory.
+CG_HD void split_item(const Split& s, u64 t) {
+  const u64 groups = s.kp / 4, per = s.xp * groups;
+  const bool k_fastest = s.sp == 1;
+  const u64 e = t / per, r = t % per;
+  const u64 x = k_fastest ? r / groups : r % s.xp, kk = 4 * (k_fastest ? r % groups : r / s.xp);
+  const u64* src = s.src + e * s.src_stride;
+  u64 v[4];
+  for (int b = 0; b < 4; b++) v[b] = x < s.xs && kk + b < s.k ? src[x * s.sx + (kk + b) * s.sp] : 0;
+  uint8_t* dst = s.dst + e * s.dst_stride;
+  for (unsigned p = 0; p < kPlanes; p++) {
+    const u64 off = s.is_b ? packed_b_offset(x, kk, p, s.blocks) : packed_a_offset(x, kk, p, s.blocks);
+    *reinterpret_cast<u32*>(dst + off) = byte_plane(v, p);
+  }
+}
+
 }  // namespace int8
 }  // namespace cg

@@ -7,18 +7,15 @@
 import { BShare } from "./binary.ts";
 import type { Party } from "./party.ts";
 import { exchange } from "./transfer.ts";
-import type { RingTensor } from "../ring/tensor.ts";
+import { RingTensor } from "../ring/tensor.ts";
 
 export async function andMany(p: Party, pairs: readonly [BShare, BShare][], step = "and"): Promise<BShare[]> {
   const before = p.enter(step);
   try {
     const zs: RingTensor[] = pairs.map(([x, y]) => {
-      using ySum = y.cur.xor(y.next);
-      using t1 = x.cur.and(ySum);
-      using t2 = x.next.and(y.cur);
-      using t = t1.xor(t2);
-      using b = p.rand.zeroShareBits(t.shape, t.dtype);
-      return t.xor(b);
+      const [r0, r1] = p.rand.zeroShareParts(x.shape, x.dtype);
+      using _r0 = r0, _r1 = r1;
+      return RingTensor.replicatedProduct("bits", [x.cur, x.next], [y.cur, y.next], [r0, r1]);
     });
     try {
       const got = await exchange(

@@ -9,8 +9,9 @@
  *      over pairs of adjacent groups: 63 -> 32 -> 16 -> 8 -> 4 -> 2 -> 1
  *      groups, 6 rounds. Only live bits travel: the lowest group never needs
  *      its P, and each level's bits are packed densely across elements.
- * 8 rounds. Bits sent per element: 63 + 61 + 31 + 15 + 7 + 3 + 1 = 181 by
- * every party, plus 64 by P0 (see MSB_BITS).
+ * 8 rounds. Bits sent per element: 64 + 61 + 31 + 15 + 7 + 3 + 1 = 182 by
+ * every party (g travels as whole words: bit 63 is not needed, but compacting
+ * 63 of 64 bits costs more time than the bit costs bytes), plus 64 by P0.
  */
 import { RingTensor } from "../ring/tensor.ts";
 import type { AShare } from "./arithmetic.ts";
@@ -19,7 +20,7 @@ import { BShare } from "./binary.ts";
 import { shareKnown } from "./input.ts";
 
 /** Bits each party sends per element in msb: [P0, P1, P2]. */
-export const MSB_BITS = [181 + 64, 181, 181] as const;
+export const MSB_BITS = [182 + 64, 182, 182] as const;
 
 /** The result: a binary sharing of packed bits, shape [n, 1] for the n elements of x. */
 export async function msb(x: AShare): Promise<BShare> {
@@ -37,28 +38,31 @@ export async function msb(x: AShare): Promise<BShare> {
     const v = own(BShare.fromShares(p, [n], "u64", (j) => (j !== 2 ? null : j === p.index ? xCur : xNext)));
     const uv = own(u.xor(v));
 
-    // Step 2: generate and propagate, rows of live bits per element.
-    const [g] = await andMany(p, [[own(u.gatherBits(0, 1, 63)), own(v.gatherBits(0, 1, 63))]], "msb generate");
-    let G = own(g); // groups 0..m-1
-    let P: BShare | null = own(uv.gatherBits(1, 1, 62)); // groups 1..m-1
+    // Step 2: generate g = u & v on whole words (bit 63 rides along unused:
+    // cheaper than compacting 63 of 64 bits first), propagate p = u ^ v.
+    const [g] = await andMany(p, [[u, v]], "msb generate");
+    let G = own(g); // group k at bit k, groups 0..m-1
+    let P: BShare | null = uv; // group k at position k - 1 + pOff, groups 1..m-1
+    let pOff = 1; // in the raw words group k sits at bit k; packed levels start at group 1
     let m = 63;
 
     // Step 3: the carry tree.
     for (let level = 1; m > 1; level++) {
       const pairs = Math.floor(m / 2);
       const pairsP = pairs - 1; // pairs above the lowest one also combine their P
-      const ands: [BShare, BShare][] = [[own(P!.gatherBits(0, 2, pairs)), own(G.gatherBits(0, 2, pairs))]];
-      if (pairsP > 0) ands.push([own(P!.gatherBits(2, 2, pairsP)), own(P!.gatherBits(1, 2, pairsP))]);
+      const ands: [BShare, BShare][] = [[own(P!.gatherBits(pOff, 2, pairs)), own(G.gatherBits(0, 2, pairs))]];
+      if (pairsP > 0) ands.push([own(P!.gatherBits(2 + pOff, 2, pairsP)), own(P!.gatherBits(1 + pOff, 2, pairsP))]);
       const [t, q] = (await andMany(p, ands, `msb carry level ${level}`)).map(own);
       let nextG = own(own(G.gatherBits(1, 2, pairs)).xor(t));
       let nextP: BShare | null = q ?? null;
       if (m % 2 === 1) {
         nextG = own(appendColumn(nextG, own(G.gatherBits(m - 1, 1, 1))));
-        const topP: BShare = own(P!.gatherBits(m - 2, 1, 1));
+        const topP: BShare = own(P!.gatherBits(m - 2 + pOff, 1, 1));
         nextP = nextP ? own(appendColumn(nextP, topP)) : topP;
       }
       G = nextG;
       P = nextP;
+      pOff = 0;
       m = G.shape[1];
     }
 

@@ -6,7 +6,9 @@
  * element per party. The result has the product's scale: fixed-point values
  * then need `truncate` by f.
  */
-import type { RingTensor } from "../ring/tensor.ts";
+import { RingTensor } from "../ring/tensor.ts";
+import { sameShape } from "../ring/shape.ts";
+import type { Party } from "./party.ts";
 import type { Conv2dOptions } from "../ring/tensor.ts";
 import { AShare } from "./arithmetic.ts";
 import { exchange } from "./transfer.ts";
@@ -14,28 +16,38 @@ import { truncate } from "./truncate.ts";
 
 export type Bilinear = (a: RingTensor, b: RingTensor) => RingTensor;
 
-export async function multiplyWith(x: AShare, y: AShare, op: Bilinear, step = "multiply"): Promise<AShare> {
-  const p = x.party;
+export function multiplyWith(x: AShare, y: AShare, op: Bilinear, step = "multiply"): Promise<AShare> {
+  return reshare(x.party, step, () => {
+    using ySum = y.cur.add(y.next);
+    using t1 = op(x.cur, ySum);
+    using t2 = op(x.next, y.cur);
+    using t = t1.add(t2);
+    using a = x.party.rand.zeroShare(t.shape);
+    return t.add(a);
+  });
+}
+
+/** Elementwise product (shapes equal, or broadcastable as RingTensor.mul allows). */
+export function mul(x: AShare, y: AShare): Promise<AShare> {
+  if (!sameShape(x.shape, y.shape)) return multiplyWith(x, y, (a, b) => a.mul(b), "multiply");
+  return reshare(x.party, "multiply", () => {
+    const [r0, r1] = x.party.rand.zeroShareParts(x.shape);
+    using _r0 = r0, _r1 = r1;
+    return RingTensor.replicatedProduct("ring", [x.cur, x.next], [y.cur, y.next], [r0, r1]);
+  });
+}
+
+/** Computes this party's z_i and completes the round: send z_i to P_prev, receive z_next. */
+async function reshare(p: Party, step: string, local: () => RingTensor): Promise<AShare> {
   const before = p.enter(step);
   try {
-    let z: RingTensor;
-    {
-      using ySum = y.cur.add(y.next);
-      using t1 = op(x.cur, ySum);
-      using t2 = op(x.next, y.cur);
-      using t = t1.add(t2);
-      using a = p.rand.zeroShare(t.shape);
-      z = t.add(a);
-    }
+    const z = local();
     const [zNext] = await exchange(p.mesh, p.backend, [{ to: p.prev, tensor: z }], [{ from: p.next, shape: z.shape }]);
     return new AShare(p, z, zNext);
   } finally {
     p.enter(before);
   }
 }
-
-/** Elementwise product (shapes equal or broadcastable as RingTensor.mul allows). */
-export const mul = (x: AShare, y: AShare) => multiplyWith(x, y, (a, b) => a.mul(b), "multiply");
 export const matmul = (x: AShare, y: AShare) => multiplyWith(x, y, (a, b) => a.matmul(b), "matmul");
 export const conv2d = (x: AShare, w: AShare, o: Conv2dOptions = {}) =>
   multiplyWith(x, w, (a, b) => a.conv2d(b, o), "conv2d");

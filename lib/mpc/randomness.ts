@@ -29,6 +29,12 @@ export class Randomness {
     return RingTensor.prf(this.backend, shape, key === "own" ? this.own : this.prev, nonce << 64n, dtype);
   }
 
+  /** The two draws of a zero-share, F(k_i) and F(k_prev), for fused kernels. */
+  zeroShareParts(shape: Shape, dtype: DType = "u64"): [RingTensor, RingTensor] {
+    const c = this.nonce();
+    return [this.draw("own", shape, c, dtype), this.draw("prev", shape, c, dtype)];
+  }
+
   /** Arithmetic zero-share: a_i = F(k_i) - F(k_prev); a_0 + a_1 + a_2 = 0. */
   zeroShare(shape: Shape): RingTensor {
     const c = this.nonce();

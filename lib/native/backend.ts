@@ -50,6 +50,15 @@ export interface Backend {
   binary(op: BinaryOp, out: Handle, a: Handle, b: Handle, n: number, nb: number, inner: number): void;
   scalar(op: BinaryOp, out: Handle, a: Handle, s: bigint, n: number): void;
   unary(op: UnaryOp, out: Handle, a: Handle, n: number, k?: number): void;
+  /** Local half of a replicated product (see cg_replicated_product), n words. */
+  replicatedProduct(
+    kind: "ring" | "bits",
+    out: Handle,
+    x: [Handle, Handle],
+    y: [Handle, Handle],
+    r: [Handle, Handle],
+    n: number,
+  ): void;
   copyStrided(
     dst: Handle,
     dstOffset: number,
@@ -176,6 +185,28 @@ export class NativeBackend implements Backend {
 
   unary(op: UnaryOp, out: Handle, a: Handle, n: number, k = 0): void {
     this.#check(this.#lib.symbols.cg_unary(this.#live, UnaryOp[op], out, a, big(n), k));
+  }
+
+  replicatedProduct(
+    kind: "ring" | "bits",
+    out: Handle,
+    x: [Handle, Handle],
+    y: [Handle, Handle],
+    r: [Handle, Handle],
+    n: number,
+  ): void {
+    this.#check(this.#lib.symbols.cg_replicated_product(
+      this.#live,
+      kind === "ring" ? 0 : 1,
+      out,
+      x[0],
+      x[1],
+      y[0],
+      y[1],
+      r[0],
+      r[1],
+      big(n),
+    ));
   }
 
   copyStrided(

@@ -28,6 +28,10 @@ export const symbols = {
   cg_scalar: { parameters: ["pointer", "i32", "u64", "u64", "u64", "u64"], result: "i32" },
   cg_unary: { parameters: ["pointer", "i32", "u64", "u64", "u64", "u32"], result: "i32" },
 
+  cg_replicated_product: {
+    parameters: ["pointer", "i32", "u64", "u64", "u64", "u64", "u64", "u64", "u64", "u64"],
+    result: "i32",
+  },
   cg_copy_strided: {
     parameters: ["pointer", "u64", "u64", "buffer", "u64", "u64", "buffer", "buffer", "u32"],
     result: "i32",

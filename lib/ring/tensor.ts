@@ -465,6 +465,41 @@ export class RingTensor {
     return this.unary("bit", k);
   }
 
+  /**
+   * The local half of a replicated product in one pass (cg_replicated_product):
+   * ring: x0 (y0 + y1) + x1 y0 + (r0 - r1); bits: x0 & (y0 ^ y1) ^ x1 & y0 ^ r0 ^ r1.
+   * All six operands have one shape and dtype (bits may be u64 words too).
+   */
+  static replicatedProduct(
+    kind: "ring" | "bits",
+    x: [RingTensor, RingTensor],
+    y: [RingTensor, RingTensor],
+    r: [RingTensor, RingTensor],
+  ): RingTensor {
+    const all = [...x, ...y, ...r];
+    const first = all[0];
+    for (const t of all) {
+      if (!sameShape(t.shape, first.shape) || t.dtype !== first.dtype) {
+        throw new RangeError(`replicatedProduct: operands must share shape and dtype, got ${fmt(t.shape)} ${t.dtype}`);
+      }
+    }
+    const dense = all.map((t) => t.contiguous());
+    try {
+      const out = RingTensor.empty(first.backend, first.shape, first.dtype);
+      const h = dense.map((t) => t.handle);
+      if (kind === "ring" && first.dtype !== "u64") {
+        throw new TypeError("replicatedProduct: ring products need u64 words");
+      }
+      first.backend.replicatedProduct(kind, out.handle, [h[0], h[1]], [h[2], h[3]], [
+        h[4],
+        h[5],
+      ], first.words);
+      return out;
+    } finally {
+      dense.forEach((t) => t.dispose());
+    }
+  }
+
   // ------------------------------------------------------------ reductions
 
   /** Sum over one axis (the axis is removed unless keepDims). */

@@ -46,6 +46,12 @@ const cases: Case[] = [
     run: (x) => truncate(x, 8),
   },
   { name: "msb", maxSize: 1e7, input: (n) => ({ values: uniform(n, -1e3, 1e3), shape: [n] }), run: (x) => msb(x) },
+  {
+    name: "msb, carry-save front end",
+    maxSize: 1e7,
+    input: (n) => ({ values: uniform(n, -1e3, 1e3), shape: [n] }),
+    run: (x) => msb(x, "carry-save"),
+  },
   { name: "ReLU", maxSize: 1e7, input: (n) => ({ values: uniform(n, -1e3, 1e3), shape: [n] }), run: (x) => relu(x) },
   {
     name: "max over rows of 10",

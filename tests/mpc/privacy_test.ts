@@ -45,6 +45,7 @@ const protocols: [string, (x: AShare) => Promise<{ dispose(): void }>][] = [
   ["fixed-point multiply", (x) => mulFixed(x, x)],
   ["truncate", (x) => truncate(x, 20)],
   ["msb", (x) => msb(x)],
+  ["msb, carry-save", (x) => msb(x, "carry-save")],
   ["ReLU", (x) => relu(x)],
   ["max", async (x) => (await maxLastAxis(x.reshape([x.size / 8, 8]))).max],
 ];

@@ -24,27 +24,29 @@ async function revealBits(b: BShare): Promise<Uint8Array> {
   return y.toBits();
 }
 
-deviceTest("msb is exact on edge and random values; 8 rounds and the documented bits", async () => {
-  const rng = new Rng(80);
-  const edges = [0n, 1n, (1n << 63n) - 1n, 1n << 63n, (1n << 64n) - 1n, 1n << 62n, (1n << 64n) - (1n << 62n)];
-  const n = 5000;
-  const vals = BigUint64Array.from({ length: n }, (_, i) => (i < edges.length ? edges[i] : rng.next()));
-  const results = await runParties(async (p) => {
-    using x = await shareInput(p, 1, p.index === 1 ? RingTensor.from(p.backend, vals) : null, [n]);
-    const s0 = p.mesh.stats();
-    using b = await msb(x);
-    const s1 = p.mesh.stats();
-    const bits = await revealBits(b);
-    return { bits, rounds: s1.rounds - s0.rounds, bytes: s1.bytesSent - s0.bytesSent };
+for (const variant of ["input", "carry-save"] as const) {
+  deviceTest(`msb (${variant}) is exact on edge and random values; 8 rounds and the documented bits`, async () => {
+    const rng = new Rng(80);
+    const edges = [0n, 1n, (1n << 63n) - 1n, 1n << 63n, (1n << 64n) - 1n, 1n << 62n, (1n << 64n) - (1n << 62n)];
+    const n = 5000;
+    const vals = BigUint64Array.from({ length: n }, (_, i) => (i < edges.length ? edges[i] : rng.next()));
+    const results = await runParties(async (p) => {
+      using x = await shareInput(p, 1, p.index === 1 ? RingTensor.from(p.backend, vals) : null, [n]);
+      const s0 = p.mesh.stats();
+      using b = await msb(x, variant);
+      const s1 = p.mesh.stats();
+      const bits = await revealBits(b);
+      return { bits, rounds: s1.rounds - s0.rounds, bytes: s1.bytesSent - s0.bytesSent };
+    });
+    results.forEach((r, i) => {
+      for (let k = 0; k < n; k++) assert.equal(r.bits[k], Number(vals[k] >> 63n), `msb of ${vals[k]}`);
+      assert.equal(r.rounds, 8);
+      // packed bits: each AND stream rounds up to whole words, so allow up to one word per stream and round
+      const exact = (MSB_BITS[variant][i] * n) / 8;
+      assert.ok(r.bytes >= exact && r.bytes <= exact + 8 * 2 * 8, `party ${i}: ${r.bytes} bytes, formula ${exact}`);
+    });
   });
-  results.forEach((r, i) => {
-    for (let k = 0; k < n; k++) assert.equal(r.bits[k], Number(vals[k] >> 63n), `msb of ${vals[k]}`);
-    assert.equal(r.rounds, 8);
-    // packed bits: each AND stream rounds up to whole words, so allow up to one word per stream and round
-    const exact = (MSB_BITS[i] * n) / 8;
-    assert.ok(r.bytes >= exact && r.bytes <= exact + 8 * 2 * 8, `party ${i}: ${r.bytes} bytes, formula ${exact}`);
-  });
-});
+}
 
 deviceTest("ReLU and DReLU on fixed-point values against float64: exact up to the input encoding", async () => {
   const rng = new Rng(81);
@@ -83,5 +85,5 @@ deviceTest("ReLU and DReLU on fixed-point values against float64: exact up to th
   }
   const perElement = results.map((r) => r.bytes / n);
   // msb bits plus 2 words of bit injection
-  assert.deepEqual(perElement.map((b) => Math.round(b)), MSB_BITS.map((bits) => Math.round(bits / 8 + 16)));
+  assert.deepEqual(perElement.map((b) => Math.round(b)), MSB_BITS.input.map((bits) => Math.round(bits / 8 + 16)));
 });

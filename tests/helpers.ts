@@ -4,35 +4,68 @@
  * BigInt references.
  */
 import { NativeBackend } from "../lib/native/backend.ts";
+import { NativeError } from "../lib/native/errors.ts";
 import { type Device, libraryExists } from "../lib/native/library.ts";
 
 export const M64 = (1n << 64n) - 1n;
 export const wrap = (v: bigint) => BigInt.asUintN(64, v);
 
-export const device: Device = (Deno.env.get("CRYPTGPU_DEVICE") ?? "cpu") as Device;
+/**
+ * The devices the suite runs on: CRYPTGPU_DEVICE if set, else both. A device
+ * whose build or hardware is absent has its tests reported as ignored; a
+ * build that exists but fails to load is an error, not a skip.
+ */
+export const devices: Device[] = Deno.env.get("CRYPTGPU_DEVICE")
+  ? [Deno.env.get("CRYPTGPU_DEVICE") as Device]
+  : ["cpu", "cuda"];
 
-/** Whether the suite can run on the chosen device (the CUDA build needs a GPU). */
-export const deviceAvailable: boolean = (() => {
-  if (!libraryExists(device)) return false;
-  if (device === "cpu") return true;
-  try {
-    new NativeBackend({ device }).dispose();
-    return true;
-  } catch {
-    return false;
+const availability = new Map<Device, boolean>();
+export function available(d: Device): boolean {
+  if (!availability.has(d)) {
+    let ok = libraryExists(d);
+    if (ok && d !== "cpu") {
+      try {
+        new NativeBackend({ device: d }).dispose();
+      } catch (e) {
+        if (!(e instanceof NativeError && e.status === "CG_EDEVICE")) throw e;
+        ok = false; // built, but no GPU here
+      }
+    }
+    availability.set(d, ok);
   }
-})();
-
-/** Backend shared by a test file; tests assert on leaks through liveBuffers deltas. */
-let shared: NativeBackend | undefined;
-export function backend(): NativeBackend {
-  shared ??= new NativeBackend({ device });
-  return shared;
+  return availability.get(d)!;
 }
 
-/** Deno.test for the device under test, reported as ignored when it is absent. */
+/** Whether the CPU build is there (CLI and multi-host tests run on it). */
+export const deviceAvailable: boolean = available("cpu");
+
+let current: Device = devices[0];
+/** The device of the test now running. */
+export function currentDevice(): Device {
+  return current;
+}
+
+const shared = new Map<Device, NativeBackend>();
+/** The backend of the running test's device, shared by a test file; tests assert on leaks through deltas. */
+export function backend(): NativeBackend {
+  let b = shared.get(current);
+  if (!b) shared.set(current, b = new NativeBackend({ device: current }));
+  return b;
+}
+
+/** Deno.test once per device, reported as ignored where the device is absent. */
 export function deviceTest(name: string, fn: () => void | Promise<void>): void {
-  Deno.test({ name: `[${device}] ${name}`, ignore: !deviceAvailable, fn, sanitizeResources: false });
+  for (const d of devices) {
+    Deno.test({
+      name: `[${d}] ${name}`,
+      ignore: !available(d),
+      fn: async () => {
+        current = d;
+        await fn();
+      },
+      sanitizeResources: false,
+    });
+  }
 }
 
 /** splitmix64: reproducible test data (not for keys: tests only). */

@@ -6,7 +6,7 @@
 import { NativeBackend } from "../../lib/native/backend.ts";
 import { Mesh, type MeshOptions } from "../../lib/net/mesh.ts";
 import { Party } from "../../lib/mpc/party.ts";
-import { device } from "../helpers.ts";
+import { currentDevice } from "../helpers.ts";
 
 let nextPort = 20000 + Math.floor(Math.random() * 20000);
 
@@ -25,7 +25,7 @@ export interface RunOptions {
 export async function runParties<T>(fn: (p: Party) => Promise<T>, o: RunOptions = {}): Promise<T[]> {
   const config = o.config ?? loopbackConfig();
   const fracBits = o.fracBits ?? 20;
-  const backends = [0, 1, 2].map(() => new NativeBackend({ device, threads: 1 }));
+  const backends = [0, 1, 2].map(() => new NativeBackend({ device: currentDevice(), threads: 1 }));
   const meshes = await Promise.all(
     [0, 1, 2].map((party) =>
       Mesh.connect({ party, config, session: "test", settings: { fracBits }, insecure: o.insecure ?? true })

@@ -3,7 +3,7 @@ import { NativeBackend } from "../../lib/native/backend.ts";
 import { LibraryLoadError, openLibrary } from "../../lib/native/library.ts";
 import { RingTensor } from "../../lib/ring/tensor.ts";
 import { scope } from "../../lib/ring/scope.ts";
-import { backend, device, deviceTest, Rng } from "../helpers.ts";
+import { backend, currentDevice, deviceTest, Rng } from "../helpers.ts";
 
 deviceTest("a loop of 1,000 operations ends with the same native allocation count", () => {
   const be = backend(), rng = new Rng(30);
@@ -41,7 +41,7 @@ deviceTest("upload, download and copy at offsets; fill", () => {
 
 deviceTest("freed, foreign and unknown handles are refused, never dereferenced", () => {
   const be = backend();
-  const other = new NativeBackend({ device, threads: 1 });
+  const other = new NativeBackend({ device: currentDevice(), threads: 1 });
   try {
     const h = be.alloc(4);
     be.free(h);
@@ -77,7 +77,7 @@ deviceTest("shape mismatches and bad arguments give one-line errors with the cau
 });
 
 deviceTest("NULL pointers at the C ABI return CG_ENULL with a message, never crash", () => {
-  const lib = openLibrary(device);
+  const lib = openLibrary(currentDevice());
   const out = new BigUint64Array(1);
   assert.equal(lib.symbols.cg_ctx_create(0, 1, out), 0);
   const ctx = Deno.UnsafePointer.create(out[0]);

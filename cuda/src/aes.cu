@@ -28,7 +28,7 @@ __global__ void __launch_bounds__(kBlock) ctr_kernel(u64* out, u64 words, AesKey
   __syncthreads();
   const auto t = [&](u32 x) { return table[x * 32 + lane]; };
   const u64 blocks = words / 2 + (words & 1);
-  for (u64 j = u64(blockIdx.x) * blockDim.x + threadIdx.x; j < blocks; j += u64(gridDim.x) * blockDim.x) {
+  for (u64 j = thread_index(); j < blocks; j += thread_count()) {
     u64 w0, w1;
     aes_ctr_block(key, hi, lo, j, t, w0, w1);
     out[2 * j] = w0;

@@ -89,9 +89,7 @@ void destroy(cg_ctx* ctx) {
   for (Buffer& b : ctx->slots) device_free(ctx, b.data);
   if (ctx->stream) cudaStreamSynchronize(ctx->stream);
   if (ctx->pool) cudaMemPoolDestroy(ctx->pool);
-  for (cudaEvent_t e : ctx->staging_done)
-    if (e) cudaEventDestroy(e);
-  if (ctx->staging) cudaFreeHost(ctx->staging);
+  release_stages(ctx);
   if (ctx->stream) cudaStreamDestroy(ctx->stream);
   cudaGetLastError();
   delete ctx;
@@ -190,8 +188,6 @@ int cg_ctx_create(int32_t device, int32_t threads, cg_ctx** out) {
   int pools = 0;
   bool ok = step(cudaSetDevice(device), "selecting the device") &&
             step(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking), "creating a stream") &&
-            step(cudaEventCreateWithFlags(&ctx->staging_done[0], cudaEventDisableTiming), "creating an event") &&
-            step(cudaEventCreateWithFlags(&ctx->staging_done[1], cudaEventDisableTiming), "creating an event") &&
             step(cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device), "querying memory pools");
   if (ok && pools) {
     cudaMemPoolProps props;
@@ -354,6 +350,11 @@ int cg_scalar(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, uint64_t s, uint64_
 
 int cg_unary(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, uint64_t n, uint32_t k) {
   return guarded(ctx, "cg_unary", [&] { unary(ctx, op, out, a, n, k); });
+}
+
+int cg_replicated_product(cg_ctx* ctx, int32_t kind, cg_buf out, cg_buf x0, cg_buf x1, cg_buf y0, cg_buf y1,
+                          cg_buf r0, cg_buf r1, uint64_t n) {
+  return guarded(ctx, "cg_replicated_product", [&] { replicated_product(ctx, kind, out, x0, x1, y0, y1, r0, r1, n); });
 }
 
 int cg_copy_strided(cg_ctx* ctx, cg_buf dst, uint64_t dst_off, const int64_t* dst_strides, cg_buf src,

@@ -36,7 +36,7 @@ __global__ void gather_fast(uint32_t* out, const u64* in, u64 n, BitMasks m, uns
 }
 
 __global__ void scatter_fast(u64* out, const uint32_t* in, u64 n, BitMasks m, unsigned count) {
-  for (u64 e = u64(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += u64(gridDim.x) * blockDim.x) {
+  for (u64 e = thread_index(); e < n; e += thread_count()) {
     const u64 pos = e * count;
     const u64 v = (in[pos >> 5] >> (pos & 31)) & low_mask(count);
     out[e] = (out[e] & ~m.mask) | expand_bits(m, v);
@@ -44,12 +44,12 @@ __global__ void scatter_fast(u64* out, const uint32_t* in, u64 n, BitMasks m, un
 }
 
 __global__ void gather_generic(u64* out, const u64* in, BitRows r, u64 words) {
-  for (u64 q = u64(blockIdx.x) * blockDim.x + threadIdx.x; q < words; q += u64(gridDim.x) * blockDim.x)
+  for (u64 q = thread_index(); q < words; q += thread_count())
     out[q] = gather_word(r, in, q);
 }
 
 __global__ void scatter_generic(u64* out, const u64* in, BitRows r, u64 words) {
-  for (u64 q = u64(blockIdx.x) * blockDim.x + threadIdx.x; q < words; q += u64(gridDim.x) * blockDim.x)
+  for (u64 q = thread_index(); q < words; q += thread_count())
     out[q] = scatter_word(r, in, q, out[q]);
 }
 

@@ -109,9 +109,6 @@ void check_flags(uint32_t flags, const char* fn) {
 
 // ---------------------------------------------------------------- kernels
 
-__device__ __forceinline__ u64 thread_index() { return u64(blockIdx.x) * blockDim.x + threadIdx.x; }
-__device__ __forceinline__ u64 thread_count() { return u64(gridDim.x) * blockDim.x; }
-
 __global__ void gather_kernel(u64* cols, const u64* x, Geom g, Columns cl) {
   const u64 total = cl.images * cl.cc * g.kh * g.kw * g.oh * g.ow;
   for (u64 t = thread_index(); t < total; t += thread_count()) gather_item(g, cl, cols, x, t);

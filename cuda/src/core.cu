@@ -1,5 +1,6 @@
 // The context's machinery: buffer handles, device memory in stream order,
 // pinned staging for host transfers, error checks, and the fill kernel.
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -82,64 +83,113 @@ Scratch::Scratch(cg_ctx* ctx, size_t bytes, const char* what) : ctx_(ctx), p_(by
 
 Scratch::~Scratch() { device_free(ctx_, p_); }
 
-// Staging halves grow to the largest transfer seen, up to this size; longer
-// transfers go through in chunks.
-constexpr size_t kStagingMax = size_t(8) << 20;
-constexpr size_t kStagingMin = size_t(64) << 10;
+// Transfers move in chunks of at most kChunk bytes, each through a stage of
+// a power-of-two size; the stages of a context hold at most kStagingCap bytes.
+constexpr size_t kChunk = size_t(8) << 20;
+constexpr size_t kStageMin = size_t(64) << 10;
+constexpr size_t kStagingCap = size_t(64) << 20;
 
-static size_t ensure_staging(cg_ctx* ctx, size_t bytes, const char* what) {
-  size_t want = kStagingMin;
-  while (want < bytes && want < kStagingMax) want *= 2;
-  if (ctx->staging_half >= want) return ctx->staging_half;
-  // The old halves may still feed queued copies.
-  for (cudaEvent_t e : ctx->staging_done) check_cuda(cudaEventSynchronize(e), what);
-  if (ctx->staging) check_cuda(cudaFreeHost(ctx->staging), what);
-  ctx->staging = nullptr;
-  ctx->staging_half = 0;
-  void* p = nullptr;
-  if (cudaMallocHost(&p, 2 * want) != cudaSuccess) {
-    cudaGetLastError();
-    fail(CG_ENOMEM, std::string(what) + ": could not allocate " + std::to_string(2 * want) + " bytes of pinned host memory");
+static bool stage_free(const Stage& s, const char* what) {
+  if (s.held) return false;
+  const cudaError_t e = cudaEventQuery(s.done);
+  if (e == cudaErrorNotReady) {
+    cudaGetLastError();  // "not ready" is an answer, not an error
+    return false;
   }
-  ctx->staging = static_cast<uint8_t*>(p);
-  ctx->staging_half = want;
-  return want;
+  check_cuda(e, what);
+  return true;
+}
+
+static void drop_stage(cg_ctx* ctx, Stage& s) {
+  cudaEventSynchronize(s.done);
+  cudaEventDestroy(s.done);
+  cudaFreeHost(s.host);
+  ctx->staging_bytes -= s.bytes;
+}
+
+static Stage* add_stage(cg_ctx* ctx, size_t bytes, const char* what) {
+  auto s = std::make_unique<Stage>();
+  if (cudaMallocHost(reinterpret_cast<void**>(&s->host), bytes) != cudaSuccess) {
+    cudaGetLastError();
+    fail(CG_ENOMEM, std::string(what) + ": could not allocate " + std::to_string(bytes) + " bytes of pinned host memory");
+  }
+  const cudaError_t e = cudaEventCreateWithFlags(&s->done, cudaEventDisableTiming);
+  if (e != cudaSuccess) {
+    cudaFreeHost(s->host);
+    check_cuda(e, what);
+  }
+  s->bytes = bytes;
+  ctx->staging_bytes += bytes;
+  ctx->stages.push_back(std::move(s));
+  return ctx->stages.back().get();
+}
+
+void release_stages(cg_ctx* ctx) {
+  for (auto& s : ctx->stages) drop_stage(ctx, *s);
+  ctx->stages.clear();
+}
+
+// A stage of at least `bytes` whose copies have finished: a free one, else a
+// new one while the cap allows, else one freed by waiting (trading idle
+// stages that are too small for one that fits).
+static Stage* take_stage(cg_ctx* ctx, size_t bytes, const char* what) {
+  size_t want = kStageMin;
+  while (want < bytes) want *= 2;
+  for (auto& s : ctx->stages)
+    if (s->bytes >= want && stage_free(*s, what)) return s.get();
+  if (ctx->staging_bytes + want <= kStagingCap) return add_stage(ctx, want, what);
+  for (auto& s : ctx->stages)
+    if (!s->held) check_cuda(cudaEventSynchronize(s->done), what);
+  for (auto& s : ctx->stages)
+    if (!s->held && s->bytes >= want) return s.get();
+  for (auto& s : ctx->stages)
+    if (!s->held) drop_stage(ctx, *s);
+  ctx->stages.erase(std::remove_if(ctx->stages.begin(), ctx->stages.end(), [](const auto& s) { return !s->held; }),
+                    ctx->stages.end());
+  return add_stage(ctx, want, what);
 }
 
 void to_device(cg_ctx* ctx, void* dev, size_t bytes, const Fill& fill, const char* what) {
-  if (bytes == 0) return;
-  const size_t half = ensure_staging(ctx, bytes, what);
-  int i = 0;
-  for (size_t off = 0; off < bytes; off += half, i ^= 1) {
-    const size_t len = bytes - off < half ? bytes - off : half;
-    uint8_t* stage = ctx->staging + i * half;
-    check_cuda(cudaEventSynchronize(ctx->staging_done[i]), what);  // its previous copy has left
-    fill(stage, off, len);
-    check_cuda(cudaMemcpyAsync(static_cast<uint8_t*>(dev) + off, stage, len, cudaMemcpyHostToDevice, ctx->stream),
+  for (size_t off = 0; off < bytes; off += kChunk) {
+    const size_t len = bytes - off < kChunk ? bytes - off : kChunk;
+    Stage* s = take_stage(ctx, len, what);
+    fill(s->host, off, len);
+    check_cuda(cudaMemcpyAsync(static_cast<uint8_t*>(dev) + off, s->host, len, cudaMemcpyHostToDevice, ctx->stream),
                what);
-    check_cuda(cudaEventRecord(ctx->staging_done[i], ctx->stream), what);
+    check_cuda(cudaEventRecord(s->done, ctx->stream), what);
   }
 }
 
 void from_device(cg_ctx* ctx, const void* dev, size_t bytes, const Drain& drain, const char* what) {
-  if (bytes == 0) return;
-  const size_t half = ensure_staging(ctx, bytes, what);
-  const size_t chunks = ceil_div(bytes, half);
-  // Chunk c goes through half c % 2; the next chunk's copy is queued before
-  // this one is drained, so the copy and the host work overlap.
-  auto issue = [&](size_t c) {
-    const size_t off = c * half, len = bytes - off < half ? bytes - off : half;
-    uint8_t* stage = ctx->staging + (c & 1) * half;
-    check_cuda(cudaMemcpyAsync(stage, static_cast<const uint8_t*>(dev) + off, len, cudaMemcpyDeviceToHost, ctx->stream),
+  // The copy of the next chunk is queued before this one is drained, so the
+  // copies and the host work overlap. A queued chunk's stage is held until it
+  // is drained; the holds are released however the transfer ends.
+  Stage* held[2] = {nullptr, nullptr};
+  struct Release {
+    Stage** held;
+    ~Release() {
+      for (int i = 0; i < 2; i++)
+        if (held[i]) held[i]->held = false;
+    }
+  } release{held};
+  auto issue = [&](size_t off, int slot) {
+    const size_t len = bytes - off < kChunk ? bytes - off : kChunk;
+    Stage* s = take_stage(ctx, len, what);
+    s->held = true;
+    held[slot] = s;
+    check_cuda(cudaMemcpyAsync(s->host, static_cast<const uint8_t*>(dev) + off, len, cudaMemcpyDeviceToHost, ctx->stream),
                what);
-    check_cuda(cudaEventRecord(ctx->staging_done[c & 1], ctx->stream), what);
+    check_cuda(cudaEventRecord(s->done, ctx->stream), what);
   };
-  issue(0);
-  for (size_t c = 0; c < chunks; c++) {
-    if (c + 1 < chunks) issue(c + 1);
-    check_cuda(cudaEventSynchronize(ctx->staging_done[c & 1]), what);
-    const size_t off = c * half, len = bytes - off < half ? bytes - off : half;
-    drain(ctx->staging + (c & 1) * half, off, len);
+  if (bytes == 0) return;
+  issue(0, 0);
+  for (size_t off = 0, c = 0; off < bytes; off += kChunk, c ^= 1) {
+    if (off + kChunk < bytes) issue(off + kChunk, int(c ^ 1));
+    Stage* s = held[c];
+    check_cuda(cudaEventSynchronize(s->done), what);
+    drain(s->host, off, bytes - off < kChunk ? bytes - off : kChunk);
+    s->held = false;
+    held[c] = nullptr;
   }
 }
 
@@ -150,9 +200,8 @@ __global__ void fill_kernel(u64* dst, u64 words, u64 value) {
   const u64 pairs = (words - head) / 2;
   ulonglong2* body = reinterpret_cast<ulonglong2*>(dst + head);
   const ulonglong2 v = make_ulonglong2(value, value);
-  const u64 stride = u64(gridDim.x) * blockDim.x;
-  for (u64 i = u64(blockIdx.x) * blockDim.x + threadIdx.x; i < pairs; i += stride) body[i] = v;
-  if (blockIdx.x == 0 && threadIdx.x == 0) {
+  for (u64 i = thread_index(); i < pairs; i += thread_count()) body[i] = v;
+  if (thread_index() == 0) {
     if (head) dst[0] = value;
     if ((words - head) & 1) dst[words - 1] = value;
   }

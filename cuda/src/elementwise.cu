@@ -26,9 +26,6 @@ struct Bit { static CG_HD u64 f(u64 v, unsigned k) { return (v >> k) & 1; } };
 
 constexpr unsigned kBlock = 256;
 
-__device__ __forceinline__ u64 thread_index() { return u64(blockIdx.x) * blockDim.x + threadIdx.x; }
-__device__ __forceinline__ u64 thread_count() { return u64(gridDim.x) * blockDim.x; }
-
 // Every element is read and written by one thread only, so out may alias an
 // input. `pairs` says the pointers are 16-byte aligned: the body then moves
 // pairs of words and thread 0 takes an odd last word.
@@ -83,6 +80,35 @@ __global__ void unary_kernel(u64* out, const u64* a, u64 n, unsigned k, bool pai
   }
 }
 
+// The local half of a replicated product (cryptgpu.h), fused: six words in,
+// one out, per element.
+struct RingProduct {
+  static CG_HD u64 f(u64 x0, u64 x1, u64 y0, u64 y1, u64 r0, u64 r1) { return x0 * (y0 + y1) + x1 * y0 + (r0 - r1); }
+};
+struct BitsProduct {
+  static CG_HD u64 f(u64 x0, u64 x1, u64 y0, u64 y1, u64 r0, u64 r1) { return (x0 & (y0 ^ y1)) ^ (x1 & y0) ^ r0 ^ r1; }
+};
+
+template <class Op>
+__global__ void product_kernel(u64* out, const u64* x0, const u64* x1, const u64* y0, const u64* y1, const u64* r0,
+                               const u64* r1, u64 n, bool pairs) {
+  if (pairs) {
+    const u64 np = n / 2;
+    auto v = [](const u64* p, u64 i) { return reinterpret_cast<const ulonglong2*>(p)[i]; };
+    for (u64 i = thread_index(); i < np; i += thread_count()) {
+      const ulonglong2 a0 = v(x0, i), a1 = v(x1, i), b0 = v(y0, i), b1 = v(y1, i), s0 = v(r0, i), s1 = v(r1, i);
+      reinterpret_cast<ulonglong2*>(out)[i] = make_ulonglong2(Op::f(a0.x, a1.x, b0.x, b1.x, s0.x, s1.x),
+                                                              Op::f(a0.y, a1.y, b0.y, b1.y, s0.y, s1.y));
+    }
+    if ((n & 1) && thread_index() == 0) {
+      const u64 i = n - 1;
+      out[i] = Op::f(x0[i], x1[i], y0[i], y1[i], r0[i], r1[i]);
+    }
+  } else {
+    for (u64 i = thread_index(); i < n; i += thread_count()) out[i] = Op::f(x0[i], x1[i], y0[i], y1[i], r0[i], r1[i]);
+  }
+}
+
 // The general broadcast. I is uint32_t when n < 2^31, so that the index, its
 // stride steps and the division stay in 32 bits.
 template <class Op, class I>
@@ -125,6 +151,28 @@ void unary_run(cg_ctx* ctx, u64* out, const u64* a, u64 n, unsigned k) {
 }
 
 }  // namespace
+
+void replicated_product(cg_ctx* ctx, int32_t kind, cg_buf out, cg_buf x0, cg_buf x1, cg_buf y0, cg_buf y1,
+                        cg_buf r0, cg_buf r1, u64 n) {
+  require(kind == CG_PRODUCT_RING || kind == CG_PRODUCT_BITS,
+          "cg_replicated_product: unknown kind " + std::to_string(kind));
+  u64* o = words_of(ctx, out, 0, n, "cg_replicated_product (out)");
+  const u64* a0 = cwords_of(ctx, x0, 0, n, "cg_replicated_product (x0)");
+  const u64* a1 = cwords_of(ctx, x1, 0, n, "cg_replicated_product (x1)");
+  const u64* b0 = cwords_of(ctx, y0, 0, n, "cg_replicated_product (y0)");
+  const u64* b1 = cwords_of(ctx, y1, 0, n, "cg_replicated_product (y1)");
+  const u64* s0 = cwords_of(ctx, r0, 0, n, "cg_replicated_product (r0)");
+  const u64* s1 = cwords_of(ctx, r1, 0, n, "cg_replicated_product (r1)");
+  if (n == 0) return;
+  bool pairs = aligned16(o);
+  for (const u64* p : {a0, a1, b0, b1, s0, s1}) pairs = pairs && aligned16(p);
+  const unsigned grid = grid_for(ctx, n / 2 + 1, kBlock);
+  if (kind == CG_PRODUCT_RING)
+    product_kernel<RingProduct><<<grid, kBlock, 0, ctx->stream>>>(o, a0, a1, b0, b1, s0, s1, n, pairs);
+  else
+    product_kernel<BitsProduct><<<grid, kBlock, 0, ctx->stream>>>(o, a0, a1, b0, b1, s0, s1, n, pairs);
+  check_launch("cg_replicated_product");
+}
 
 void binary(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, cg_buf b, u64 n, u64 nb, u64 inner) {
   const char* name = "cg_binary";

@@ -17,7 +17,7 @@ constexpr u64 kScratchBytes = u64(512) << 20;
 // A thread per item of split_item.
 __global__ void split_kernel(Split s) {
   const u64 total = s.entries * s.xp * (s.kp / 4);
-  for (u64 t = u64(blockIdx.x) * blockDim.x + threadIdx.x; t < total; t += u64(gridDim.x) * blockDim.x)
+  for (u64 t = thread_index(); t < total; t += thread_count())
     split_item(s, t);
 }
 
@@ -36,6 +36,16 @@ __device__ __forceinline__ void mma_u8(u32 (&d)[4], const uint4& a, u32 b0, u32 
   asm("mma.sync.aligned.m16n8k32.row.col.s32.u8.u8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
       : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
       : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
+}
+
+// acc += d w, and acc += (d w) 2^32 (mod 2^64).
+__device__ __forceinline__ void add_low(u64& acc, u32 d, u32 w) {
+  asm("mad.wide.u32 %0, %1, %2, %0;\n" : "+l"(acc) : "r"(d), "r"(w));
+}
+__device__ __forceinline__ void add_high(u64& acc, u32 d, u32 w) {
+  asm("{\n .reg .u32 lo, hi;\n mov.b64 {lo, hi}, %0;\n mad.lo.u32 hi, %1, %2, hi;\n mov.b64 %0, {lo, hi};\n}\n"
+      : "+l"(acc)
+      : "r"(d), "r"(w));
 }
 
 // Packed operands pa (a_blocks row blocks) and pb (b_blocks column blocks),
@@ -101,12 +111,20 @@ __global__ void __launch_bounds__(kThreads, 1)
           }
         }
       }
+      // acc += d 2^(8 s): one wide multiply-add while the weight fits 32
+      // bits, else one multiply-add on the high word.
+      const u32 weight = s < 4 ? 1u << (8 * s) : 1u << (8 * s - 32);
 #pragma unroll
       for (unsigned mi = 0; mi < kMi; mi++)
 #pragma unroll
         for (unsigned nj = 0; nj < kNj; nj++)
 #pragma unroll
-          for (unsigned r = 0; r < 4; r++) acc[mi][nj][r] += u64(d[mi][nj][r]) << (8 * s);
+          for (unsigned r = 0; r < 4; r++) {
+            if (s < 4)
+              add_low(acc[mi][nj][r], d[mi][nj][r], weight);
+            else
+              add_high(acc[mi][nj][r], d[mi][nj][r], weight);
+          }
     }
     __syncthreads();  // every warp is done with this buffer before it is refilled
     if (kStages == 1 && slice + 1 < slices) load(slice + 1, 0);

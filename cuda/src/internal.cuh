@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -38,6 +39,15 @@ struct Buffer {
   u64 handle = 0;  // 0 when the slot is free
 };
 
+// A pinned host buffer for transfers; `done` is recorded after the last copy
+// that touched it. A download holds a stage until its data is drained.
+struct Stage {
+  uint8_t* host = nullptr;
+  size_t bytes = 0;
+  cudaEvent_t done = nullptr;
+  bool held = false;
+};
+
 }  // namespace cg
 
 struct cg_ctx {
@@ -49,12 +59,10 @@ struct cg_ctx {
   size_t smem_optin = 0;  // the most dynamic shared memory a block may opt into
   cudaStream_t stream = nullptr;
   cudaMemPool_t pool = nullptr;  // null where the device has no stream-ordered allocator
-  // Pinned host staging for transfers: two halves, so that filling one
-  // overlaps the copy of the other. done[i] is recorded after the last copy
-  // that touched half i.
-  uint8_t* staging = nullptr;
-  size_t staging_half = 0;
-  cudaEvent_t staging_done[2] = {nullptr, nullptr};
+  // Pinned host staging for transfers, grown as needed: a transfer takes a
+  // stage whose last copy has finished, so it waits only when all are busy.
+  std::vector<std::unique_ptr<cg::Stage>> stages;
+  size_t staging_bytes = 0;
   // CG_METHOD_AUTO's choice forced by CRYPTGPU_CUDA_AUTO at creation (tests and
   // tuning); CG_METHOD_AUTO when unset.
   int32_t forced_method = CG_METHOD_AUTO;
@@ -82,8 +90,11 @@ void check_cuda(cudaError_t e, const char* what);
 // fault of earlier work).
 void check_launch(const char* what);
 
-// Blocks for a grid-stride kernel over `items`, `block` threads each.
+// Blocks for a grid-stride kernel over `items`, `block` threads each, and
+// the kernel side of the stride loop, in 64 bits.
 unsigned grid_for(const cg_ctx* ctx, u64 items, unsigned block);
+__device__ __forceinline__ u64 thread_index() { return u64(blockIdx.x) * blockDim.x + threadIdx.x; }
+__device__ __forceinline__ u64 thread_count() { return u64(gridDim.x) * blockDim.x; }
 
 // Device memory in stream order: usable by work queued after the call,
 // released once the work queued before the free is done.
@@ -108,7 +119,7 @@ class Scratch {
   void* p_;
 };
 
-// Host transfers through the pinned staging halves. to_device calls
+// Host transfers through the pinned stages, in chunks. to_device calls
 // fill(staging, byte offset, bytes) to produce each chunk (a copy, or the
 // fixed-point encoding) and queues its copy; from_device waits for each chunk
 // and hands it to drain(staging, byte offset, bytes). A throwing fill stops
@@ -117,6 +128,7 @@ using Fill = std::function<void(uint8_t* dst, size_t off, size_t bytes)>;
 using Drain = std::function<void(const uint8_t* src, size_t off, size_t bytes)>;
 void to_device(cg_ctx* ctx, void* dev, size_t bytes, const Fill& fill, const char* what);
 void from_device(cg_ctx* ctx, const void* dev, size_t bytes, const Drain& drain, const char* what);
+void release_stages(cg_ctx* ctx);
 
 // Device-side helpers used by several topics.
 void fill_words(cg_ctx* ctx, u64* dst, u64 words, u64 value, const char* what);
@@ -126,6 +138,8 @@ void fill_words(cg_ctx* ctx, u64* dst, u64 words, u64 value, const char* what);
 void binary(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, cg_buf b, u64 n, u64 nb, u64 inner);
 void scalar(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, u64 s, u64 n);
 void unary(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, u64 n, uint32_t k);
+void replicated_product(cg_ctx* ctx, int32_t kind, cg_buf out, cg_buf x0, cg_buf x1, cg_buf y0, cg_buf y1,
+                        cg_buf r0, cg_buf r1, u64 n);
 void copy_strided(cg_ctx* ctx, cg_buf dst, u64 dst_off, const i64* dst_strides, cg_buf src, u64 src_off,
                   const i64* src_strides, const u64* shape, uint32_t ndim);
 void sum_axis(cg_ctx* ctx, cg_buf out, cg_buf in, u64 outer, u64 d, u64 inner);

@@ -44,7 +44,7 @@ __global__ void strided_kernel(u64* dst, const u64* src, StridedView v, I total)
 // One thread per unit: for wide inner axes, where a warp reads contiguous i.
 __global__ void sum_columns(u64* out, const u64* in, AxisSum s, bool atomic) {
   const u64 units = s.outer * s.inner * s.splits;
-  for (u64 u = u64(blockIdx.x) * blockDim.x + threadIdx.x; u < units; u += u64(gridDim.x) * blockDim.x) {
+  for (u64 u = thread_index(); u < units; u += thread_count()) {
     u64 o, i, j0, j1;
     axis_unit(s, u, o, i, j0, j1);
     u64 acc = 0;

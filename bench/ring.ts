@@ -47,6 +47,7 @@ const conv = (
 
 export async function ringBench(backend: Backend, options: RingBenchOptions = {}): Promise<Row[]> {
   const quick = options.quick ?? false;
+  const gpu = backend.device === "cuda";
   const say = options.progress ?? (() => {});
   const rows: Row[] = [];
   const owned: Handle[] = [];
@@ -62,7 +63,7 @@ export async function ringBench(backend: Backend, options: RingBenchOptions = {}
 
   try {
     // Elementwise: two 64 MiB operands (quick: 8 MiB), bytes read plus written.
-    const n = quick ? 1 << 20 : 1 << 23;
+    const n = quick ? 1 << 20 : gpu ? 1 << 26 : 1 << 23;
     const a = alloc(n), b = alloc(n), out = alloc(n);
     const bytes = n * 8;
     say(`elementwise on ${n} words`);
@@ -105,11 +106,13 @@ export async function ringBench(backend: Backend, options: RingBenchOptions = {}
     const shapes: [number, number, number][] = quick
       ? [[256, 256, 256], [512, 512, 512]]
       : [[128, 128, 128], [256, 256, 256], [512, 512, 512], [1024, 1024, 1024], [64, 4096, 256]];
+    if (gpu && !quick) shapes.push([4096, 4096, 4096]);
     for (const [m, nn, k] of shapes) {
       say(`matmul ${m}x${nn}x${k}`);
       const A = alloc(m * k), B = alloc(k * nn), C = alloc(m * nn);
       let reference = 0;
-      const methods: Method[] = m * nn * k <= 512 ** 3 ? ["naive", "direct"] : ["direct"];
+      const exact: Method[] = gpu ? ["direct", "fp64", "int8"] : ["direct"];
+      const methods: Method[] = m * nn * k <= 512 ** 3 ? ["naive", ...exact] : exact;
       for (const method of methods) {
         const t = await time(() => backend.matmul(C, A, B, 1, m, nn, k, { method }), 20);
         const rate = (m * nn * k) / t.seconds;
@@ -117,7 +120,9 @@ export async function ringBench(backend: Backend, options: RingBenchOptions = {}
         rows.push({
           group: "matmul",
           name: `${m}x${nn}x${k}`,
-          method: method === "naive" ? "naive i-k-j, 1 thread (reference)" : method,
+          method: method === "naive"
+            ? (gpu ? "naive, a thread per output (reference)" : "naive i-k-j, 1 thread (reference)")
+            : method,
           size: `${m}x${nn}x${k}`,
           ...t,
           rate,
@@ -165,7 +170,7 @@ export async function ringBench(backend: Backend, options: RingBenchOptions = {}
     const key = crypto.getRandomValues(new Uint8Array(16)), iv = new Uint8Array(16);
     say(`aes-ctr ${mib(aesWords * 8)}`);
     let portable = 0;
-    for (const impl of ["portable", "aesni"] as const) {
+    for (const impl of gpu ? (["aesni"] as const) : (["portable", "aesni"] as const)) {
       if (impl === "aesni" && !(backend.build.features as Record<string, boolean>)?.aesni) continue;
       const words = impl === "portable" ? aesWords / 8 : aesWords;
       const t = await time(() => backend.aesCtr(K, 0, words, key, iv, impl), 20);
@@ -173,13 +178,17 @@ export async function ringBench(backend: Backend, options: RingBenchOptions = {}
       if (impl === "portable") portable = rate;
       rows.push({
         group: "aes",
-        name: impl === "portable" ? "AES-128-CTR, constant-time software (reference)" : "AES-128-CTR, AES-NI",
+        name: impl === "portable"
+          ? "AES-128-CTR, constant-time software (reference)"
+          : gpu
+          ? "AES-128-CTR, GPU kernel"
+          : "AES-128-CTR, AES-NI",
         method: impl,
         size: mib(words * 8),
         ...t,
         rate,
         unit: "B/s",
-        vsReference: impl === "portable" ? undefined : rate / portable,
+        vsReference: impl === "portable" || !portable ? undefined : rate / portable,
       });
     }
 

@@ -15,11 +15,8 @@ export function demoCommand(): Command {
       console.log("library and a short benchmark of its ring kernels instead.\n");
       const info = systemInfo();
       for (const b of info.backends) {
-        console.log(
-          b.available
-            ? `${b.device} backend: ${b.devices.map((d) => d.name).join(", ")}`
-            : `${b.device} backend: ${b.reason}`,
-        );
+        const found = b.available ? b.devices.map((d) => d.name).join(", ") || "built, but no device found" : b.reason;
+        console.log(`${b.device} backend: ${found}`);
       }
       console.log("");
       await runRing({ device: "cpu", quick: true, write: false });

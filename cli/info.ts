@@ -24,6 +24,7 @@ export function infoCommand(): Command {
         for (const d of b.devices) {
           console.log(`    device ${d.index}: ${d.name}${d.cores ? `, ${d.cores} cores` : ""}`);
         }
+        if (b.devices.length === 0) console.log("    no device found");
       }
     });
 }

@@ -112,3 +112,18 @@ Deno.test("a missing library fails to load with the path and a hint", () => {
     else Deno.env.set("CRYPTGPU_LIB", saved);
   }
 });
+
+deviceTest("the host pointer of a CPU buffer views its words (null where memory is on a GPU)", () => {
+  const be = backend();
+  using t = RingTensor.from(be, [1n, 2n, (1n << 64n) - 1n]);
+  const bytes = t.hostBytes();
+  if (be.device === "cuda") {
+    assert.equal(bytes, null);
+    return;
+  }
+  assert.ok(bytes);
+  const words = new BigUint64Array(bytes.buffer, bytes.byteOffset, 3);
+  assert.deepEqual([...words], [1n, 2n, (1n << 64n) - 1n]);
+  words[1] = 42n; // writing the view writes the tensor
+  assert.deepEqual([...t.toBigUint64Array()], [1n, 42n, (1n << 64n) - 1n]);
+});

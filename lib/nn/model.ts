@@ -1,0 +1,180 @@
+/**
+ * Composite layers (a sequence, a residual block), a model with its
+ * parameter list, seeded initialization, sharing of the owner's weights, and
+ * the per-layer-type accounting of the paper's Table V.
+ */
+import type { AShare } from "../mpc/arithmetic.ts";
+import { shareInput } from "../mpc/input.ts";
+import type { Party } from "../mpc/party.ts";
+import { RingTensor } from "../ring/tensor.ts";
+import type { Layer, LayerKind, Params } from "./layers.ts";
+import { add as plainAdd, PlainTensor } from "./plain.ts";
+
+/** Time, bytes and rounds spent per layer type. */
+export type Breakdown = Record<LayerKind, { seconds: number; bytes: number; rounds: number }>;
+
+export function emptyBreakdown(): Breakdown {
+  const z = () => ({ seconds: 0, bytes: 0, rounds: 0 });
+  return { linear: z(), pool: z(), relu: z(), softmax: z(), other: z() };
+}
+
+const prefixed = <T>(p: Params<T>, prefix: string): Params<T> => ({ get: (name) => p.get(`${prefix}.${name}`) });
+
+export class Sequential implements Layer {
+  readonly kind = "other";
+  constructor(readonly layers: Layer[], readonly label = "Sequential") {}
+
+  paramShapes(): [string, number[]][] {
+    return this.layers.flatMap((l, i) => l.paramShapes().map(([n, s]): [string, number[]] => [`${i}.${n}`, s]));
+  }
+
+  outputShape(input: readonly number[]): number[] {
+    return this.layers.reduce<number[]>((s, l) => l.outputShape(s), [...input]);
+  }
+
+  async forward(x: AShare, p: Params<AShare>, breakdown?: Breakdown): Promise<AShare> {
+    let y = x.map((t) => t.clone());
+    for (const [i, layer] of this.layers.entries()) {
+      using input = y;
+      const params = prefixed(p, String(i));
+      if (layer instanceof Sequential || layer instanceof Residual) {
+        y = await layer.forward(input, params, breakdown);
+        continue;
+      }
+      const s0 = input.party.mesh.stats(), t0 = performance.now();
+      y = await layer.forward(input, params);
+      if (breakdown) {
+        const s1 = input.party.mesh.stats(), b = breakdown[layer.kind];
+        b.seconds += (performance.now() - t0) / 1000;
+        b.bytes += s1.bytesSent - s0.bytesSent;
+        b.rounds += s1.rounds - s0.rounds;
+      }
+    }
+    return y;
+  }
+
+  plain(x: PlainTensor, p: Params<PlainTensor>): PlainTensor {
+    return this.layers.reduce((y, l, i) => l.plain(y, prefixed(p, String(i))), x);
+  }
+}
+
+/** y = main(x) + shortcut(x), the shortcut being the identity when absent. */
+export class Residual implements Layer {
+  readonly kind = "other";
+  readonly label = "Residual";
+  constructor(readonly main: Sequential, readonly shortcut: Sequential | null = null) {}
+
+  paramShapes(): [string, number[]][] {
+    const m = this.main.paramShapes().map(([n, s]): [string, number[]] => [`main.${n}`, s]);
+    const s = this.shortcut?.paramShapes().map(([n, sh]): [string, number[]] => [`shortcut.${n}`, sh]) ?? [];
+    return [...m, ...s];
+  }
+
+  outputShape(input: readonly number[]): number[] {
+    const m = this.main.outputShape(input), s = this.shortcut?.outputShape(input) ?? [...input];
+    if (m.join() !== s.join()) throw new RangeError(`Residual: branches give [${m}] and [${s}]`);
+    return m;
+  }
+
+  async forward(x: AShare, p: Params<AShare>, breakdown?: Breakdown): Promise<AShare> {
+    using m = await this.main.forward(x, prefixed(p, "main"), breakdown);
+    if (!this.shortcut) return m.add(x);
+    using s = await this.shortcut.forward(x, prefixed(p, "shortcut"), breakdown);
+    return m.add(s);
+  }
+
+  plain(x: PlainTensor, p: Params<PlainTensor>): PlainTensor {
+    const m = this.main.plain(x, prefixed(p, "main"));
+    return plainAdd(m, this.shortcut ? this.shortcut.plain(x, prefixed(p, "shortcut")) : x);
+  }
+}
+
+export class Model {
+  constructor(readonly name: string, readonly net: Sequential, readonly inputShape: readonly number[]) {}
+
+  paramShapes(): [string, number[]][] {
+    return this.net.paramShapes();
+  }
+
+  /** The output shape for a batch, or a clear error for an input the model cannot take. */
+  checkInput(shape: readonly number[]): number[] {
+    if (shape.length !== this.inputShape.length + 1 || shape.slice(1).join() !== this.inputShape.join()) {
+      throw new RangeError(
+        `${this.name} takes inputs of shape [batch, ${this.inputShape.join(", ")}], got [${shape.join(", ")}]`,
+      );
+    }
+    return this.net.outputShape(shape);
+  }
+}
+
+/** Weights keyed by parameter name. */
+export type Weights = Map<string, PlainTensor>;
+
+/** Kaiming-uniform weights and small biases from a seeded generator (public, for tests and benchmarks). */
+export function initWeights(model: Model, seed: number): Weights {
+  let s = BigInt(seed) & 0xffffffffffffffffn;
+  const next = () => {
+    s = (s + 0x9e3779b97f4a7c15n) & 0xffffffffffffffffn;
+    let z = s;
+    z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & 0xffffffffffffffffn;
+    z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & 0xffffffffffffffffn;
+    return Number((z ^ (z >> 31n)) >> 11n) / 2 ** 53;
+  };
+  const w: Weights = new Map();
+  for (const [name, shape] of model.paramShapes()) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const fanIn = shape.length > 1 ? n / shape[0] : shape[0];
+    const bound = name.endsWith("scale") ? 0 : Math.sqrt(6 / fanIn);
+    const data = Float64Array.from(
+      { length: n },
+      () =>
+        name.endsWith("scale")
+          ? 0.5 + next()
+          : name.endsWith("bias") || name.endsWith("shift")
+          ? (next() - 0.5) * 0.1
+          : (2 * next() - 1) * bound,
+    );
+    w.set(name, new PlainTensor(shape, data));
+  }
+  return w;
+}
+
+export function plainParams(w: Weights): Params<PlainTensor> {
+  return {
+    get: (name) => {
+      const t = w.get(name);
+      if (!t) throw new Error(`no weight named ${name}`);
+      return t;
+    },
+  };
+}
+
+/** Shares the owner's weights (every party calls this; only the owner passes them). */
+export async function shareWeights(
+  p: Party,
+  model: Model,
+  owner: number,
+  weights: Weights | null,
+): Promise<Map<string, AShare>> {
+  const out = new Map<string, AShare>();
+  for (const [name, shape] of model.paramShapes()) {
+    const w = weights?.get(name);
+    if (p.index === owner && (!w || w.shape.join() !== shape.join())) {
+      throw new RangeError(`weight ${name}: expected shape [${shape}], got ${w ? `[${w.shape}]` : "none"}`);
+    }
+    const value = p.index === owner ? RingTensor.encode(p.backend, w!.data, p.fracBits, shape) : null;
+    out.set(name, await shareInput(p, owner, value, shape));
+    value?.dispose();
+  }
+  return out;
+}
+
+export function sharedParams(m: Map<string, AShare>): Params<AShare> {
+  return {
+    get: (name) => {
+      const t = m.get(name);
+      if (!t) throw new Error(`no shared weight named ${name}`);
+      return t;
+    },
+  };
+}

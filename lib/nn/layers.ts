@@ -7,7 +7,7 @@
  */
 import { encodeFixed } from "../ring/fixed.ts";
 import type { AShare } from "../mpc/arithmetic.ts";
-import { mulFixed, multiplyWith } from "../mpc/multiply.ts";
+import { mulFixed, type multiplyWith } from "../mpc/multiply.ts";
 import { relu as privateRelu } from "../mpc/relu.ts";
 import { avgPool2d, maxPool2d } from "../mpc/pool.ts";
 import { softmax as privateSoftmax } from "../mpc/softmax.ts";

@@ -7,7 +7,8 @@
  */
 import { encodeFixed } from "../ring/fixed.ts";
 import type { AShare } from "../mpc/arithmetic.ts";
-import { mulFixed, type multiplyWith } from "../mpc/multiply.ts";
+import { mulFixed } from "../mpc/multiply.ts";
+import type { RingTensor } from "../ring/tensor.ts";
 import { relu as privateRelu } from "../mpc/relu.ts";
 import { avgPool2d, maxPool2d } from "../mpc/pool.ts";
 import { softmax as privateSoftmax } from "../mpc/softmax.ts";
@@ -93,7 +94,7 @@ export class Linear implements Layer {
   }
   async forward(x: AShare, p: Params<AShare>): Promise<AShare> {
     // x [n, in] . W^T: W is stored [out, in], the kernel takes the transpose as a flag
-    const product = (a: Parameters<typeof multiplyWith>[0]["cur"], b: typeof a) => {
+    const product = (a: RingTensor, b: RingTensor) => {
       using bt = b.transpose();
       return a.matmul(bt);
     };

@@ -8,6 +8,8 @@ import { benchCommand } from "./bench.ts";
 import { demoCommand } from "./demo.ts";
 import { localCommand } from "./local.ts";
 import { certsCommand } from "./certs.ts";
+import { inferCommand } from "./infer.ts";
+import { reconstructCommand, shareCommand } from "./share.ts";
 import { errorLine } from "./output.ts";
 
 const program = new Command()
@@ -22,6 +24,9 @@ program.addCommand(benchCommand());
 program.addCommand(demoCommand());
 program.addCommand(localCommand());
 program.addCommand(certsCommand());
+program.addCommand(shareCommand());
+program.addCommand(reconstructCommand());
+program.addCommand(inferCommand());
 
 try {
   await program.parseAsync(Deno.args, { from: "user" });

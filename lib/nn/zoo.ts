@@ -42,3 +42,15 @@ export function bottleneck(inChannels: number, width: number, stride = 1): Resid
     : null;
   return new Residual(main, shortcut);
 }
+
+/** A zoo model from its name and options: "lenet", "lenet:max". */
+export function modelByName(spec: string): Model {
+  const [name, ...opts] = spec.split(":");
+  const pool: PoolKind = opts.includes("max") ? "max" : "avg";
+  switch (name) {
+    case "lenet":
+      return lenet(pool);
+    default:
+      throw new RangeError(`unknown model '${spec}' (known: lenet, lenet:max)`);
+  }
+}

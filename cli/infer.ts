@@ -1,0 +1,126 @@
+/**
+ * `cryptgpu infer`: private inference by one of the three parties. Each loads
+ * its share files of the model and the input (a `{i}` in a path stands for the
+ * party index, for `local infer`), checks them before any protocol starts,
+ * runs the network on shares and either reveals the output to one party or
+ * writes its output shares.
+ */
+import { Command } from "commander";
+import { FileFormatError, type Header, readTensorFile } from "../lib/io/format.ts";
+import { loadShares, saveShares, sharePath } from "../lib/io/shares.ts";
+import { revealTo } from "../lib/mpc/reveal.ts";
+import { emptyBreakdown, sharedParams } from "../lib/nn/model.ts";
+import { modelByName } from "../lib/nn/zoo.ts";
+import { addPartyOptions, openFromFlags, type PartyFlags } from "./party_options.ts";
+import { si, table } from "./output.ts";
+
+interface InferOptions extends PartyFlags {
+  model: string;
+  input: string;
+  revealTo: string;
+  out?: string;
+  json?: boolean;
+  verbose?: boolean;
+}
+
+export function inferCommand(): Command {
+  return addPartyOptions(
+    new Command("infer")
+      .description("private inference on shared weights and inputs")
+      .requiredOption("--model <file>", "this party's model share file ({i}: the party index)")
+      .requiredOption("--input <file>", "this party's input share file ({i}: the party index)")
+      .option("--reveal-to <j>", "the party that learns the output", "0")
+      .option("--out <prefix>", "write output shares to PREFIX.p<i>.share instead of revealing")
+      .option("--json", "print JSON")
+      .option("--verbose", "print time, bytes and rounds per layer type"),
+  ).action(async (o: InferOptions) => {
+    await infer(o);
+  });
+}
+
+async function checkShareFile(path: string, party: number, kind: Header["kind"]): Promise<Header> {
+  const { header } = await readTensorFile(path);
+  if (!header.share) throw new FileFormatError(`${path} is not a share file`);
+  if (header.share.party !== party) {
+    throw new FileFormatError(`${path} is party ${header.share.party}'s share file, not party ${party}'s`);
+  }
+  if (header.kind !== kind) throw new FileFormatError(`${path} holds a ${header.kind}, not a ${kind}`);
+  return header;
+}
+
+async function infer(o: InferOptions): Promise<void> {
+  const party = Number(o.party);
+  if (![0, 1, 2].includes(party)) throw new Error(`--party must be 0, 1 or 2, got ${o.party}`);
+  const revealParty = Number(o.revealTo);
+  if (![0, 1, 2].includes(revealParty)) throw new Error(`--reveal-to must be 0, 1 or 2, got ${o.revealTo}`);
+  const modelPath = o.model.replaceAll("{i}", String(party)), inputPath = o.input.replaceAll("{i}", String(party));
+  // Everything that can be checked alone is checked before connecting.
+  const mh = await checkShareFile(modelPath, party, "model");
+  const ih = await checkShareFile(inputPath, party, "input");
+  const model = modelByName(mh.model);
+  const inputEntry = ih.tensors.find((t) => t.name === "input");
+  if (!inputEntry) throw new FileFormatError(`${inputPath} has no tensor named input`);
+  const outShape = model.checkInput(inputEntry.shape);
+  const expected = new Map(model.paramShapes().map(([n, s]) => [n, s.join()]));
+  for (const t of mh.tensors) {
+    if (expected.get(t.name) !== t.shape.join()) {
+      throw new FileFormatError(`${modelPath}: tensor ${t.name} [${t.shape}] is not in ${mh.model}`);
+    }
+  }
+  if (mh.tensors.length !== expected.size) {
+    throw new FileFormatError(`${modelPath} has ${mh.tensors.length} tensors, ${mh.model} needs ${expected.size}`);
+  }
+  if (ih.fracBits !== mh.fracBits) {
+    throw new FileFormatError(`the model uses ${mh.fracBits} fractional bits, the input ${ih.fracBits}`);
+  }
+
+  const session = await openFromFlags({ ...o, fracBits: String(mh.fracBits) });
+  try {
+    const p = session.party;
+    const weights = await loadShares(p, modelPath), input = await loadShares(p, inputPath);
+    const x = input.shares.get("input")!;
+    const breakdown = emptyBreakdown();
+    const s0 = p.mesh.stats(), t0 = performance.now();
+    using y = await model.net.forward(x, sharedParams(weights.shares), breakdown);
+    const seconds = (performance.now() - t0) / 1000, s1 = p.mesh.stats();
+    x.dispose();
+    weights.shares.forEach((w) => w.dispose());
+    const cost = { seconds, bytesSent: s1.bytesSent - s0.bytesSent, rounds: s1.rounds - s0.rounds };
+    if (o.out) {
+      const path = sharePath(o.out, p.index);
+      await saveShares(
+        p,
+        path,
+        { kind: "output", model: mh.model, id: `${ih.share!.id}/${mh.share!.id}` },
+        new Map([["output", y]]),
+      );
+      if (!o.json) console.error(`party ${p.index}: wrote ${path}`);
+      return;
+    }
+    using out = await revealTo(y, revealParty);
+    if (p.index !== revealParty) return;
+    const logits = out!.decode(p.fracBits);
+    const classes = outShape[1];
+    const predictions = Array.from({ length: outShape[0] }, (_, r) => {
+      let best = 0;
+      for (let j = 1; j < classes; j++) if (logits[r * classes + j] > logits[r * classes + best]) best = j;
+      return best;
+    });
+    if (o.json) {
+      console.log(
+        JSON.stringify({ model: mh.model, predictions, logits: Array.from(logits), ...cost, breakdown }, null, 2),
+      );
+      return;
+    }
+    console.log(`${mh.model}: predicted classes ${predictions.join(" ")}`);
+    console.log(`${cost.seconds.toFixed(3)} s, ${si(cost.bytesSent)}B sent by party ${p.index}, ${cost.rounds} rounds`);
+    if (o.verbose) {
+      const rows = Object.entries(breakdown).filter(([, b]) => b.rounds > 0).map((
+        [k, b],
+      ) => [k, b.seconds.toFixed(3), `${si(b.bytes)}B`, String(b.rounds)]);
+      console.log(table(["layer type", "time (s)", "sent", "rounds"], rows));
+    }
+  } finally {
+    session.close();
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * `cryptgpu share` and `cryptgpu reconstruct`: split a plaintext model or
+ * input into three share files (PREFIX.p0.share .. p2.share; any two
+ * reconstruct, one alone is uniformly random), and join two or three back.
+ */
+import { Command } from "commander";
+import { NativeBackend } from "../lib/native/backend.ts";
+import { readTensorFile } from "../lib/io/format.ts";
+import { reconstructFiles, shareFile, shareTensors } from "../lib/io/shares.ts";
+import { initWeights } from "../lib/nn/model.ts";
+import { modelByName } from "../lib/nn/zoo.ts";
+import { FIXED_DEFAULT_BITS } from "../lib/ring/fixed.ts";
+
+interface ShareOptions {
+  model?: string;
+  input?: string;
+  seed: string;
+  out: string;
+  fracBits: string;
+}
+
+export function shareCommand(): Command {
+  return new Command("share")
+    .description("split a model (a file, or a zoo name with seeded weights) or an input into three share files")
+    .option("--model <file|name>", "a plaintext model file, or a zoo model (lenet, lenet:max) with seeded weights")
+    .option("--input <file>", 'a plaintext input: a cryptgpu tensor file, or JSON {"shape": [...], "data": [...]}')
+    .option("--seed <n>", "seed of the standard initialization for a zoo model", "1")
+    .option("--frac-bits <f>", "fixed-point fractional bits", String(FIXED_DEFAULT_BITS))
+    .requiredOption("--out <prefix>", "writes PREFIX.p0.share, PREFIX.p1.share, PREFIX.p2.share")
+    .action(async (o: ShareOptions) => {
+      if (!o.model === !o.input) throw new Error("give exactly one of --model and --input");
+      const fracBits = Number(o.fracBits), seed = Number(o.seed);
+      if (!Number.isInteger(fracBits) || fracBits < 8 || fracBits > 32) {
+        throw new Error(`--frac-bits must be in [8, 32], got ${o.fracBits}`);
+      }
+      if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got ${o.seed}`);
+      const backend = new NativeBackend();
+      try {
+        let paths: string[];
+        if (o.model && !(await exists(o.model))) {
+          const model = modelByName(o.model);
+          const weights = initWeights(model, seed);
+          paths = await shareTensors(backend, { kind: "model", model: o.model, fracBits }, weights, o.out);
+        } else if (o.model) {
+          paths = await shareFile(backend, o.model, o.out, fracBits);
+        } else if (o.input!.endsWith(".json")) {
+          const { shape, data } = await readJsonInput(o.input!);
+          paths = await shareTensors(
+            backend,
+            { kind: "input", model: "any", fracBits },
+            new Map([["input", { shape, data }]]),
+            o.out,
+          );
+        } else {
+          const f = await readTensorFile(o.input!);
+          if (f.header.kind !== "input") throw new Error(`${o.input} holds a ${f.header.kind}, not an input`);
+          paths = await shareFile(backend, o.input!, o.out, fracBits);
+        }
+        console.log(`wrote ${paths.join(", ")}`);
+      } finally {
+        backend.dispose();
+      }
+    });
+}
+
+export function reconstructCommand(): Command {
+  return new Command("reconstruct")
+    .description("join two or three share files of one sharing into a plaintext file")
+    .argument("<files...>", "two or three share files")
+    .requiredOption("--out <file>", "the plaintext tensor file to write")
+    .action(async (files: string[], o: { out: string }) => {
+      const backend = new NativeBackend();
+      try {
+        const h = await reconstructFiles(backend, files, o.out);
+        console.log(
+          `wrote ${o.out}: ${h.kind} of ${h.model}, ${h.tensors.map((t) => `${t.name} [${t.shape}]`).join(", ")}`,
+        );
+      } finally {
+        backend.dispose();
+      }
+    });
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
+}
+
+async function readJsonInput(path: string): Promise<{ shape: number[]; data: Float64Array }> {
+  let j: { shape?: unknown; data?: unknown };
+  try {
+    j = JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    throw new Error(`cannot read input ${path}: ${(e as Error).message}`);
+  }
+  const shape = j.shape, data = j.data;
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
+    throw new Error(`${path}: "shape" must be a list of sizes`);
+  }
+  if (!Array.isArray(data) || !data.every((v) => typeof v === "number" && Number.isFinite(v))) {
+    throw new Error(`${path}: "data" must be a list of numbers`);
+  }
+  if (data.length !== shape.reduce((a: number, b: number) => a * b, 1)) {
+    throw new Error(`${path}: ${data.length} values for shape [${shape}]`);
+  }
+  return { shape, data: Float64Array.from(data) };
+}

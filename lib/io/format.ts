@@ -1,0 +1,137 @@
+/**
+ * cryptgpu's tensor files: plaintext models and inputs, and share files.
+ *
+ *   "CGTF" | u32 header length (LE) | JSON header | data
+ *
+ * The header (validated with zod) names the file's kind, the model it belongs
+ * to, the fixed-point bits, for share files the party and the sharing id, and
+ * every tensor with its shape, dtype, offset and length in the data section,
+ * plus a SHA-256 of the data. Plain files hold float64 values; a share file
+ * holds, per tensor, party i's pair of ring shares (x_i then x_next(i)) and
+ * never any plaintext.
+ */
+import { z } from "zod";
+
+const MAGIC = [0x43, 0x47, 0x54, 0x46]; // "CGTF"
+export const FORMAT_VERSION = 1;
+
+const TensorEntry = z.object({
+  name: z.string().min(1),
+  shape: z.array(z.number().int().nonnegative()),
+  dtype: z.enum(["f64", "u64-pair"]),
+  offset: z.number().int().nonnegative(),
+  bytes: z.number().int().nonnegative(),
+});
+
+export const Header = z.object({
+  format: z.literal("cryptgpu"),
+  version: z.literal(FORMAT_VERSION),
+  kind: z.enum(["model", "input", "output"]),
+  /** The zoo model and its options, e.g. "lenet" or "lenet:max". */
+  model: z.string().min(1),
+  fracBits: z.number().int().min(0).max(62),
+  share: z.object({ party: z.number().int().min(0).max(2), id: z.string().min(1) }).optional(),
+  tensors: z.array(TensorEntry),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+
+export type Header = z.infer<typeof Header>;
+export type TensorEntry = z.infer<typeof TensorEntry>;
+
+export interface TensorFile {
+  header: Header;
+  /** The data section; tensors are views into it. */
+  data: Uint8Array;
+}
+
+export class FileFormatError extends Error {}
+
+async function sha256(data: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export interface NewTensor {
+  name: string;
+  shape: readonly number[];
+  dtype: "f64" | "u64-pair";
+  bytes: Uint8Array;
+}
+
+export async function writeTensorFile(
+  path: string,
+  meta: Omit<Header, "tensors" | "sha256" | "format" | "version">,
+  tensors: NewTensor[],
+): Promise<void> {
+  let offset = 0;
+  const entries: TensorEntry[] = tensors.map((t) => {
+    const e = { name: t.name, shape: [...t.shape], dtype: t.dtype, offset, bytes: t.bytes.length };
+    offset += t.bytes.length;
+    return e;
+  });
+  const data = new Uint8Array(offset);
+  tensors.forEach((t, i) => data.set(t.bytes, entries[i].offset));
+  const header: Header = {
+    format: "cryptgpu",
+    version: FORMAT_VERSION,
+    ...meta,
+    tensors: entries,
+    sha256: await sha256(data),
+  };
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const out = new Uint8Array(8 + json.length + data.length);
+  out.set(MAGIC);
+  new DataView(out.buffer).setUint32(4, json.length, true);
+  out.set(json, 8);
+  out.set(data, 8 + json.length);
+  // Write then rename, so that a crash never leaves half a file under the name.
+  await Deno.writeFile(`${path}.tmp`, out);
+  await Deno.rename(`${path}.tmp`, path);
+}
+
+export async function readTensorFile(path: string): Promise<TensorFile> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    throw new FileFormatError(`cannot read ${path}: ${(e as Error).message}`);
+  }
+  const fail = (why: string): never => {
+    throw new FileFormatError(`${path}: ${why}`);
+  };
+  if (bytes.length < 8 || MAGIC.some((b, i) => bytes[i] !== b)) fail("not a cryptgpu tensor file");
+  const len = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true);
+  if (8 + len > bytes.length) fail("truncated header");
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + len)));
+  } catch {
+    fail("corrupt header (not JSON)");
+  }
+  const parsed = Header.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    fail(`bad header: ${issue.path.join(".") || "(top)"}: ${issue.message}`);
+  }
+  const header = parsed.data!;
+  const data = bytes.subarray(8 + len);
+  const end = header.tensors.reduce((m, t) => Math.max(m, t.offset + t.bytes), 0);
+  if (data.length < end) fail(`truncated: the data section has ${data.length} bytes, the header needs ${end}`);
+  if (data.length > end) fail(`${data.length - end} unexpected bytes after the tensors`);
+  for (const t of header.tensors) {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    const want = n * (t.dtype === "f64" ? 8 : 16);
+    if (t.bytes !== want) fail(`tensor ${t.name}: ${t.bytes} bytes for shape [${t.shape}] (${want} expected)`);
+  }
+  if ((await sha256(data)) !== header.sha256) fail("checksum mismatch: the data is corrupt");
+  if (header.share && header.tensors.some((t) => t.dtype !== "u64-pair")) fail("a share file holds only ring shares");
+  if (!header.share && header.tensors.some((t) => t.dtype !== "f64")) fail("a plain file holds only float64 values");
+  return { header, data };
+}
+
+/** The bytes of one tensor, copied so that typed-array views are aligned. */
+export function tensorBytes(f: TensorFile, name: string): { entry: TensorEntry; bytes: Uint8Array } {
+  const entry = f.header.tensors.find((t) => t.name === name);
+  if (!entry) throw new FileFormatError(`no tensor named ${name} in the file`);
+  return { entry, bytes: f.data.slice(entry.offset, entry.offset + entry.bytes) };
+}

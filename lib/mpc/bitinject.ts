@@ -18,18 +18,23 @@ import { mul } from "./multiply.ts";
 import type { Party } from "./party.ts";
 import { exchange } from "./transfer.ts";
 
-/** b: a binary sharing of packed bits [n, 1]; a: an arithmetic sharing of n elements. */
+/**
+ * b: a binary sharing of n packed bits ([n, 1]); a: an arithmetic sharing of
+ * n * k elements, read as n rows of k: bit e multiplies row e (k = 1 for one
+ * bit per element). Round 1 then carries n words from P0 and n * k from P1, P2.
+ */
 export async function bitInject(b: BShare, a: AShare): Promise<AShare> {
   const p = a.party;
   const before = p.enter("bit injection");
-  const shape = a.shape, n = a.size;
-  if (b.shape[0] * (b.shape[1] ?? 1) !== n) throw new RangeError(`bitInject: ${b.shape} bits for ${n} elements`);
+  const shape = a.shape, n = b.shape[0] * (b.shape[1] ?? 1);
+  if (n === 0 || a.size % n !== 0) throw new RangeError(`bitInject: ${n} bits for ${a.size} elements`);
   try {
+    using rows = a.reshape([n, a.size / n]);
     const nonces: [bigint, bigint] = [p.rand.nonce(), p.rand.nonce()];
-    const [b01Share, b2aShare] = await roles[p.index](p, b, a, nonces);
+    const [b01Share, b2aShare] = await roles[p.index](p, b, rows, nonces);
     using b01 = b01Share, b2a = b2aShare;
     using twice = b2a.mulPublic(2n);
-    using rest = a.sub(twice);
+    using rest = rows.sub(twice);
     using prod = await mul(b01, rest);
     using sum = prod.add(b2a);
     return sum.map((t) => t.reshape(shape));
@@ -51,8 +56,9 @@ const roles: [Role, Role, Role] = [
   // P0: knows b01 = b_0 ^ b_1; sends [[b01]]'s share 1 to P1, receives s_0 and s_1.
   async (p, b, a, c) => {
     using b01Bits = b.cur.xor(b.next);
-    using b01 = asWords(b01Bits, a.shape);
-    const mask = p.rand.draw("prev", a.shape, c[0]); // F(k_2): P0 and P2
+    const col = [a.shape[0], 1];
+    using b01 = asWords(b01Bits, col);
+    const mask = p.rand.draw("prev", col, c[0]); // F(k_2): P0 and P2
     const masked = b01.sub(mask);
     const [s0, s1] = await exchange(p.mesh, p.backend, [{ to: 1, tensor: masked }], [
       { from: 2, shape: a.shape },
@@ -62,27 +68,29 @@ const roles: [Role, Role, Role] = [
   },
   // P1: holds (b_1, b_2), (a_1, a_2); receives [[b01]]'s share 1, sends s_1.
   async (p, b, a, c) => {
-    using b2 = asWords(b.next, a.shape);
+    const col = [a.shape[0], 1];
+    using b2 = asWords(b.next, col);
     using r = p.rand.draw("own", a.shape, c[0]), r2 = p.rand.draw("own", a.shape, c[1]);
     using b2a1 = b2.mul(a.cur);
     using t = b2a1.sub(r);
     const s1 = t.sub(r2);
     using b2a2 = b2.mul(a.next);
     const s2 = b2a2.add(r);
-    const [masked] = await exchange(p.mesh, p.backend, [{ to: 0, tensor: s1 }], [{ from: 0, shape: a.shape }]);
-    return [new AShare(p, masked, RingTensor.zeros(p.backend, a.shape)), new AShare(p, s1, s2)];
+    const [masked] = await exchange(p.mesh, p.backend, [{ to: 0, tensor: s1 }], [{ from: 0, shape: col }]);
+    return [new AShare(p, masked, RingTensor.zeros(p.backend, col)), new AShare(p, s1, s2)];
   },
   // P2: holds (b_2, b_0), (a_2, a_0); sends s_0.
   async (p, b, a, c) => {
-    using b2 = asWords(b.cur, a.shape);
+    const col = [a.shape[0], 1];
+    using b2 = asWords(b.cur, col);
     using r = p.rand.draw("prev", a.shape, c[0]), r2 = p.rand.draw("prev", a.shape, c[1]);
     using b2a2 = b2.mul(a.cur);
     const s2 = b2a2.add(r);
     using b2a0 = b2.mul(a.next);
     const s0 = b2a0.add(r2);
     await exchange(p.mesh, p.backend, [{ to: 0, tensor: s0 }], []);
-    const mask = p.rand.draw("own", a.shape, c[0]); // F(k_2)
-    return [new AShare(p, RingTensor.zeros(p.backend, a.shape), mask), new AShare(p, s2, s0)];
+    const mask = p.rand.draw("own", col, c[0]); // F(k_2)
+    return [new AShare(p, RingTensor.zeros(p.backend, col), mask), new AShare(p, s2, s0)];
   },
 ];
 

@@ -2,14 +2,13 @@
  * Maximum and argmax over the last axis by a tree of pairwise comparisons:
  * ceil(log2 d) levels, all pairs of a level in one batched call. A level
  * compares the first half of the live entries with the second half:
- * sel = [[a < b]] (msb, 8 rounds, and a bit injection into 1, 2 rounds), then
- * max = a + sel (b - a), and for argmax the one-hot rows move the same way in
- * the same multiplication round: 11 rounds a level.
+ * sel = <a < b> (msb, 8 rounds), then max = a + sel (b - a) by one bit
+ * injection (2 rounds) that moves the one-hot rows of argmax at the same time,
+ * the bit multiplying a whole row [b - a, onehot_b - onehot_a]: 10 rounds a level.
  */
 import { RingTensor } from "../ring/tensor.ts";
 import { AShare } from "./arithmetic.ts";
-import { bitToArithmetic } from "./bitinject.ts";
-import { mul } from "./multiply.ts";
+import { bitInject } from "./bitinject.ts";
 import { msb } from "./msb.ts";
 
 export interface MaxResult {
@@ -19,7 +18,7 @@ export interface MaxResult {
 }
 
 /** Rounds of maxLastAxis for an axis of length d. */
-export const maxRounds = (d: number) => 11 * Math.ceil(Math.log2(d));
+export const maxRounds = (d: number) => 10 * Math.ceil(Math.log2(d));
 
 export async function maxLastAxis(x: AShare, withArgmax = false): Promise<MaxResult> {
   const p = x.party;
@@ -37,20 +36,19 @@ export async function maxLastAxis(x: AShare, withArgmax = false): Promise<MaxRes
       const h = Math.floor(m / 2);
       const a = own(own(vals.slice(1, 0, h)).contiguous()), b = own(own(vals.slice(1, h, 2 * h)).contiguous());
       const diff = own(b.sub(a));
-      using lt = await msb(own(a.sub(b))); // a < b
-      using sel = await bitToArithmetic(lt, a);
-      let dv: AShare, dh: AShare | null = null;
+      using lt = await msb(own(a.sub(b))); // a < b: take b
+      let dv: AShare;
       if (hots) {
         const ha = own(own(hots.slice(1, 0, h)).contiguous()), hb = own(own(hots.slice(1, h, 2 * h)).contiguous());
-        // one multiplication round moves the values and the one-hots together
+        // one bit per pair moves the value and its one-hot row together
         const both = own(AShare.concat([own(diff.reshape([rows, h, 1])), own(hb.sub(ha))], 2));
-        const prod = own(await mul(own(sel.reshape([rows, h, 1])), both));
+        const prod = own(await bitInject(lt, both));
         dv = own(own(own(prod.slice(2, 0, 1)).contiguous()).reshape([rows, h]));
-        dh = own(own(prod.slice(2, 1, 1 + d)).contiguous());
-        const moved = own(ha.add(dh));
-        hots = own(m % 2 ? AShare.concat([moved, own(hots.slice(1, m - 1, m))], 1) : moved.contiguous());
+        const dh = own(own(prod.slice(2, 1, 1 + d)).contiguous());
+        const movedHots = own(ha.add(dh));
+        hots = own(m % 2 ? AShare.concat([movedHots, own(hots.slice(1, m - 1, m))], 1) : movedHots.contiguous());
       } else {
-        dv = own(await mul(sel, diff));
+        dv = own(await bitInject(lt, diff));
       }
       const moved = own(a.add(dv));
       vals = own(m % 2 ? AShare.concat([moved, own(vals.slice(1, m - 1, m))], 1) : moved.contiguous());

@@ -2,7 +2,7 @@
  * Pooling on sharings. Sum pooling is local; average pooling multiplies by
  * the public fixed-point 1/k^2 and truncates (1 round). Max pooling gathers
  * each window (local im2col of both shares) and runs the max tree over the
- * k*k entries (11 rounds a level); training keeps the window's one-hot argmax
+ * k*k entries (10 rounds a level); training keeps the window's one-hot argmax
  * for the backward pass.
  */
 import { encodeFixed } from "../ring/fixed.ts";

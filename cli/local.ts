@@ -8,16 +8,7 @@
 import { Command } from "commander";
 import { makeCerts } from "../lib/net/certs.ts";
 
-const main = new URL("./main.ts", import.meta.url).pathname;
-const permissions = [
-  "--allow-ffi",
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-net",
-  "--allow-run",
-  "--allow-sys",
-];
+import { CLI_MAIN, CLI_PERMISSIONS } from "./permissions.ts";
 
 export function localCommand(): Command {
   return new Command("local")
@@ -54,7 +45,18 @@ export async function runLocal(args: string[]): Promise<number> {
       String(Math.max(1, Math.floor(navigator.hardwareConcurrency / 3)));
     const children = [0, 1, 2].map((i) =>
       new Deno.Command(Deno.execPath(), {
-        args: ["run", ...permissions, main, ...args, "--party", String(i), "--parties", file, "--session", session],
+        args: [
+          "run",
+          ...CLI_PERMISSIONS,
+          CLI_MAIN,
+          ...args,
+          "--party",
+          String(i),
+          "--parties",
+          file,
+          "--session",
+          session,
+        ],
         env: { CRYPTGPU_THREADS: threads },
         stdout: i === 0 ? "inherit" : "null",
         stderr: "piped",

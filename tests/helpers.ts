@@ -5,6 +5,7 @@
  */
 import { NativeBackend } from "../lib/native/backend.ts";
 import { NativeError } from "../lib/native/errors.ts";
+import { CLI_MAIN, CLI_PERMISSIONS } from "../cli/permissions.ts";
 import { type Device, libraryExists } from "../lib/native/library.ts";
 
 export const M64 = (1n << 64n) - 1n;
@@ -192,4 +193,19 @@ export function dot(u: BigUint64Array, v: BigUint64Array): bigint {
   let s = 0n;
   for (let i = 0; i < u.length; i++) s += u[i] * v[i];
   return wrap(s);
+}
+
+/** Runs the cryptgpu command as a process, with its usual permissions and extra environment. */
+export async function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...CLI_PERMISSIONS, CLI_MAIN, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", ...env },
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }

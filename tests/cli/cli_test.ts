@@ -1,28 +1,7 @@
 import assert from "node:assert/strict";
-import { deviceAvailable } from "../helpers.ts";
+import { deviceAvailable, runCli } from "../helpers.ts";
 
-const main = new URL("../../cli/main.ts", import.meta.url).pathname;
-
-async function cryptgpu(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-run",
-      "--allow-sys",
-      main,
-      ...args,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const cryptgpu = (...args: string[]) => runCli(args);
 
 Deno.test({
   name: "cryptgpu info --json names the CPU build, its features and the host",
@@ -69,25 +48,8 @@ Deno.test("bad arguments give one line on stderr and a non-zero exit", async () 
 });
 
 Deno.test("a missing native library is one clear line, not a stack trace", async () => {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-run",
-      "--allow-sys",
-      main,
-      "bench",
-      "ring",
-      "--quick",
-    ],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", CRYPTGPU_LIB: "/nonexistent/lib.so" },
-  }).output();
-  const err = new TextDecoder().decode(out.stderr).trim();
+  const out = await runCli(["bench", "ring", "--quick"], { CRYPTGPU_LIB: "/nonexistent/lib.so" });
+  const err = out.stderr.trim();
   assert.notEqual(out.code, 0);
   assert.equal(err.split("\n").length, 1, err);
   assert.match(err, /^cryptgpu: error: cannot load the cpu library \/nonexistent\/lib\.so: check the path/);

@@ -4,29 +4,11 @@ import { readTensorFile, tensorBytes } from "../../lib/io/format.ts";
 import { reconstructFiles, sharePath, shareTensors, writePlainFile } from "../../lib/io/shares.ts";
 import { initWeights } from "../../lib/nn/model.ts";
 import { lenet } from "../../lib/nn/zoo.ts";
-import { deviceAvailable } from "../helpers.ts";
-
-const main = new URL("../../cli/main.ts", import.meta.url).pathname;
+import { deviceAvailable, runCli } from "../helpers.ts";
 
 async function cryptgpu(...args: string[]) {
-  const o = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-net",
-      "--allow-run",
-      "--allow-sys",
-      main,
-      ...args,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  return { code: o.code, out: new TextDecoder().decode(o.stdout), err: new TextDecoder().decode(o.stderr).trim() };
+  const r = await runCli(args);
+  return { code: r.code, out: r.stdout, err: r.stderr.trim() };
 }
 
 Deno.test({

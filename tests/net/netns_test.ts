@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { deviceAvailable } from "../helpers.ts";
+import { CLI_PERMISSIONS } from "../../cli/permissions.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 
@@ -45,8 +46,7 @@ Deno.test({
         "10.251.0.1,10.251.0.2,10.251.0.3",
       ]);
       assert.equal(certs.code, 0, certs.err);
-      const cli =
-        `${deno} run --allow-ffi --allow-read --allow-write --allow-env --allow-net --allow-run --allow-sys ${main}`;
+      const cli = `${deno} run ${CLI_PERMISSIONS.join(" ")} ${main}`;
       const r = await run("bash", [
         "scripts/run-3hosts.sh",
         "--parties",

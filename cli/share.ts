@@ -1,6 +1,6 @@
 /**
- * `cryptgpu share` and `cryptgpu reconstruct`: split a plaintext model or
- * input into three share files (PREFIX.p0.share .. p2.share; any two
+ * `cryptgpu share` and `cryptgpu reconstruct`: split a plaintext model,
+ * input or dataset into three share files (PREFIX.p0.share .. p2.share; any two
  * reconstruct, one alone is uniformly random), and join two or three back.
  */
 import { Command } from "commander";
@@ -10,10 +10,15 @@ import { reconstructFiles, shareFile, shareTensors } from "../lib/io/shares.ts";
 import { initWeights } from "../lib/nn/model.ts";
 import { modelByName } from "../lib/nn/zoo.ts";
 import { FIXED_DEFAULT_BITS } from "../lib/ring/fixed.ts";
+import { loadDataset } from "../lib/data/load.ts";
+import { shareDataset } from "../lib/data/shares.ts";
 
 interface ShareOptions {
   model?: string;
   input?: string;
+  dataset?: string;
+  split: string;
+  limit?: string;
   seed: string;
   out: string;
   fracBits: string;
@@ -21,14 +26,24 @@ interface ShareOptions {
 
 export function shareCommand(): Command {
   return new Command("share")
-    .description("split a model (a file, or a zoo name with seeded weights) or an input into three share files")
+    .description(
+      "split a model (a file, or a zoo name with seeded weights), an input or a dataset into three share files",
+    )
     .option("--model <file|name>", "a plaintext model file, or a zoo model (lenet, lenet:max) with seeded weights")
     .option("--input <file>", 'a plaintext input: a cryptgpu tensor file, or JSON {"shape": [...], "data": [...]}')
+    .option(
+      "--dataset <name|dir>",
+      'a dataset: "mnist" (embedded digits), or an MNIST IDX, CIFAR-10 or Tiny ImageNet directory',
+    )
+    .option("--split <train|test>", "the dataset split", "train")
+    .option("--limit <n>", "share only the first n samples of the split")
     .option("--seed <n>", "seed of the standard initialization for a zoo model", "1")
     .option("--frac-bits <f>", "fixed-point fractional bits", String(FIXED_DEFAULT_BITS))
     .requiredOption("--out <prefix>", "writes PREFIX.p0.share, PREFIX.p1.share, PREFIX.p2.share")
     .action(async (o: ShareOptions) => {
-      if (!o.model === !o.input) throw new Error("give exactly one of --model and --input");
+      if ([o.model, o.input, o.dataset].filter(Boolean).length !== 1) {
+        throw new Error("give exactly one of --model, --input and --dataset");
+      }
       const fracBits = Number(o.fracBits), seed = Number(o.seed);
       if (!Number.isInteger(fracBits) || fracBits < 8 || fracBits > 32) {
         throw new Error(`--frac-bits must be in [8, 32], got ${o.fracBits}`);
@@ -37,7 +52,9 @@ export function shareCommand(): Command {
       const backend = new NativeBackend();
       try {
         let paths: string[];
-        if (o.model && !(await exists(o.model))) {
+        if (o.dataset) {
+          paths = await shareDatasetOption(backend, o, fracBits);
+        } else if (o.model && !(await exists(o.model))) {
           const model = modelByName(o.model);
           const weights = initWeights(model, seed);
           paths = await shareTensors(backend, { kind: "model", model: o.model, fracBits }, weights, o.out);
@@ -79,6 +96,21 @@ export function reconstructCommand(): Command {
         backend.dispose();
       }
     });
+}
+
+/** --dataset: reads the split and writes images [n, c, h, w] and one-hot labels [n, classes]. */
+async function shareDatasetOption(backend: NativeBackend, o: ShareOptions, fracBits: number): Promise<string[]> {
+  if (o.split !== "train" && o.split !== "test") throw new Error(`--split must be train or test, got ${o.split}`);
+  const limit = o.limit === undefined ? undefined : Number(o.limit);
+  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1)) {
+    throw new Error(`--limit must be a positive integer, got ${o.limit}`);
+  }
+  const dataset = await loadDataset(o.dataset!, { split: o.split, limit });
+  const paths = await shareDataset(backend, dataset, o.out, fracBits);
+  console.log(
+    `${dataset.name} (${dataset.split}): ${dataset.labels.length} samples of [${dataset.shape}], ${dataset.classes} classes`,
+  );
+  return paths;
 }
 
 async function exists(path: string): Promise<boolean> {

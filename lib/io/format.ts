@@ -26,8 +26,9 @@ const TensorEntry = z.object({
 export const Header = z.object({
   format: z.literal("cryptgpu"),
   version: z.literal(FORMAT_VERSION),
-  kind: z.enum(["model", "input", "output"]),
-  /** The zoo model and its options, e.g. "lenet" or "lenet:max". */
+  /** "dataset": training samples and one-hot labels (tensors "images" and "labels"). */
+  kind: z.enum(["model", "input", "output", "dataset"]),
+  /** The zoo model and its options, e.g. "lenet" or "lenet:max"; for a dataset, its name and split. */
   model: z.string().min(1),
   fracBits: z.number().int().min(0).max(62),
   share: z.object({ party: z.number().int().min(0).max(2), id: z.string().min(1) }).optional(),

@@ -6,6 +6,8 @@ import { provenance, writeResults } from "../bench/record.ts";
 import { si, table } from "./output.ts";
 import { addPartyOptions, openFromFlags, type PartyFlags } from "./party_options.ts";
 import { LAN, protocolBench, type ProtocolRow } from "../bench/protocols.ts";
+import { inferenceBench, inferenceMarkdown, mergeRows } from "../bench/inference.ts";
+import { modelByName } from "../lib/nn/zoo.ts";
 
 interface RingOptions {
   json?: boolean;
@@ -37,7 +39,58 @@ export function benchCommand(): Command {
   ).action(async (opts: PartyFlags & { maxSize: string; only?: string; write: boolean; json?: boolean }) => {
     await runProtocols(opts);
   });
+  addPartyOptions(
+    bench.command("inference")
+      .description("one private forward pass of a zoo model on a seeded batch, against its plaintext twin")
+      .requiredOption("--model <name>", "zoo model, e.g. lenet, alexnet-cifar10, vgg16-tinyimagenet, resnet50:max")
+      .option("--batch <k>", "batch size", "1")
+      .option("--seed <n>", "seed of the weights and the input", "1")
+      .option("--no-write", "do not write bench/results/")
+      .option("--json", "print JSON"),
+  ).action(async (opts: InferenceOptions) => {
+    await runInference(opts);
+  });
   return bench;
+}
+
+interface InferenceOptions extends PartyFlags {
+  model: string;
+  batch: string;
+  seed: string;
+  write: boolean;
+  json?: boolean;
+}
+
+async function runInference(opts: InferenceOptions) {
+  const batch = Number(opts.batch), seed = Number(opts.seed);
+  if (!Number.isInteger(batch) || batch < 1) throw new Error(`--batch must be a positive integer, got ${opts.batch}`);
+  if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed must be a non-negative integer, got ${opts.seed}`);
+  modelByName(opts.model); // an unknown name fails here, before connecting
+  const session = await openFromFlags(opts);
+  try {
+    const p = session.party;
+    const progress = !opts.json ? (line: string) => console.error(`  ${line}`) : undefined;
+    const row = await inferenceBench(p, { model: opts.model, batch, seed, progress });
+    if (!row) return;
+    row.provenance = await provenance();
+    const record = await mergeRows(opts.device, row);
+    if (opts.json) console.log(JSON.stringify(row, null, 2));
+    else {
+      console.log(
+        `${row.model}, batch ${row.batch}: ${row.seconds.toFixed(3)} s, ${si(row.bytesTotal)}B sent in all ` +
+          `(${row.bytesSent.map((b) => `${si(b)}B`).join(" / ")}), ${row.rounds} rounds, LAN comm ${
+            row.lanSeconds.toFixed(3)
+          } s; plaintext twin ${row.plainSeconds.toFixed(3)} s (${row.ratio.toFixed(0)}x); ` +
+          `error ${row.relativeError.toExponential(2)}, argmax ${row.argmaxAgree}/${row.batch}`,
+      );
+    }
+    if (opts.write) {
+      const paths = await writeResults(`inference-${opts.device}`, record, inferenceMarkdown(record, table));
+      if (!opts.json) console.log(`written: ${paths.join(", ")}`);
+    }
+  } finally {
+    session.close();
+  }
 }
 
 async function runProtocols(opts: PartyFlags & { maxSize: string; only?: string; write: boolean; json?: boolean }) {

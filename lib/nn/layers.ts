@@ -1,5 +1,6 @@
 /**
- * Layers that run forward on shared tensors, each beside its float64 twin.
+ * Layers that run forward and backward on shared tensors, each beside its
+ * float64 twin.
  * A layer names its parameters and their shapes; a model binds them, shared
  * (`AShare`, fixed point) for the private pass and `PlainTensor` for the twin.
  * Fixed-point bookkeeping: every product of two f-bit values is truncated by f
@@ -7,17 +8,22 @@
  */
 import { encodeFixed } from "../ring/fixed.ts";
 import type { AShare } from "../mpc/arithmetic.ts";
-import { mulFixed } from "../mpc/multiply.ts";
-import type { RingTensor } from "../ring/tensor.ts";
+import { mul, mulFixed, multiplyWith } from "../mpc/multiply.ts";
+import { RingTensor } from "../ring/tensor.ts";
 import { relu as privateRelu } from "../mpc/relu.ts";
 import { avgPool2d, maxPool2d } from "../mpc/pool.ts";
 import { softmax as privateSoftmax } from "../mpc/softmax.ts";
 import { truncate } from "../mpc/truncate.ts";
+import { msb } from "../mpc/msb.ts";
+import { bitInject } from "../mpc/bitinject.ts";
+import type { BShare } from "../mpc/binary.ts";
 import * as plain from "./plain.ts";
+import * as grad from "./plain_grad.ts";
 import type { PlainTensor } from "./plain.ts";
+import type { Breakdown, LayerKind } from "./breakdown.ts";
+import type { Grads, Tape } from "./tape.ts";
 
-/** The layer types of the paper's Table V breakdown. */
-export type LayerKind = "linear" | "pool" | "relu" | "softmax" | "other";
+export type { LayerKind } from "./breakdown.ts";
 
 export interface Params<T> {
   get(name: string): T;
@@ -30,8 +36,37 @@ export interface Layer {
   paramShapes(): [string, number[]][];
   /** Output shape for an input shape, checked. */
   outputShape(input: readonly number[]): number[];
-  forward(x: AShare, p: Params<AShare>): Promise<AShare>;
-  plain(x: PlainTensor, p: Params<PlainTensor>): PlainTensor;
+  /**
+   * The private forward pass. With a tape (training), the layer saves there
+   * what its backward pass needs; a breakdown is kept by composite layers.
+   */
+  forward(x: AShare, p: Params<AShare>, breakdown?: Breakdown, tape?: Tape): Promise<AShare>;
+  /** The plaintext twin, saving on the tape like `forward`. */
+  plain(x: PlainTensor, p: Params<PlainTensor>, tape?: Tape): PlainTensor;
+  /**
+   * Given dL/dy, sets dL/dparam in `grads` and returns dL/dx (null when
+   * `needInput` is false: the first layer's input is data).
+   */
+  backward(
+    dy: AShare,
+    p: Params<AShare>,
+    tape: Tape,
+    grads: Grads<AShare>,
+    needInput: boolean,
+    breakdown?: Breakdown,
+  ): Promise<AShare | null>;
+  plainBackward(dy: PlainTensor, p: Params<PlainTensor>, tape: Tape, grads: Grads<PlainTensor>): PlainTensor;
+}
+
+/** A copy of x that outlives the caller's disposal of x. */
+const kept = (x: AShare): AShare => x.map((t) => t.clone());
+
+/** Sum over every axis but 1 of [n, c, ...]: a convolution's bias gradient. */
+function sumChannels(dy: AShare): AShare {
+  const [n, c] = dy.shape;
+  using r = dy.reshape([n, c, dy.size / (n * c)]);
+  using s = r.sum(2);
+  return s.sum(0);
 }
 
 const shapeError = (label: string, input: readonly number[], want: string) =>
@@ -66,15 +101,29 @@ export class Conv2d implements Layer {
     }
     return [s[0], this.outChannels, o(s[2]), o(s[3])];
   }
-  async forward(x: AShare, p: Params<AShare>): Promise<AShare> {
+  async forward(x: AShare, p: Params<AShare>, _b?: Breakdown, tape?: Tape): Promise<AShare> {
     const o = { stride: this.stride, padding: this.padding };
+    tape?.save("x", kept(x));
     using y = await mulFixed(x, p.get("weight"), (a, b) => a.conv2d(b, o));
-    if (this.opts.bias === false) return y.map((t) => t.clone());
+    if (this.opts.bias === false) return kept(y);
     using bias = p.get("bias").reshape([this.outChannels, 1, 1]);
     return y.add(bias);
   }
-  plain(x: PlainTensor, p: Params<PlainTensor>): PlainTensor {
+  plain(x: PlainTensor, p: Params<PlainTensor>, tape?: Tape): PlainTensor {
+    tape?.save("x", x);
     return plain.conv2d(x, p.get("weight"), this.opts.bias === false ? null : p.get("bias"), this.stride, this.padding);
+  }
+  async backward(dy: AShare, p: Params<AShare>, tape: Tape, grads: Grads<AShare>, needInput: boolean) {
+    const x = tape.get<AShare>("x"), w = p.get("weight"), o = { stride: this.stride, padding: this.padding };
+    grads.set("weight", await mulFixed(x, dy, (a, b) => a.conv2dBackwardWeight(b, w.shape, o)));
+    if (this.opts.bias !== false) grads.set("bias", sumChannels(dy));
+    return needInput ? await mulFixed(dy, w, (a, b) => a.conv2dBackwardInput(b, x.shape, o)) : null;
+  }
+  plainBackward(dy: PlainTensor, p: Params<PlainTensor>, tape: Tape, grads: Grads<PlainTensor>): PlainTensor {
+    const x = tape.get<PlainTensor>("x"), w = p.get("weight");
+    grads.set("weight", grad.conv2dBackwardWeight(x, dy, w.shape, this.stride, this.padding));
+    if (this.opts.bias !== false) grads.set("bias", grad.sumExcept(dy, 1));
+    return grad.conv2dBackwardInput(dy, w, x.shape, this.stride, this.padding);
   }
 }
 
@@ -92,19 +141,36 @@ export class Linear implements Layer {
     if (s.length !== 2 || s[1] !== this.inFeatures) throw shapeError(this.label, s, `[n, ${this.inFeatures}]`);
     return [s[0], this.outFeatures];
   }
-  async forward(x: AShare, p: Params<AShare>): Promise<AShare> {
+  async forward(x: AShare, p: Params<AShare>, _b?: Breakdown, tape?: Tape): Promise<AShare> {
+    tape?.save("x", kept(x));
     // x [n, in] . W^T: W is stored [out, in], the kernel takes the transpose as a flag
-    const product = (a: RingTensor, b: RingTensor) => {
-      using bt = b.transpose();
-      return a.matmul(bt);
-    };
-    using y = await mulFixed(x, p.get("weight"), product);
-    if (!this.bias) return y.map((t) => t.clone());
+    using y = await mulFixed(x, p.get("weight"), (a, b) => matmulT(a, b, false, true));
+    if (!this.bias) return kept(y);
     return y.add(p.get("bias"));
   }
-  plain(x: PlainTensor, p: Params<PlainTensor>): PlainTensor {
+  plain(x: PlainTensor, p: Params<PlainTensor>, tape?: Tape): PlainTensor {
+    tape?.save("x", x);
     return plain.linear(x, p.get("weight"), this.bias ? p.get("bias") : null);
   }
+  async backward(dy: AShare, p: Params<AShare>, tape: Tape, grads: Grads<AShare>, needInput: boolean) {
+    const x = tape.get<AShare>("x");
+    // dW [out, in] = dy^T x; dx [n, in] = dy W
+    grads.set("weight", await mulFixed(dy, x, (a, b) => matmulT(a, b, true, false)));
+    if (this.bias) grads.set("bias", dy.sum(0));
+    return needInput ? await mulFixed(dy, p.get("weight"), (a, b) => a.matmul(b)) : null;
+  }
+  plainBackward(dy: PlainTensor, p: Params<PlainTensor>, tape: Tape, grads: Grads<PlainTensor>): PlainTensor {
+    const x = tape.get<PlainTensor>("x");
+    grads.set("weight", grad.matmul(grad.transpose2d(dy), x));
+    if (this.bias) grads.set("bias", grad.sumExcept(dy, 1));
+    return grad.matmul(dy, p.get("weight"));
+  }
+}
+
+/** a . b with either side transposed as a view (the matmul kernel reads transposes in place). */
+function matmulT(a: RingTensor, b: RingTensor, ta: boolean, tb: boolean): RingTensor {
+  using at = ta ? a.transpose() : null, bt = tb ? b.transpose() : null;
+  return (at ?? a).matmul(bt ?? b);
 }
 
 export class ReLU implements Layer {
@@ -116,11 +182,24 @@ export class ReLU implements Layer {
   outputShape(s: readonly number[]): number[] {
     return [...s];
   }
-  forward(x: AShare): Promise<AShare> {
-    return privateRelu(x);
+  async forward(x: AShare, _p: Params<AShare>, _b?: Breakdown, tape?: Tape): Promise<AShare> {
+    if (!tape) return await privateRelu(x);
+    // ReLU(x) = x - msb(x) x, keeping <msb(x)> for the backward pass
+    const sign = tape.save("sign", await msb(x));
+    using negPart = await bitInject(sign, x);
+    return x.sub(negPart);
   }
-  plain(x: PlainTensor): PlainTensor {
+  plain(x: PlainTensor, _p?: Params<PlainTensor>, tape?: Tape): PlainTensor {
+    tape?.save("x", x);
     return plain.relu(x);
+  }
+  /** dx = DReLU(x) dy = dy - msb(x) dy: one bit injection (2 rounds), no truncation. */
+  async backward(dy: AShare, _p: Params<AShare>, tape: Tape) {
+    using negPart = await bitInject(tape.get<BShare>("sign"), dy);
+    return dy.sub(negPart);
+  }
+  plainBackward(dy: PlainTensor, _p: Params<PlainTensor>, tape: Tape): PlainTensor {
+    return grad.reluBackward(dy, tape.get<PlainTensor>("x"));
   }
 }
 
@@ -139,12 +218,49 @@ export class Pool2d implements Layer {
     if (o(s[2]) < 1 || o(s[3]) < 1) throw shapeError(this.label, s, `at least ${this.kernel}x${this.kernel}`);
     return [s[0], s[1], o(s[2]), o(s[3])];
   }
-  async forward(x: AShare): Promise<AShare> {
+  async forward(x: AShare, _p: Params<AShare>, _b?: Breakdown, tape?: Tape): Promise<AShare> {
     const k: [number, number] = [this.kernel, this.kernel], o = { stride: this.stride, padding: this.padding };
-    return this.op === "avg" ? await avgPool2d(x, k, o) : (await maxPool2d(x, k, o)).y;
+    tape?.save("shape", x.shape);
+    if (this.op === "avg") return await avgPool2d(x, k, o);
+    const { y, argmax } = await maxPool2d(x, k, { ...o, withArgmax: tape !== undefined });
+    if (tape) tape.save("argmax", argmax);
+    return y;
   }
-  plain(x: PlainTensor): PlainTensor {
-    return plain.pool2d(x, this.kernel, this.stride, this.padding, this.op);
+  plain(x: PlainTensor, _p?: Params<PlainTensor>, tape?: Tape): PlainTensor {
+    tape?.save("shape", x.shape);
+    if (this.op === "avg" || !tape) return plain.pool2d(x, this.kernel, this.stride, this.padding, this.op);
+    const { y, argmax } = grad.maxPoolWithArgmax(x, this.kernel, this.stride, this.padding);
+    tape.save("argmax", argmax);
+    return y;
+  }
+  /**
+   * Average: dy / k^2 spread over each window (1 truncation). Max: dy routed
+   * to each window's maximum through the kept one-hots (1 multiplication by
+   * 0/1 values, no truncation), then summed back into place (col2im).
+   */
+  async backward(dy: AShare, _p: Params<AShare>, tape: Tape) {
+    const shape = tape.get<number[]>("shape"), [n, c] = shape;
+    const k: [number, number] = [this.kernel, this.kernel], o = { stride: this.stride, padding: this.padding };
+    if (this.op === "avg") {
+      using scaled = dy.mulPublic(encodeFixed(1 / (this.kernel * this.kernel), dy.party.fracBits));
+      using spread = await truncate(scaled, dy.party.fracBits);
+      return spread.map((s) => s.sumPool2dBackward(shape, k, o));
+    }
+    const argmax = tape.get<AShare>("argmax"), [, , L, kk] = argmax.shape;
+    using dyCol = dy.reshape([n, c, L, 1]);
+    using routed = await multiplyWith(argmax, dyCol, (a, b) => a.mul(b), "maxpool backward");
+    return routed.map((s) => {
+      using t = s.permute([0, 1, 3, 2]);
+      using cols = t.contiguous();
+      using flat = cols.reshape([n, c * kk, L]);
+      return flat.col2im(shape, k, o);
+    });
+  }
+  plainBackward(dy: PlainTensor, _p: Params<PlainTensor>, tape: Tape): PlainTensor {
+    const shape = tape.get<number[]>("shape");
+    return this.op === "avg"
+      ? grad.avgPoolBackward(dy, shape, this.kernel, this.stride, this.padding)
+      : grad.maxPoolBackward(dy, tape.get<Int32Array>("argmax"), shape);
   }
 }
 
@@ -159,7 +275,8 @@ export class GlobalAvgPool implements Layer {
     if (s.length !== 4) throw shapeError(this.label, s, "[n, c, h, w]");
     return [s[0], s[1], 1, 1];
   }
-  async forward(x: AShare): Promise<AShare> {
+  async forward(x: AShare, _p: Params<AShare>, _b?: Breakdown, tape?: Tape): Promise<AShare> {
+    tape?.save("shape", x.shape);
     const [n, c, h, w] = x.shape;
     using flat = x.reshape([n, c, h * w]);
     using sum = flat.sum(2);
@@ -167,8 +284,23 @@ export class GlobalAvgPool implements Layer {
     using mean = await truncate(scaled, x.party.fracBits);
     return mean.reshape([n, c, 1, 1]);
   }
-  plain(x: PlainTensor): PlainTensor {
+  plain(x: PlainTensor, _p?: Params<PlainTensor>, tape?: Tape): PlainTensor {
+    tape?.save("shape", x.shape);
     return plain.globalAvgPool(x);
+  }
+  async backward(dy: AShare, _p: Params<AShare>, tape: Tape) {
+    const shape = tape.get<number[]>("shape"), [n, c, h, w] = shape;
+    using scaled = dy.mulPublic(encodeFixed(1 / (h * w), dy.party.fracBits));
+    using mean = await truncate(scaled, dy.party.fracBits);
+    using col = mean.reshape([n, c, 1]);
+    return col.map((s) => {
+      using zeros = RingTensor.zeros(s.backend, [n, c, h * w]);
+      using spread = zeros.add(s);
+      return spread.reshape(shape);
+    });
+  }
+  plainBackward(dy: PlainTensor, _p: Params<PlainTensor>, tape: Tape): PlainTensor {
+    return grad.globalAvgPoolBackward(dy, tape.get<number[]>("shape"));
   }
 }
 
@@ -186,14 +318,36 @@ export class BatchNorm2d implements Layer {
     if (s.length !== 4 || s[1] !== this.channels) throw shapeError(this.label, s, `[n, ${this.channels}, h, w]`);
     return [...s];
   }
-  async forward(x: AShare, p: Params<AShare>): Promise<AShare> {
+  async forward(x: AShare, p: Params<AShare>, _b?: Breakdown, tape?: Tape): Promise<AShare> {
+    tape?.save("x", kept(x));
     using scale = p.get("scale").reshape([this.channels, 1, 1]);
     using shift = p.get("shift").reshape([this.channels, 1, 1]);
     using y = await mulFixed(x, scale);
     return y.add(shift);
   }
-  plain(x: PlainTensor, p: Params<PlainTensor>): PlainTensor {
+  plain(x: PlainTensor, p: Params<PlainTensor>, tape?: Tape): PlainTensor {
+    tape?.save("x", x);
     return plain.channelAffine(x, p.get("scale"), p.get("shift"));
+  }
+  /**
+   * Training keeps the affine form (the statistics frozen, scale and shift
+   * learned): dx = scale dy, dscale = sum dy x, dshift = sum dy.
+   */
+  async backward(dy: AShare, p: Params<AShare>, tape: Tape, grads: Grads<AShare>, needInput: boolean) {
+    const x = tape.get<AShare>("x");
+    using prod = await mul(dy, x);
+    using prodSum = sumChannels(prod);
+    grads.set("scale", await truncate(prodSum, dy.party.fracBits));
+    grads.set("shift", sumChannels(dy));
+    if (!needInput) return null;
+    using scale = p.get("scale").reshape([this.channels, 1, 1]);
+    return await mulFixed(dy, scale);
+  }
+  plainBackward(dy: PlainTensor, p: Params<PlainTensor>, tape: Tape, grads: Grads<PlainTensor>): PlainTensor {
+    const { dx, dscale, dshift } = grad.channelAffineBackward(dy, tape.get<PlainTensor>("x"), p.get("scale"));
+    grads.set("scale", dscale);
+    grads.set("shift", dshift);
+    return dx;
   }
 }
 
@@ -206,15 +360,26 @@ export class Flatten implements Layer {
   outputShape(s: readonly number[]): number[] {
     return [s[0], s.slice(1).reduce((a, b) => a * b, 1)];
   }
-  forward(x: AShare): Promise<AShare> {
+  forward(x: AShare, _p: Params<AShare>, _b?: Breakdown, tape?: Tape): Promise<AShare> {
+    tape?.save("shape", x.shape);
     return Promise.resolve(x.reshape(this.outputShape(x.shape)));
   }
-  plain(x: PlainTensor): PlainTensor {
+  plain(x: PlainTensor, _p?: Params<PlainTensor>, tape?: Tape): PlainTensor {
+    tape?.save("shape", x.shape);
     return x.reshape(this.outputShape(x.shape));
+  }
+  backward(dy: AShare, _p: Params<AShare>, tape: Tape): Promise<AShare> {
+    return Promise.resolve(dy.reshape(tape.get<number[]>("shape")));
+  }
+  plainBackward(dy: PlainTensor, _p: Params<PlainTensor>, tape: Tape): PlainTensor {
+    return dy.reshape(tape.get<number[]>("shape"));
   }
 }
 
-/** Identity at inference. */
+/**
+ * Identity at inference. Training also treats it as the identity (no
+ * dropout mask is drawn): the paper's training runs do not rely on dropout.
+ */
 export class Dropout implements Layer {
   readonly kind = "other";
   readonly label = "Dropout";
@@ -225,10 +390,16 @@ export class Dropout implements Layer {
     return [...s];
   }
   forward(x: AShare): Promise<AShare> {
-    return Promise.resolve(x.map((t) => t.clone()));
+    return Promise.resolve(kept(x));
   }
   plain(x: PlainTensor): PlainTensor {
     return x;
+  }
+  backward(dy: AShare): Promise<AShare> {
+    return Promise.resolve(kept(dy));
+  }
+  plainBackward(dy: PlainTensor): PlainTensor {
+    return dy;
   }
 }
 
@@ -247,4 +418,14 @@ export class Softmax implements Layer {
   plain(x: PlainTensor): PlainTensor {
     return plain.softmax(x);
   }
+  /** Training differentiates softmax only inside the loss (softmax(z) - y): a model trains on its logits. */
+  backward(): Promise<AShare> {
+    return Promise.reject(new Error(SOFTMAX_TRAINING));
+  }
+  plainBackward(): PlainTensor {
+    throw new Error(SOFTMAX_TRAINING);
+  }
 }
+
+const SOFTMAX_TRAINING =
+  "Softmax has no backward pass of its own: train on the logits, the loss applies softmax (gradient softmax(z) - y)";

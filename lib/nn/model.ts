@@ -7,16 +7,12 @@ import type { AShare } from "../mpc/arithmetic.ts";
 import { shareInput } from "../mpc/input.ts";
 import type { Party } from "../mpc/party.ts";
 import { RingTensor } from "../ring/tensor.ts";
-import { type Layer, type LayerKind, type Params, Pool2d, ReLU } from "./layers.ts";
+import { type Layer, type Params, Pool2d, ReLU } from "./layers.ts";
 import { add as plainAdd, PlainTensor } from "./plain.ts";
+import { type Breakdown, charged } from "./breakdown.ts";
+import type { Grads, Tape } from "./tape.ts";
 
-/** Time, bytes and rounds spent per layer type. */
-export type Breakdown = Record<LayerKind, { seconds: number; bytes: number; rounds: number }>;
-
-export function emptyBreakdown(): Breakdown {
-  const z = () => ({ seconds: 0, bytes: 0, rounds: 0 });
-  return { linear: z(), pool: z(), relu: z(), softmax: z(), other: z() };
-}
+export { type Breakdown, emptyBreakdown } from "./breakdown.ts";
 
 const prefixed = <T>(p: Params<T>, prefix: string): Params<T> => ({ get: (name) => p.get(`${prefix}.${name}`) });
 
@@ -49,32 +45,58 @@ export class Sequential implements Layer {
     return order;
   }
 
-  async forward(x: AShare, p: Params<AShare>, breakdown?: Breakdown): Promise<AShare> {
+  async forward(x: AShare, p: Params<AShare>, breakdown?: Breakdown, tape?: Tape): Promise<AShare> {
     let y = x.map((t) => t.clone());
     for (const i of this.evaluationOrder()) {
       const layer = this.layers[i];
       using input = y;
-      const params = prefixed(p, String(i));
-      if (layer instanceof Sequential || layer instanceof Residual) {
-        y = await layer.forward(input, params, breakdown);
-        continue;
-      }
-      const s0 = input.party.mesh.stats(), t0 = performance.now();
-      y = await layer.forward(input, params);
-      if (breakdown) {
-        const s1 = input.party.mesh.stats(), b = breakdown[layer.kind];
-        b.seconds += (performance.now() - t0) / 1000;
-        b.bytes += s1.bytesSent - s0.bytesSent;
-        b.rounds += s1.rounds - s0.rounds;
-      }
+      const params = prefixed(p, String(i)), t = tape?.child(String(i));
+      y = isComposite(layer)
+        ? await layer.forward(input, params, breakdown, t)
+        : await charged(breakdown, layer.kind, x.party, () => layer.forward(input, params, undefined, t));
     }
     return y;
   }
 
-  plain(x: PlainTensor, p: Params<PlainTensor>): PlainTensor {
-    return this.layers.reduce((y, l, i) => l.plain(y, prefixed(p, String(i))), x);
+  plain(x: PlainTensor, p: Params<PlainTensor>, tape?: Tape): PlainTensor {
+    return this.evaluationOrder().reduce(
+      (y, i) => this.layers[i].plain(y, prefixed(p, String(i)), tape?.child(String(i))),
+      x,
+    );
+  }
+
+  /** The layers' backward passes in the reverse of the order they ran. */
+  async backward(
+    dy: AShare,
+    p: Params<AShare>,
+    tape: Tape,
+    grads: Grads<AShare>,
+    needInput: boolean,
+    breakdown?: Breakdown,
+  ): Promise<AShare | null> {
+    const order = this.evaluationOrder().reverse();
+    let g: AShare | null = dy.map((t) => t.clone());
+    for (const [k, i] of order.entries()) {
+      const layer = this.layers[i], key = String(i);
+      using gradOut: AShare = g!;
+      const need = needInput || k < order.length - 1;
+      const run = (): Promise<AShare | null> =>
+        layer.backward(gradOut, prefixed(p, key), tape.child(key), grads.child(key), need, breakdown);
+      g = isComposite(layer) ? await run() : await charged(breakdown, layer.kind, dy.party, run);
+      if (!g) break;
+    }
+    return g;
+  }
+
+  plainBackward(dy: PlainTensor, p: Params<PlainTensor>, tape: Tape, grads: Grads<PlainTensor>): PlainTensor {
+    return this.evaluationOrder().reverse().reduce(
+      (g, i) => this.layers[i].plainBackward(g, prefixed(p, String(i)), tape.child(String(i)), grads.child(String(i))),
+      dy,
+    );
   }
 }
+
+const isComposite = (l: Layer) => l instanceof Sequential || l instanceof Residual;
 
 /** y = main(x) + shortcut(x), the shortcut being the identity when absent. */
 export class Residual implements Layer {
@@ -94,16 +116,59 @@ export class Residual implements Layer {
     return m;
   }
 
-  async forward(x: AShare, p: Params<AShare>, breakdown?: Breakdown): Promise<AShare> {
-    using m = await this.main.forward(x, prefixed(p, "main"), breakdown);
+  async forward(x: AShare, p: Params<AShare>, breakdown?: Breakdown, tape?: Tape): Promise<AShare> {
+    using m = await this.main.forward(x, prefixed(p, "main"), breakdown, tape?.child("main"));
     if (!this.shortcut) return m.add(x);
-    using s = await this.shortcut.forward(x, prefixed(p, "shortcut"), breakdown);
+    using s = await this.shortcut.forward(x, prefixed(p, "shortcut"), breakdown, tape?.child("shortcut"));
     return m.add(s);
   }
 
-  plain(x: PlainTensor, p: Params<PlainTensor>): PlainTensor {
-    const m = this.main.plain(x, prefixed(p, "main"));
-    return plainAdd(m, this.shortcut ? this.shortcut.plain(x, prefixed(p, "shortcut")) : x);
+  plain(x: PlainTensor, p: Params<PlainTensor>, tape?: Tape): PlainTensor {
+    const m = this.main.plain(x, prefixed(p, "main"), tape?.child("main"));
+    return plainAdd(m, this.shortcut ? this.shortcut.plain(x, prefixed(p, "shortcut"), tape?.child("shortcut")) : x);
+  }
+
+  /** dx = main'(dy) + shortcut'(dy), the identity shortcut passing dy through. */
+  async backward(
+    dy: AShare,
+    p: Params<AShare>,
+    tape: Tape,
+    grads: Grads<AShare>,
+    needInput: boolean,
+    breakdown?: Breakdown,
+  ): Promise<AShare | null> {
+    const main = await this.main.backward(
+      dy,
+      prefixed(p, "main"),
+      tape.child("main"),
+      grads.child("main"),
+      true,
+      breakdown,
+    );
+    using m = main!;
+    const side = this.shortcut
+      ? await this.shortcut.backward(
+        dy,
+        prefixed(p, "shortcut"),
+        tape.child("shortcut"),
+        grads.child("shortcut"),
+        true,
+        breakdown,
+      )
+      : null;
+    using s = side;
+    return needInput ? m.add(s ?? dy) : null;
+  }
+
+  plainBackward(dy: PlainTensor, p: Params<PlainTensor>, tape: Tape, grads: Grads<PlainTensor>): PlainTensor {
+    const m = this.main.plainBackward(dy, prefixed(p, "main"), tape.child("main"), grads.child("main"));
+    const s = this.shortcut?.plainBackward(
+      dy,
+      prefixed(p, "shortcut"),
+      tape.child("shortcut"),
+      grads.child("shortcut"),
+    );
+    return plainAdd(m, s ?? dy);
   }
 }
 

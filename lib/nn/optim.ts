@@ -1,0 +1,139 @@
+/**
+ * SGD with a public learning rate, momentum and weight decay, on shared
+ * parameters:
+ *   v <- momentum v + g / batch + weightDecay W,   W <- W - lr v
+ * (without momentum: W <- W - lr (g / batch + weightDecay W)). Every public
+ * constant is applied as x C >> k (scale.ts) and all parameters go through
+ * one concatenated truncation: 1 round a step, 2 with momentum.
+ * The twin applies the same rounded constants.
+ */
+import { AShare } from "../mpc/arithmetic.ts";
+import { truncate } from "../mpc/truncate.ts";
+import { PlainTensor } from "./plain.ts";
+import { type PublicScale, publicScale, scaledTerm } from "./scale.ts";
+
+export interface SgdOptions {
+  lr: number;
+  momentum?: number;
+  weightDecay?: number;
+}
+
+interface Constants {
+  /** Multiplies the summed gradient (lr / batch, or 1 / batch with momentum). */
+  grad: PublicScale;
+  /** Multiplies W in the same sum (weight decay). */
+  decay: PublicScale;
+  /** Multiplies v (momentum). */
+  momentum: PublicScale;
+  /** Multiplies v in the update (lr). */
+  lr: PublicScale;
+}
+
+export class Sgd {
+  /** Velocity by parameter name (momentum only). */
+  velocity = new Map<string, AShare>();
+  plainVelocity = new Map<string, Float64Array>();
+
+  constructor(readonly options: SgdOptions) {
+    const { lr, momentum = 0, weightDecay = 0 } = options;
+    for (const [name, v] of Object.entries({ lr, momentum, weightDecay })) {
+      if (!Number.isFinite(v) || v < 0) throw new RangeError(`SGD: ${name} must be a non-negative number, got ${v}`);
+    }
+    if (momentum >= 1) throw new RangeError(`SGD: momentum must be below 1, got ${momentum}`);
+  }
+
+  constants(batch: number, fracBits: number): Constants {
+    const { lr, momentum = 0, weightDecay = 0 } = this.options;
+    const m = momentum > 0;
+    // the same shift for the terms that share one truncation
+    const shift = Math.max(
+      ...[m ? 1 / batch : lr / batch, m ? weightDecay : lr * weightDecay, momentum]
+        .filter((c) => c > 0).map((c) => publicScale(c, fracBits).shift),
+      fracBits,
+    );
+    const at = (c: number): PublicScale => {
+      const multiplier = BigInt(Math.round(c * 2 ** shift));
+      return { multiplier, shift, value: Number(multiplier) / 2 ** shift };
+    };
+    return {
+      grad: at(m ? 1 / batch : lr / batch),
+      decay: at(m ? weightDecay : lr * weightDecay),
+      momentum: at(momentum),
+      lr: publicScale(lr, fracBits),
+    };
+  }
+
+  /** One step: replaces (and frees) each parameter in `params` by its update. */
+  async step(params: Map<string, AShare>, grads: Map<string, AShare>, batch: number): Promise<void> {
+    const names = [...params.keys()];
+    const first = params.get(names[0])!, p = first.party;
+    for (const n of names) if (!grads.has(n)) throw new Error(`SGD: no gradient for ${n}`);
+    const c = this.constants(batch, p.fracBits), m = (this.options.momentum ?? 0) > 0;
+    using w = flatConcat(names.map((n) => params.get(n)!));
+    using g = flatConcat(names.map((n) => grads.get(n)!));
+    // t = g C_g + W C_d (+ v C_m), one truncation
+    using gTerm = scaledTerm(g, c.grad), dTerm = scaledTerm(w, c.decay);
+    using sum = gTerm.add(dTerm);
+    let delta: AShare;
+    if (m) {
+      using v0 = this.velocity.size ? flatConcat(names.map((n) => this.velocity.get(n)!)) : sum.mulPublic(0n);
+      using vTerm = scaledTerm(v0, c.momentum);
+      using t = sum.add(vTerm);
+      using v = await truncate(t, c.grad.shift);
+      this.velocity.forEach((x) => x.dispose());
+      this.velocity = split(v, names, params);
+      using lrTerm = scaledTerm(v, c.lr);
+      delta = await truncate(lrTerm, c.lr.shift);
+    } else {
+      delta = await truncate(sum, c.grad.shift);
+    }
+    using _delta = delta;
+    using updated = w.sub(delta);
+    for (const [n, t] of split(updated, names, params)) {
+      params.get(n)!.dispose();
+      params.set(n, t);
+    }
+  }
+
+  /** The twin of `step` on plaintext weights, with the same rounded constants. */
+  plainStep(weights: Map<string, PlainTensor>, grads: Map<string, PlainTensor>, batch: number, fracBits: number) {
+    const c = this.constants(batch, fracBits), m = (this.options.momentum ?? 0) > 0;
+    for (const [n, w] of weights) {
+      const g = grads.get(n);
+      if (!g) throw new Error(`SGD: no gradient for ${n}`);
+      const t = w.data.map((wv, i) => g.data[i] * c.grad.value + wv * c.decay.value);
+      let delta = t;
+      if (m) {
+        const v = this.plainVelocity.get(n) ?? new Float64Array(t.length);
+        const nv = t.map((tv, i) => tv + v[i] * c.momentum.value);
+        this.plainVelocity.set(n, nv);
+        delta = nv.map((x) => x * c.lr.value);
+      }
+      weights.set(n, new PlainTensor(w.shape, w.data.map((wv, i) => wv - delta[i])));
+    }
+  }
+}
+
+/** Every tensor flattened and joined into one vector. */
+function flatConcat(xs: AShare[]): AShare {
+  const flats = xs.map((x) => x.reshape([x.size]));
+  try {
+    return AShare.concat(flats, 0);
+  } finally {
+    flats.forEach((f) => f.dispose());
+  }
+}
+
+/** The inverse of flatConcat, shapes taken from `like`. */
+function split(v: AShare, names: string[], like: Map<string, AShare>): Map<string, AShare> {
+  const out = new Map<string, AShare>();
+  let at = 0;
+  for (const n of names) {
+    const shape = like.get(n)!.shape, size = like.get(n)!.size;
+    using part = v.slice(0, at, at + size);
+    using dense = part.contiguous();
+    out.set(n, dense.reshape(shape));
+    at += size;
+  }
+  return out;
+}

@@ -1,0 +1,115 @@
+/**
+ * One iteration of private training, and its plaintext twin: forward with a
+ * tape, softmax cross-entropy gradient at the logits, backward through every
+ * layer, SGD. Disclosures (the batch loss, held-out accuracy) are opt-in and
+ * go to one named party; nothing else is ever opened.
+ */
+import { AShare } from "../mpc/arithmetic.ts";
+import { maxLastAxis } from "../mpc/max.ts";
+import { mul } from "../mpc/multiply.ts";
+import { revealTo } from "../mpc/reveal.ts";
+import type { Breakdown } from "./breakdown.ts";
+import { plainSoftmaxCrossEntropy, softmaxCrossEntropy } from "./loss.ts";
+import { type Model, plainParams, sharedParams, type Weights } from "./model.ts";
+import type { Sgd } from "./optim.ts";
+import { PlainTensor } from "./plain.ts";
+import { Grads, Tape } from "./tape.ts";
+
+export interface StepOptions {
+  breakdown?: Breakdown;
+  /** The party that learns the batch's mean loss (a disclosure; none by default). */
+  lossTo?: number;
+}
+
+/**
+ * Trains `params` (replaced in place) on one batch x [B, ...] with one-hot
+ * labels y [B, classes]. Returns the batch's mean loss at party `lossTo`,
+ * null elsewhere or when not asked.
+ */
+export async function trainStep(
+  model: Model,
+  params: Map<string, AShare>,
+  sgd: Sgd,
+  x: AShare,
+  y: AShare,
+  o: StepOptions = {},
+): Promise<number | null> {
+  const p = x.party, batch = x.shape[0];
+  using tape = new Tape();
+  const grads = new Grads<AShare>();
+  try {
+    using z = await model.net.forward(x, sharedParams(params), o.breakdown, tape);
+    const { grad, lossSum } = await softmaxCrossEntropy(z, y, o.lossTo !== undefined);
+    using dz = grad, _l = lossSum;
+    const dx = await model.net.backward(dz, sharedParams(params), tape, grads, false, o.breakdown);
+    dx?.dispose();
+    await sgd.step(params, grads.map, batch);
+    if (!lossSum) return null;
+    using opened = await revealTo(lossSum, o.lossTo!);
+    return opened ? opened.decode(p.fracBits)[0] / batch : null;
+  } finally {
+    grads.map.forEach((g) => g.dispose());
+  }
+}
+
+/** The twin of trainStep; returns the batch's mean loss. */
+export function plainTrainStep(
+  model: Model,
+  weights: Weights,
+  sgd: Sgd,
+  x: PlainTensor,
+  y: PlainTensor,
+  fracBits: number,
+): number {
+  const tape = new Tape(), grads = new Grads<PlainTensor>();
+  const z = model.net.plain(x, plainParams(weights), tape);
+  const { grad, lossSum } = plainSoftmaxCrossEntropy(z, y);
+  model.net.plainBackward(grad, plainParams(weights), tape, grads);
+  sgd.plainStep(weights, grads.map, x.shape[0], fracBits);
+  return lossSum / x.shape[0];
+}
+
+/**
+ * How many of the batch the model classifies correctly, opened to party
+ * `to` only (a disclosure of that count, nothing per sample): the private
+ * argmax one-hot times the one-hot label, summed.
+ */
+export async function countCorrect(model: Model, params: Map<string, AShare>, x: AShare, y: AShare, to: number) {
+  const p = x.party;
+  using z = await model.net.forward(x, sharedParams(params));
+  const { max, argmax } = await maxLastAxis(z, true);
+  using _m = max, hot = argmax!;
+  // 0/1 integers times fixed-point labels: already at scale f, no truncation
+  using hits = await mul(hot, y);
+  using flat = hits.reshape([hits.size]);
+  using total = flat.sum(0, true);
+  using opened = await revealTo(total, to);
+  return opened ? Math.round(opened.decode(p.fracBits)[0]) : null;
+}
+
+export function plainCountCorrect(model: Model, weights: Weights, x: PlainTensor, labels: Int32Array): number {
+  const z = model.net.plain(x, plainParams(weights)), d = z.shape[1];
+  let correct = 0;
+  for (let b = 0; b < z.shape[0]; b++) {
+    let best = 0;
+    for (let j = 1; j < d; j++) if (z.data[b * d + j] > z.data[b * d + best]) best = j;
+    if (best === labels[b]) correct++;
+  }
+  return correct;
+}
+
+/** Rows `index` of a shared [N, ...] tensor, in that order (a public selection). */
+export function gatherRows(x: AShare, index: readonly number[]): AShare {
+  const rows = index.map((i) => x.slice(0, i, i + 1));
+  try {
+    return AShare.concat(rows, 0);
+  } finally {
+    rows.forEach((r) => r.dispose());
+  }
+}
+
+export function plainGatherRows(x: PlainTensor, index: readonly number[]): PlainTensor {
+  const row = x.size / x.shape[0], out = new Float64Array(index.length * row);
+  index.forEach((i, k) => out.set(x.data.subarray(i * row, (i + 1) * row), k * row));
+  return new PlainTensor([index.length, ...x.shape.slice(1)], out);
+}

@@ -1,0 +1,213 @@
+import assert from "node:assert/strict";
+import { RingTensor } from "../../lib/ring/tensor.ts";
+import { shareInput } from "../../lib/mpc/input.ts";
+import { reveal } from "../../lib/mpc/reveal.ts";
+import type { AShare } from "../../lib/mpc/arithmetic.ts";
+import type { Party } from "../../lib/mpc/party.ts";
+import { BatchNorm2d, Conv2d, Flatten, GlobalAvgPool, type Layer, Linear, Pool2d, ReLU } from "../../lib/nn/layers.ts";
+import { initWeights, Model, plainParams, Sequential, sharedParams, shareWeights } from "../../lib/nn/model.ts";
+import { PlainTensor } from "../../lib/nn/plain.ts";
+import { Grads, Tape } from "../../lib/nn/tape.ts";
+import { bottleneck, lenet } from "../../lib/nn/zoo.ts";
+import { plainSoftmaxCrossEntropy, softmaxCrossEntropy } from "../../lib/nn/loss.ts";
+import { logBounded } from "../../lib/nn/log.ts";
+import { Sgd } from "../../lib/nn/optim.ts";
+import { countCorrect, plainCountCorrect, plainTrainStep, trainStep } from "../../lib/nn/train.ts";
+import { deviceTest, Rng } from "../helpers.ts";
+import { runParties } from "../mpc/harness.ts";
+
+const random = (shape: readonly number[], seed: number, lo = -1, hi = 1) => {
+  const rng = new Rng(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  return new PlainTensor(shape, Float64Array.from({ length: n }, () => lo + (hi - lo) * rng.int(1 << 24) / (1 << 24)));
+};
+
+/** sum |got - want| / sum |want|. */
+function relativeError(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  let diff = 0, mag = 0;
+  for (let i = 0; i < want.length; i++) {
+    diff += Math.abs(got[i] - want[i]);
+    mag += Math.abs(want[i]);
+  }
+  return diff / Math.max(mag, 1e-12);
+}
+
+const share = (p: Party, owner: number, t: PlainTensor): Promise<AShare> =>
+  shareInput(p, owner, p.index === owner ? RingTensor.encode(p.backend, t.data, p.fracBits, t.shape) : null, t.shape);
+
+async function open(x: AShare): Promise<Float64Array> {
+  using r = await reveal(x);
+  return r.decode(x.party.fracBits);
+}
+
+/** Private forward + backward of `net` on x with incoming gradient dy, against the twin. */
+async function compareBackward(net: Sequential, inputShape: number[], seed: number, inputRange = 1) {
+  const model = new Model("m", net, inputShape.slice(1));
+  const weights = initWeights(model, seed);
+  const x = random(inputShape, seed + 1, -inputRange, inputRange);
+  const tape = new Tape(), grads = new Grads<PlainTensor>();
+  const y = net.plain(x, plainParams(weights), tape);
+  const dy = random(y.shape, seed + 2);
+  const dx = net.plainBackward(dy, plainParams(weights), tape, grads);
+  const [got] = await runParties(async (p) => {
+    const w = await shareWeights(p, model, 0, p.index === 0 ? weights : null);
+    using xs = await share(p, 1, x), dys = await share(p, 2, dy);
+    using t = new Tape();
+    const g = new Grads<AShare>();
+    using ys = await net.forward(xs, sharedParams(w), undefined, t);
+    const dxs = await net.backward(dys, sharedParams(w), t, g, true);
+    using _dxs = dxs!;
+    const out = { y: await open(ys), dx: await open(dxs!), grads: new Map<string, Float64Array>() };
+    for (const [n, v] of g.map) out.grads.set(n, await open(v));
+    g.map.forEach((v) => v.dispose());
+    w.forEach((v) => v.dispose());
+    return out;
+  });
+  return { got, want: { y, dx, grads: grads.map } };
+}
+
+const layers: [string, () => Sequential, number[], number][] = [
+  // name, network, input shape, relative error bound on every gradient
+  [
+    "Conv2d stride 2 padding 1",
+    () => new Sequential([new Conv2d(3, 4, 3, { stride: 2, padding: 1 })]),
+    [2, 3, 7, 7],
+    1e-4,
+  ],
+  ["Linear", () => new Sequential([new Linear(12, 5)]), [3, 12], 1e-4],
+  ["ReLU", () => new Sequential([new ReLU()]), [2, 50], 1e-6],
+  ["AvgPool2d 2", () => new Sequential([new Pool2d("avg", 2)]), [1, 2, 6, 6], 1e-5],
+  ["AvgPool2d 3 stride 2 padding 1", () => new Sequential([new Pool2d("avg", 3, 2, 1)]), [1, 2, 7, 7], 1e-5],
+  ["MaxPool2d 2", () => new Sequential([new Pool2d("max", 2)]), [2, 3, 6, 6], 1e-6],
+  ["MaxPool2d 3 stride 2 padding 1", () => new Sequential([new Pool2d("max", 3, 2, 1)]), [1, 2, 7, 7], 1e-6],
+  ["ReLU then MaxPool2d (run swapped)", () => new Sequential([new ReLU(), new Pool2d("max", 2)]), [1, 2, 6, 6], 1e-6],
+  ["GlobalAvgPool", () => new Sequential([new GlobalAvgPool()]), [2, 3, 5, 5], 1e-4],
+  ["BatchNorm2d (affine)", () => new Sequential([new BatchNorm2d(3)]), [2, 3, 4, 4], 1e-4],
+  ["Flatten then Linear", () => new Sequential([new Flatten(), new Linear(18, 4)]), [2, 2, 3, 3], 1e-4],
+  ["ResNet bottleneck with projection", () => new Sequential([bottleneck(8, 4, 2)]), [2, 8, 6, 6], 2e-3],
+  ["residual with identity shortcut", () => new Sequential([bottleneck(16, 4, 1)]), [1, 16, 4, 4], 2e-3],
+];
+
+for (const [name, make, shape, bound] of layers) {
+  deviceTest(`backward of ${name} matches its twin`, async () => {
+    const { got, want } = await compareBackward(make(), shape, 11);
+    assert.ok(relativeError(got.y, want.y.data) <= Math.max(bound, 1e-4), `${name}: forward`);
+    const dxErr = relativeError(got.dx, want.dx.data);
+    assert.ok(dxErr <= bound, `${name}: dx error ${dxErr}`);
+    assert.deepEqual([...got.grads.keys()].sort(), [...want.grads.keys()].sort());
+    for (const [n, g] of want.grads) {
+      const e = relativeError(got.grads.get(n)!, g.data);
+      assert.ok(e <= bound, `${name}: gradient of ${n} error ${e}`);
+    }
+  });
+}
+
+deviceTest("softmax cross-entropy: gradient softmax(z) - y and the loss against float64", async () => {
+  const z = random([6, 10], 3, -6, 6);
+  const labels = [3, 0, 9, 9, 1, 5];
+  const y = new PlainTensor(
+    [6, 10],
+    Float64Array.from({ length: 60 }, (_, i) => labels[Math.floor(i / 10)] === i % 10 ? 1 : 0),
+  );
+  const want = plainSoftmaxCrossEntropy(z, y);
+  const [got] = await runParties(async (p) => {
+    using zs = await share(p, 0, z), ys = await share(p, 1, y);
+    const { grad, lossSum } = await softmaxCrossEntropy(zs, ys, true);
+    using _g = grad, l = lossSum!;
+    return { grad: await open(grad), loss: (await open(l))[0] };
+  });
+  for (let i = 0; i < 60; i++) assert.ok(Math.abs(got.grad[i] - want.grad.data[i]) <= 2e-3, `gradient ${i}`);
+  assert.ok(Math.abs(got.loss - want.lossSum) <= 6 * 2e-3, `loss ${got.loss} vs ${want.lossSum}`);
+});
+
+deviceTest("ln on [1, d] by Newton's iteration on exp: within 1e-3 of Math.log", async () => {
+  const s = new PlainTensor([8], Float64Array.from([1, 1.001, 1.5, 2.718281828, 4, 7.3, 9.99, 10]));
+  const [got] = await runParties(async (p) => {
+    using ss = await share(p, 0, s);
+    using l = await logBounded(ss, 10);
+    return await open(l);
+  });
+  s.data.forEach((v, i) => assert.ok(Math.abs(got[i] - Math.log(v)) <= 1e-3, `ln ${v}: ${got[i]}`));
+});
+
+/** Two private SGD steps of `model` from seeded weights against the twin's, at f fractional bits. */
+async function sgdStep(model: Model, batch: number, sgdOptions: ConstructorParameters<typeof Sgd>[0], f = 16) {
+  const weights = initWeights(model, 5);
+  const x = random([batch, ...model.inputShape], 6, 0, 1);
+  const labels = Int32Array.from({ length: batch }, (_, i) => (i * 7) % 10);
+  const classes = model.checkInput(x.shape)[1];
+  const y = new PlainTensor(
+    [batch, classes],
+    Float64Array.from({ length: batch * classes }, (_, i) => labels[Math.floor(i / classes)] === i % classes ? 1 : 0),
+  );
+  const twin = new Map(weights), twinSgd = new Sgd(sgdOptions);
+  const twinLoss = plainTrainStep(model, twin, twinSgd, x, y, f);
+  plainTrainStep(model, twin, twinSgd, x, y, f); // a second step exercises the momentum
+  const [got] = await runParties(async (p) => {
+    const params = await shareWeights(p, model, 0, p.index === 0 ? weights : null);
+    using xs = await share(p, 1, x), ys = await share(p, 1, y);
+    const sgd = new Sgd(sgdOptions);
+    const loss = await trainStep(model, params, sgd, xs, ys, { lossTo: 0 });
+    await trainStep(model, params, sgd, xs, ys);
+    const out = new Map<string, Float64Array>();
+    for (const [n, v] of params) out.set(n, await open(v));
+    params.forEach((v) => v.dispose());
+    sgd.velocity.forEach((v) => v.dispose());
+    return { loss, weights: out };
+  }, { fracBits: f });
+  assert.ok(Math.abs(got.loss! - twinLoss) <= 5e-3, `loss ${got.loss} vs ${twinLoss}`);
+  for (const [n, w0] of weights) {
+    // the change each weight went through, private against twin
+    const dGot = got.weights.get(n)!.map((v, i) => v - w0.data[i]);
+    const dWant = twin.get(n)!.data.map((v, i) => v - w0.data[i]);
+    const e = relativeError(dGot, dWant);
+    assert.ok(e <= 0.02, `${n}: update error ${e}`);
+  }
+}
+
+deviceTest("one private SGD step of LeNet (momentum, weight decay) matches the twin's updated weights", async () => {
+  await sgdStep(lenet(), 8, { lr: 0.05, momentum: 0.9, weightDecay: 5e-4 }, 20);
+});
+
+deviceTest("one private SGD step of LeNet with max pooling matches the twin's", async () => {
+  await sgdStep(lenet("max"), 4, { lr: 0.1 });
+});
+
+deviceTest("private accuracy count equals the twin's and reaches only the named party", async () => {
+  const model = lenet(), weights = initWeights(model, 9);
+  const x = random([12, 1, 28, 28], 10, 0, 1);
+  const labels = Int32Array.from({ length: 12 }, (_, i) => i % 10);
+  const y = new PlainTensor(
+    [12, 10],
+    Float64Array.from({ length: 120 }, (_, i) => labels[Math.floor(i / 10)] === i % 10 ? 1 : 0),
+  );
+  const want = plainCountCorrect(model, weights, x, labels);
+  const got = await runParties(async (p) => {
+    const w = await shareWeights(p, model, 0, p.index === 0 ? weights : null);
+    using xs = await share(p, 1, x), ys = await share(p, 1, y);
+    const c = await countCorrect(model, w, xs, ys, 2);
+    w.forEach((v) => v.dispose());
+    return c;
+  });
+  assert.deepEqual(got, [null, null, want]);
+});
+
+deviceTest("training's native memory stays flat from iteration to iteration", async () => {
+  const model = lenet(), weights = initWeights(model, 3);
+  const x = random([2, 1, 28, 28], 4, 0, 1);
+  const y = new PlainTensor([2, 10], Float64Array.from({ length: 20 }, (_, i) => (i === 3 || i === 17 ? 1 : 0)));
+  const live = await runParties(async (p) => {
+    const params = await shareWeights(p, model, 0, p.index === 0 ? weights : null);
+    using xs = await share(p, 1, x), ys = await share(p, 1, y);
+    const sgd = new Sgd({ lr: 0.01, momentum: 0.9 });
+    const counts: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      await trainStep(model, params, sgd, xs, ys, { lossTo: 1 });
+      counts.push(p.backend.liveBuffers().count);
+    }
+    params.forEach((v) => v.dispose());
+    sgd.velocity.forEach((v) => v.dispose());
+    return counts;
+  });
+  for (const counts of live) assert.deepEqual(counts.slice(1), [counts[1], counts[1], counts[1]], `${counts}`);
+});

@@ -28,13 +28,14 @@ function header(bytes: Uint8Array, file: string, magic: number, dims: number): n
     throw new DatasetError(`${file}: ${why}`);
   };
   const headerBytes = 4 + 4 * dims;
-  if (bytes.length < headerBytes) fail(`truncated: ${bytes.length} bytes, an IDX header needs ${headerBytes}`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const got = view.getUint32(0);
-  if (got !== magic) {
+  // The magic first: a file of the wrong kind should say so, whatever its length.
+  const got = bytes.length >= 4 ? view.getUint32(0) : -1;
+  if (got !== magic && bytes.length >= 4) {
     const hex = (v: number) => `0x${v.toString(16).padStart(8, "0")}`;
     fail(`bad magic number ${hex(got)} (expected ${hex(magic)}): not an IDX ${dims === 3 ? "image" : "label"} file`);
   }
+  if (bytes.length < headerBytes) fail(`truncated: ${bytes.length} bytes, an IDX header needs ${headerBytes}`);
   const sizes = Array.from({ length: dims }, (_, i) => view.getUint32(4 + 4 * i));
   const want = headerBytes + sizes.reduce((a, b) => a * b, 1);
   if (bytes.length < want) fail(`truncated: ${bytes.length} bytes, the header [${sizes}] needs ${want}`);

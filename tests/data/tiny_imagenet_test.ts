@@ -53,7 +53,13 @@ Deno.test("Tiny ImageNet: train round-robin over the classes, exact pixels; val 
     // a_0, b_0, a_1, b_1, a_2
     assert.deepEqual(Array.from(d.labels), [0, 1, 0, 1, 0]);
     const grey = rgbOf(11).subarray(0, PLANE);
-    const expected = [rgbOf(0), rgbOf(10), rgbOf(1), Uint8Array.from(Array.from(grey).flatMap((v) => [v, v, v])), rgbOf(2)];
+    const expected = [
+      rgbOf(0),
+      rgbOf(10),
+      rgbOf(1),
+      Uint8Array.from(Array.from(grey).flatMap((v) => [v, v, v])),
+      rgbOf(2),
+    ];
     expected.forEach((rgb, s) => assert.deepEqual(Array.from(d.images.subarray(s * 36, (s + 1) * 36)), chw(rgb)));
     const few = await loadTinyImagenetDir(root, { limit: 2 });
     assert.deepEqual(Array.from(few.labels), [0, 1]);

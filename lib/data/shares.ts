@@ -12,7 +12,7 @@ import { shareTensors } from "../io/shares.ts";
 import { AShare } from "../mpc/arithmetic.ts";
 import type { Party } from "../mpc/party.ts";
 import { RingTensor } from "../ring/tensor.ts";
-import { type Dataset, sampleSize } from "./dataset.ts";
+import type { Dataset } from "./dataset.ts";
 import { oneHot } from "./transform.ts";
 
 /** Writes PREFIX.p0.share .. p2.share holding "images" and one-hot "labels"; returns the paths. */
@@ -49,15 +49,25 @@ export interface DatasetShares {
   batch(indices: ArrayLike<number>): { images: AShare; labels: AShare };
 }
 
-/** Reads this party's dataset share file, checking that it is its own and that the tensors fit together. */
-export async function loadDatasetShares(p: Party, path: string): Promise<DatasetShares> {
+interface DatasetFile {
+  header: Header;
+  n: number;
+  shape: readonly [number, number, number];
+  classes: number;
+  /** Each tensor's pair of shares: n rows of cur, then n rows of next. */
+  imageWords: BigUint64Array;
+  labelWords: BigUint64Array;
+}
+
+/** Reads and checks a dataset share file; only the share words outlive it, not the file's bytes. */
+async function readDatasetFile(p: Party, path: string): Promise<DatasetFile> {
   const f = await readTensorFile(path);
   const h = f.header;
   const fail = (why: string): never => {
     throw new FileFormatError(`${path}: ${why}`);
   };
   if (!h.share) fail("not a share file");
-  if (h.kind !== "dataset") fail(`holds a ${h.kind}, not a dataset`);
+  if (h.kind !== "dataset") fail(`is a share file of kind "${h.kind}", not "dataset"`);
   if (h.share!.party !== p.index) fail(`is party ${h.share!.party}'s share file, not party ${p.index}'s`);
   if (h.fracBits !== p.fracBits) fail(`uses ${h.fracBits} fractional bits, this session ${p.fracBits}`);
   const entry = (name: string, rank: number): TensorEntry => {
@@ -69,42 +79,56 @@ export async function loadDatasetShares(p: Party, path: string): Promise<Dataset
   const images = entry("images", 4), labels = entry("labels", 2);
   const n = images.shape[0];
   if (labels.shape[0] !== n) fail(`${labels.shape[0]} labels for ${n} images`);
-  const shape = [images.shape[1], images.shape[2], images.shape[3]] as const;
-  const classes = labels.shape[1];
-  const words = (name: string) => new BigUint64Array(tensorBytes(f, name).bytes.buffer);
-  const imageWords = words("images"), labelWords = words("labels");
-
-  /** Rows `indices` of a [n, row] pair of shares (cur then next) as a sharing of shape [b, ...rowShape]. */
-  const gather = (pair: BigUint64Array, row: number, rowShape: readonly number[], indices: ArrayLike<number>) => {
-    const b = indices.length;
-    const cur = new BigUint64Array(b * row), next = new BigUint64Array(b * row);
-    for (let i = 0; i < b; i++) {
-      const k = indices[i];
-      if (!Number.isInteger(k) || k < 0 || k >= n) throw new RangeError(`sample index ${k} outside 0..${n - 1}`);
-      cur.set(pair.subarray(k * row, (k + 1) * row), i * row);
-      next.set(pair.subarray((n + k) * row, (n + k + 1) * row), i * row);
-    }
-    const s = [b, ...rowShape];
-    const c = RingTensor.from(p.backend, cur, s);
-    try {
-      return new AShare(p, c, RingTensor.from(p.backend, next, s));
-    } catch (e) {
-      c.dispose();
-      throw e;
-    }
-  };
-
   return {
     header: h,
+    n,
+    shape: [images.shape[1], images.shape[2], images.shape[3]],
+    classes: labels.shape[1],
+    imageWords: new BigUint64Array(tensorBytes(f, "images").bytes.buffer),
+    labelWords: new BigUint64Array(tensorBytes(f, "labels").bytes.buffer),
+  };
+}
+
+/** Rows `indices` of an [n, row] pair of shares (cur then next) as a sharing of shape [b, ...rowShape]. */
+function gather(
+  p: Party,
+  pair: BigUint64Array,
+  n: number,
+  rowShape: readonly number[],
+  indices: ArrayLike<number>,
+): AShare {
+  const row = rowShape.reduce((a, b) => a * b, 1), b = indices.length;
+  const cur = new BigUint64Array(b * row), next = new BigUint64Array(b * row);
+  for (let i = 0; i < b; i++) {
+    const k = indices[i];
+    if (!Number.isInteger(k) || k < 0 || k >= n) throw new RangeError(`sample index ${k} outside 0..${n - 1}`);
+    cur.set(pair.subarray(k * row, (k + 1) * row), i * row);
+    next.set(pair.subarray((n + k) * row, (n + k + 1) * row), i * row);
+  }
+  const shape = [b, ...rowShape];
+  const c = RingTensor.from(p.backend, cur, shape);
+  try {
+    return new AShare(p, c, RingTensor.from(p.backend, next, shape));
+  } catch (e) {
+    c.dispose();
+    throw e;
+  }
+}
+
+/** Reads this party's dataset share file, checking that it is its own and that the tensors fit together. */
+export async function loadDatasetShares(p: Party, path: string): Promise<DatasetShares> {
+  const { header, n, shape, classes, imageWords, labelWords } = await readDatasetFile(p, path);
+  return {
+    header,
     size: n,
     shape,
     classes,
     batch(indices) {
-      const x = gather(imageWords, sampleSize({ shape }), shape, indices);
+      const images = gather(p, imageWords, n, shape, indices);
       try {
-        return { images: x, labels: gather(labelWords, classes, [classes], indices) };
+        return { images, labels: gather(p, labelWords, n, [classes], indices) };
       } catch (e) {
-        x.dispose();
+        images.dispose();
         throw e;
       }
     },

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { NativeBackend } from "../../lib/native/backend.ts";
 import { readTensorFile, tensorBytes } from "../../lib/io/format.ts";
-import { reconstructFiles, sharePath } from "../../lib/io/shares.ts";
+import { reconstructFiles, sharePath, shareTensors } from "../../lib/io/shares.ts";
 import { reveal } from "../../lib/mpc/reveal.ts";
 import { loadDatasetShares, shareDataset } from "../../lib/data/shares.ts";
 import { loadDataset } from "../../lib/data/load.ts";
@@ -105,6 +105,20 @@ Deno.test({
             message: `${paths[p.index]}: uses 20 fractional bits, this session 16`,
           });
         }, { fracBits: 16 });
+        // an input's share files are not a dataset; a batch index past the end is refused
+        const input = await shareTensors(
+          backend,
+          { kind: "input", model: "any", fracBits: FRAC },
+          new Map([["input", { shape: [1, 2], data: Float64Array.of(1, 2) }]]),
+          `${dir}/in`,
+        );
+        await runParties(async (p) => {
+          await assert.rejects(loadDatasetShares(p, input[p.index]), {
+            message: `${input[p.index]}: is a share file of kind "input", not "dataset"`,
+          });
+          const d = await loadDatasetShares(p, paths[p.index]);
+          assert.throws(() => d.batch([0, 3]), { message: "sample index 3 outside 0..2" });
+        }, { fracBits: FRAC });
       });
     } finally {
       backend.dispose();

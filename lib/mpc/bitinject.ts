@@ -1,44 +1,87 @@
 /**
  * Bit injection: from a shared bit <b> and [[a]], the product [[b * a]].
- * b = b01 ^ b2, where P0 knows b01 = b_0 ^ b_1 and P1, P2 both know b_2, so
- *   b * a = b2 * a + b01 * (1 - 2 b2) * a.
- * Round 1, at once:
- *   - P0 shares [[b01]] with one share zero (1 word from P0);
- *   - [[b2 * a]] from the two parties that know b2: with r, r' = F(k_1) (known
- *     to P1 and P2 only), s_0 = b2 a_0 + r', s_1 = b2 a_1 - r - r',
- *     s_2 = b2 a_2 + r; P2 sends s_0 and P1 sends s_1 to P0 (1 word each),
- *     whose view (s_0, s_1) is uniform.
- * Round 2: [[b01]] * [[a - 2 b2 a]], one multiplication (1 word each).
- * 2 rounds, 2 words per element from every party.
+ *
+ * One part of the tensor has a leader L, its follower F = next(L) and helper
+ * H = prev(L). L holds b_L and b_F, so it knows c = b_L ^ b_F; F and H both
+ * hold d = b_H. L knows u = a_L + a_F; F and H both hold a_H. Then
+ *   b * a = (c ^ d)(u + a_H) = c u + d (1 - 2c) u + d a_H + c (1 - 2d) a_H,
+ * and each cross term is a value L knows times one that F and H both know.
+ * With masks s, s', r, r' from k_H (L and H hold it, F does not):
+ * Round 1:
+ *   - L sends F: A = (1 - 2c) u + s, B = c + s', T = c u - r;
+ *   - H sends F: W = -d s - (1 - 2d) a_H s' - r'.
+ *   F adds d A + (1 - 2d) a_H B + T + W + d a_H = b a - r - r'.
+ * Round 2: with f = F(k_L) (L and F), the shares are
+ *   share L = r + r' (L, H), share F = f (L, F), share H = b a - r - r' - f,
+ *   which F sends to H.
+ * Every message is masked by a key its receiver lacks: F sees four values
+ * under k_H, H one under k_L, and L receives nothing.
+ *
+ * The leader sends 3 words per element and the others 1, so the tensor is cut
+ * in thirds and party j leads third j: 5/3 words per element from every
+ * party, 2 rounds (INJECT_WORDS).
  */
 import { RingTensor } from "../ring/tensor.ts";
 import { AShare } from "./arithmetic.ts";
 import type { BShare } from "./binary.ts";
-import { mul } from "./multiply.ts";
 import type { Party } from "./party.ts";
-import { exchange } from "./transfer.ts";
+import { exchange, type TensorRecv, type TensorSend } from "./transfer.ts";
+
+/**
+ * Words each party sends per bit when a bit multiplies a row of k elements:
+ * the leader's 2k + 1 and the others' k each, averaged over the three thirds.
+ */
+export const injectWords = (k: number): number => (4 * k + 1) / 3;
+
+/** [lo, hi) of the third of n rows that party j leads. */
+export function third(n: number, j: number): [number, number] {
+  return [Math.floor((j * n) / 3), Math.floor(((j + 1) * n) / 3)];
+}
 
 /**
  * b: a binary sharing of n packed bits ([n, 1]); a: an arithmetic sharing of
  * n * k elements, read as n rows of k: bit e multiplies row e (k = 1 for one
- * bit per element). Round 1 then carries n words from P0 and n * k from P1, P2.
+ * bit per element).
  */
 export async function bitInject(b: BShare, a: AShare): Promise<AShare> {
   const p = a.party;
   const before = p.enter("bit injection");
   const shape = a.shape, n = b.shape[0] * (b.shape[1] ?? 1);
   if (n === 0 || a.size % n !== 0) throw new RangeError(`bitInject: ${n} bits for ${a.size} elements`);
+  const held: { dispose(): void }[] = [];
+  const own = <T extends { dispose(): void }>(t: T): T => (held.push(t), t);
   try {
-    using rows = a.reshape([n, a.size / n]);
-    const nonces: [bigint, bigint] = [p.rand.nonce(), p.rand.nonce()];
-    const [b01Share, b2aShare] = await roles[p.index](p, b, rows, nonces);
-    using b01 = b01Share, b2a = b2aShare;
-    using twice = b2a.mulPublic(2n);
-    using rest = rows.sub(twice);
-    using prod = await mul(b01, rest);
-    using sum = prod.add(b2a);
-    return sum.map((t) => t.reshape(shape));
+    const rows = own(a.reshape([n, a.size / n]));
+    const bits = { cur: own(asWords(b.cur, [n, 1])), next: own(asWords(b.next, [n, 1])) };
+    // Every party draws the same nonces for every third, whatever its role there.
+    const parts = [0, 1, 2].map((leader) => {
+      const [lo, hi] = third(n, leader);
+      const nonces = [p.rand.nonce(), p.rand.nonce(), p.rand.nonce(), p.rand.nonce(), p.rand.nonce()] as Nonces;
+      const slice = (t: RingTensor) => own(own(t.slice(0, lo, hi)).contiguous());
+      const part: Part = {
+        a: own(new AShare(p, slice(rows.cur), slice(rows.next))),
+        bitCur: slice(bits.cur),
+        bitNext: slice(bits.next),
+        nonces,
+      };
+      return roles[(p.index - leader + 3) % 3](p, part, own);
+    });
+    const first = await exchange(p.mesh, p.backend, parts.flatMap((r) => r.sends), parts.flatMap((r) => r.recvs));
+    first.forEach((t) => own(t));
+    let at = 0;
+    const seconds = parts.map((r) => {
+      const got = first.slice(at, at += r.recvs.length);
+      return r.second(got);
+    });
+    // What round 2 brings becomes a share: the roles' finish takes it over.
+    const last = await exchange(p.mesh, p.backend, seconds.flatMap((s) => s.sends), seconds.flatMap((s) => s.recvs));
+    at = 0;
+    const shares = seconds.map((s) => s.finish(last.slice(at, at += s.recvs.length)));
+    shares.flat().forEach((t) => own(t));
+    using cur = RingTensor.concat(shares.map((s) => s[0]), 0), next = RingTensor.concat(shares.map((s) => s[1]), 0);
+    return new AShare(p, cur.reshape(shape), next.reshape(shape));
   } finally {
+    held.forEach((t) => t.dispose());
     p.enter(before);
   }
 }
@@ -50,47 +93,108 @@ function asWords(bits: RingTensor, shape: readonly number[]): RingTensor {
   return words.reshape(shape);
 }
 
-type Role = (p: Party, b: BShare, a: AShare, c: [bigint, bigint]) => Promise<[AShare, AShare]>;
+/** The nonces of one third: s, s', r, r' (under k_H) and f (under k_L). */
+type Nonces = [bigint, bigint, bigint, bigint, bigint];
 
-const roles: [Role, Role, Role] = [
-  // P0: knows b01 = b_0 ^ b_1; sends [[b01]]'s share 1 to P1, receives s_0 and s_1.
-  async (p, b, a, c) => {
-    using b01Bits = b.cur.xor(b.next);
-    const col = [a.shape[0], 1];
-    using b01 = asWords(b01Bits, col);
-    const mask = p.rand.draw("prev", col, c[0]); // F(k_2): P0 and P2
-    const masked = b01.sub(mask);
-    const [s0, s1] = await exchange(p.mesh, p.backend, [{ to: 1, tensor: masked }], [
-      { from: 2, shape: a.shape },
-      { from: 1, shape: a.shape },
-    ]);
-    return [new AShare(p, mask, masked), new AShare(p, s0, s1)];
+/** One third of the rows as this party holds them: its shares of a, and its two bit shares as 0/1 words. */
+interface Part {
+  a: AShare;
+  bitCur: RingTensor;
+  bitNext: RingTensor;
+  nonces: Nonces;
+}
+
+type Own = <T extends { dispose(): void }>(t: T) => T;
+
+/** A role's round-1 messages and how it goes on with what it received. */
+interface Round1 {
+  sends: TensorSend[];
+  recvs: TensorRecv[];
+  second(got: RingTensor[]): Round2;
+}
+interface Round2 {
+  sends: TensorSend[];
+  recvs: TensorRecv[];
+  /** This party's (cur, next) shares of the third, from what round 2 brought. */
+  finish(got: RingTensor[]): [RingTensor, RingTensor];
+}
+
+const nothing: TensorRecv[] = [];
+
+const roles: [
+  (p: Party, x: Part, own: Own) => Round1,
+  (p: Party, x: Part, own: Own) => Round1,
+  (
+    p: Party,
+    x: Part,
+    own: Own,
+  ) => Round1,
+] = [
+  // Leader L: holds (b_L, b_F) and (a_L, a_F); its `prev` key is k_H, its `own` key k_L.
+  (p, { a, bitCur, bitNext, nonces: [s, s2, r, r2, f] }, own) => {
+    const shape = a.shape, col = [shape[0], 1];
+    const c = own(bitCur.xor(bitNext));
+    const u = own(a.cur.add(a.next));
+    const cu = own(c.mul(u));
+    const flipped = own(u.sub(own(cu.shl(1))));
+    const A = own(flipped.add(own(p.rand.draw("prev", shape, s))));
+    const B = own(c.add(own(p.rand.draw("prev", col, s2))));
+    const rMask = p.rand.draw("prev", shape, r);
+    const T = own(cu.sub(rMask));
+    const shareL = own(rMask).add(own(p.rand.draw("prev", shape, r2)));
+    return {
+      sends: [A, B, T].map((tensor) => ({ to: p.next, tensor })),
+      recvs: nothing,
+      second: () => ({
+        sends: [],
+        recvs: [],
+        finish: () => [shareL, p.rand.draw("own", shape, f)],
+      }),
+    };
   },
-  // P1: holds (b_1, b_2), (a_1, a_2); receives [[b01]]'s share 1, sends s_1.
-  async (p, b, a, c) => {
-    const col = [a.shape[0], 1];
-    using b2 = asWords(b.next, col);
-    using r = p.rand.draw("own", a.shape, c[0]), r2 = p.rand.draw("own", a.shape, c[1]);
-    using b2a1 = b2.mul(a.cur);
-    using t = b2a1.sub(r);
-    const s1 = t.sub(r2);
-    using b2a2 = b2.mul(a.next);
-    const s2 = b2a2.add(r);
-    const [masked] = await exchange(p.mesh, p.backend, [{ to: 0, tensor: s1 }], [{ from: 0, shape: col }]);
-    return [new AShare(p, masked, RingTensor.zeros(p.backend, col)), new AShare(p, s1, s2)];
+  // Follower F: holds (b_F, b_H) and (a_F, a_H); its `prev` key is k_L.
+  (p, { a, bitNext: d, nonces: [, , , , f] }, own) => {
+    const shape = a.shape, col = [shape[0], 1];
+    return {
+      sends: [],
+      recvs: [
+        { from: p.prev, shape },
+        { from: p.prev, shape: col },
+        { from: p.prev, shape },
+        { from: p.next, shape },
+      ],
+      second: ([A, B, T, W]) => {
+        const da = own(d.mul(a.next));
+        const beta = own(a.next.sub(own(da.shl(1))));
+        const sum = own(own(own(own(d.mul(A)).add(own(beta.mul(B)))).add(T)).add(own(W.add(da))));
+        const shareF = p.rand.draw("prev", shape, f);
+        const shareH = sum.sub(shareF);
+        return {
+          sends: [{ to: p.next, tensor: shareH }],
+          recvs: [],
+          finish: () => [shareF, shareH],
+        };
+      },
+    };
   },
-  // P2: holds (b_2, b_0), (a_2, a_0); sends s_0.
-  async (p, b, a, c) => {
-    const col = [a.shape[0], 1];
-    using b2 = asWords(b.cur, col);
-    using r = p.rand.draw("prev", a.shape, c[0]), r2 = p.rand.draw("prev", a.shape, c[1]);
-    using b2a2 = b2.mul(a.cur);
-    const s2 = b2a2.add(r);
-    using b2a0 = b2.mul(a.next);
-    const s0 = b2a0.add(r2);
-    await exchange(p.mesh, p.backend, [{ to: 0, tensor: s0 }], []);
-    const mask = p.rand.draw("own", col, c[0]); // F(k_2)
-    return [new AShare(p, RingTensor.zeros(p.backend, col), mask), new AShare(p, s2, s0)];
+  // Helper H: holds (b_H, b_L) and (a_H, a_L); its `own` key is k_H.
+  (p, { a, bitCur: d, nonces: [s, s2, r, r2] }, own) => {
+    const shape = a.shape, col = [shape[0], 1];
+    const da = own(d.mul(a.cur));
+    const beta = own(a.cur.sub(own(da.shl(1))));
+    const ds = own(d.mul(own(p.rand.draw("own", shape, s))));
+    const bs = own(beta.mul(own(p.rand.draw("own", col, s2))));
+    const rMask = own(p.rand.draw("own", shape, r)), r2Mask = own(p.rand.draw("own", shape, r2));
+    const W = own(own(own(ds.add(bs)).add(r2Mask)).neg());
+    return {
+      sends: [{ to: p.prev, tensor: W }],
+      recvs: nothing,
+      second: () => ({
+        sends: [],
+        recvs: [{ from: p.prev, shape }],
+        finish: ([shareH]) => [shareH, rMask.add(r2Mask)],
+      }),
+    };
   },
 ];
 

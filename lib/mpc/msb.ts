@@ -1,8 +1,10 @@
 /**
  * The sign bit of an arithmetic sharing as a binary sharing (ABY3's A2B
  * variant, protocols.md "Most significant bit"):
- *   1. P0 knows u = x_0 + x_1 and shares it as <u> with one share zero
- *      (1 round, 64 bits from P0); <v> = <x_2> is local. x = u + v mod 2^64.
+ *   1. P_j knows u = x_j + x_next(j) and shares it as <u> with one share zero
+ *      (1 round, 64 bits from P_j); <v> = <x_prev(j)> is local. x = u + v.
+ *      The tensor is cut in thirds and P_j plays this part for third j, so
+ *      that every party sends a third of the 64 bits.
  *   2. msb(u + v) = u_63 ^ v_63 ^ carry into bit 63. Generate g_k = u_k & v_k
  *      for bits 0..62 (1 round) and propagate p_k = u_k ^ v_k (free).
  *   3. carry_63 = G[62:0], by a tree of (G, P) o (G', P') = (G ^ P & G', P & P')
@@ -10,17 +12,19 @@
  *      groups, 6 rounds. Only live bits travel: the lowest group never needs
  *      its P, and each level's bits are packed densely across elements.
  * 8 rounds. Bits sent per element: 64 + 61 + 31 + 15 + 7 + 3 + 1 = 182 by
- * every party, plus 64 by P0 (MSB_BITS).
+ * every party, plus 64 / 3 for the inputs (MSB_BITS).
  */
 import { RingTensor } from "../ring/tensor.ts";
 import type { AShare } from "./arithmetic.ts";
 import { andMany } from "./and.ts";
 import { BShare } from "./binary.ts";
-import { shareKnown } from "./input.ts";
+import { exchange, type TensorRecv, type TensorSend } from "./transfer.ts";
+import { third } from "./bitinject.ts";
+import type { Party } from "./party.ts";
 
 /** Bits each party sends per element in msb: [P0, P1, P2], per variant. */
 export const MSB_BITS = {
-  input: [182 + 64, 182, 182],
+  input: [182 + 64 / 3, 182 + 64 / 3, 182 + 64 / 3],
   "carry-save": [64 + 182, 64 + 182, 64 + 182],
 } as const;
 
@@ -29,9 +33,9 @@ export type MsbVariant = keyof typeof MSB_BITS;
 /**
  * The result: a binary sharing of packed bits, shape [n, 1] for the n
  * elements of x. Two front ends reduce x = x_0 + x_1 + x_2 to two operands:
- * "input" (default, above), or "carry-save": s = x_0 ^ x_1 ^ x_2 and
+ * "input" (default, above, P_j inputting third j), or "carry-save": s = x_0 ^ x_1 ^ x_2 and
  * c = maj(x_0, x_1, x_2) << 1 with maj = ((x_0 ^ x_2) & (x_1 ^ x_2)) ^ x_2, one
- * AND round in which every party sends 64 bits instead of P0 alone.
+ * AND round in which every party sends 64 bits instead of a third of them.
  */
 export async function msb(x: AShare, variant: MsbVariant = "input"): Promise<BShare> {
   const p = x.party;
@@ -45,11 +49,7 @@ export async function msb(x: AShare, variant: MsbVariant = "input"): Promise<BSh
     const share = (j: number) => (j === p.index ? xCur : j === p.next ? xNext : null);
     let u: BShare, v: BShare;
     if (variant === "input") {
-      // <u> from P0, who knows u = x_0 + x_1; <v> = <x_2>.
-      const u0 = p.index === 0 ? own(xCur.add(xNext)) : null;
-      const uShares = await shareKnown(p, 0, u0, [n], "binary");
-      u = own(new BShare(p, uShares.cur, uShares.next));
-      v = own(BShare.fromShares(p, [n], "u64", (j) => (j === 2 ? share(2) : null)));
+      [u, v] = (await inputInThirds(p, xCur, xNext, n)).map(own);
     } else {
       const a = own(BShare.fromShares(p, [n], "u64", (j) => (j === 1 ? null : share(j)))); // <x_0 ^ x_2>
       const b = own(BShare.fromShares(p, [n], "u64", (j) => (j === 0 ? null : share(j)))); // <x_1 ^ x_2>
@@ -70,11 +70,50 @@ export async function msb(x: AShare, variant: MsbVariant = "input"): Promise<BSh
 }
 
 /**
+ * <u> and <v> with x = u + v: in third j, P_j inputs u = x_j + x_next(j) as a
+ * binary sharing whose share prev(j) is zero: share j = F(k_prev(j)) (P_j and
+ * P_prev(j)), share next(j) = u ^ share j, sent by P_j to P_next(j), which
+ * lacks k_prev(j). <v> = <x_prev(j)> is the share P_next(j) and P_prev(j)
+ * already hold. Every party draws a nonce for every third.
+ */
+async function inputInThirds(p: Party, xCur: RingTensor, xNext: RingTensor, n: number): Promise<[BShare, BShare]> {
+  const held: { dispose(): void }[] = [];
+  const own = <T extends { dispose(): void }>(t: T): T => (held.push(t), t);
+  try {
+    const zeros = (m: number) => own(RingTensor.zeros(p.backend, [m]));
+    const sends: TensorSend[] = [], recvs: TensorRecv[] = [];
+    // Per third: this party's (cur, next) pieces of u and of v; a received piece is filled in after the round.
+    const pieces = [0, 1, 2].map((j) => {
+      const [lo, hi] = third(n, j), m = hi - lo, c = p.rand.nonce();
+      const piece = (t: RingTensor) => own(own(t.slice(0, lo, hi)).contiguous());
+      switch ((p.index - j + 3) % 3) {
+        case 0: { // P_j: knows u
+          const mask = own(p.rand.draw("prev", [m], c));
+          const masked = own(own(own(piece(xCur).add(piece(xNext)))).xor(mask));
+          sends.push({ to: p.next, tensor: masked });
+          return { u: [mask, masked], v: [zeros(m), zeros(m)] };
+        }
+        case 1: // P_next(j): receives share next(j) of u; holds v = x_prev(j) as its next share
+          recvs.push({ from: p.prev, shape: [m] });
+          return { u: [null, zeros(m)], v: [zeros(m), piece(xNext)] };
+        default: // P_prev(j): share prev(j) of u is zero; holds v = x_prev(j) as its cur share
+          return { u: [zeros(m), own(p.rand.draw("own", [m], c))], v: [piece(xCur), zeros(m)] };
+      }
+    });
+    const [got] = (await exchange(p.mesh, p.backend, sends, recvs)).map(own);
+    const join = (k: "u" | "v", s: 0 | 1) => RingTensor.concat(pieces.map((x) => x[k][s] ?? got), 0);
+    return [new BShare(p, join("u", 0), join("u", 1)), new BShare(p, join("v", 0), join("v", 1))];
+  } finally {
+    held.forEach((t) => t.dispose());
+  }
+}
+
+/**
  * The carry into bit 63 of u + v: generate g = u & v (1 round, on whole words:
  * bit 63 rides along unused, cheaper than compacting 63 of 64 bits), propagate
  * p = u ^ v, then the tree over groups 0..62: 7 rounds, [n, 1] packed bits.
  */
-async function carryInto63(p: AShare["party"], u: BShare, v: BShare): Promise<BShare> {
+async function carryInto63(p: Party, u: BShare, v: BShare): Promise<BShare> {
   const held: { dispose(): void }[] = [];
   const own = <T extends { dispose(): void }>(t: T): T => (held.push(t), t);
   try {

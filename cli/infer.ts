@@ -6,7 +6,8 @@
  * writes its output shares.
  */
 import { Command } from "commander";
-import { FileFormatError, type Header, readTensorFile } from "../lib/io/format.ts";
+import { FileFormatError } from "../lib/io/format.ts";
+import { checkModelTensors, checkShareFile } from "../lib/io/checks.ts";
 import { loadShares, saveShares, sharePath } from "../lib/io/shares.ts";
 import { revealTo } from "../lib/mpc/reveal.ts";
 import { emptyBreakdown, sharedParams } from "../lib/nn/model.ts";
@@ -38,16 +39,6 @@ export function inferCommand(): Command {
   });
 }
 
-async function checkShareFile(path: string, party: number, kind: Header["kind"]): Promise<Header> {
-  const { header } = await readTensorFile(path);
-  if (!header.share) throw new FileFormatError(`${path} is not a share file`);
-  if (header.share.party !== party) {
-    throw new FileFormatError(`${path} is party ${header.share.party}'s share file, not party ${party}'s`);
-  }
-  if (header.kind !== kind) throw new FileFormatError(`${path} holds a ${header.kind}, not a ${kind}`);
-  return header;
-}
-
 async function infer(o: InferOptions): Promise<void> {
   const party = Number(o.party);
   if (![0, 1, 2].includes(party)) throw new Error(`--party must be 0, 1 or 2, got ${o.party}`);
@@ -61,15 +52,7 @@ async function infer(o: InferOptions): Promise<void> {
   const inputEntry = ih.tensors.find((t) => t.name === "input");
   if (!inputEntry) throw new FileFormatError(`${inputPath} has no tensor named input`);
   const outShape = model.checkInput(inputEntry.shape);
-  const expected = new Map(model.paramShapes().map(([n, s]) => [n, s.join()]));
-  for (const t of mh.tensors) {
-    if (expected.get(t.name) !== t.shape.join()) {
-      throw new FileFormatError(`${modelPath}: tensor ${t.name} [${t.shape}] is not in ${mh.model}`);
-    }
-  }
-  if (mh.tensors.length !== expected.size) {
-    throw new FileFormatError(`${modelPath} has ${mh.tensors.length} tensors, ${mh.model} needs ${expected.size}`);
-  }
+  checkModelTensors(modelPath, mh, model.paramShapes());
   if (ih.fracBits !== mh.fracBits) {
     throw new FileFormatError(`the model uses ${mh.fracBits} fractional bits, the input ${ih.fracBits}`);
   }

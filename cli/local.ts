@@ -58,23 +58,21 @@ export async function runLocal(args: string[]): Promise<number> {
           session,
         ],
         env: { CRYPTGPU_THREADS: threads },
+        // party 0 speaks for the run (its progress bar draws on the terminal); the others' errors are prefixed
         stdout: i === 0 ? "inherit" : "null",
-        stderr: "piped",
+        stderr: i === 0 ? "inherit" : "piped",
       }).spawn()
     );
-    const errors: string[][] = [[], [], []];
     const pumps = children.map(async (child, i) => {
+      if (i === 0) return;
       const decoder = new TextDecoderStream();
       let rest = "";
       for await (const chunk of child.stderr.pipeThrough(decoder)) {
         const lines = (rest + chunk).split("\n");
         rest = lines.pop()!;
-        for (const line of lines) {
-          errors[i].push(line);
-          console.error(i === 0 ? line : `[party ${i}] ${line}`);
-        }
+        for (const line of lines) console.error(`[party ${i}] ${line}`);
       }
-      if (rest) console.error(i === 0 ? rest : `[party ${i}] ${rest}`);
+      if (rest) console.error(`[party ${i}] ${rest}`);
     });
     const statuses = await Promise.all(children.map((c) => c.status));
     await Promise.all(pumps);

@@ -9,6 +9,7 @@ import { demoCommand } from "./demo.ts";
 import { localCommand } from "./local.ts";
 import { certsCommand } from "./certs.ts";
 import { inferCommand } from "./infer.ts";
+import { trainCommand } from "./train.ts";
 import { reconstructCommand, shareCommand } from "./share.ts";
 import { errorLine } from "./output.ts";
 
@@ -27,6 +28,7 @@ program.addCommand(certsCommand());
 program.addCommand(shareCommand());
 program.addCommand(reconstructCommand());
 program.addCommand(inferCommand());
+program.addCommand(trainCommand());
 
 try {
   await program.parseAsync(Deno.args, { from: "user" });

@@ -32,6 +32,15 @@ export const Header = z.object({
   model: z.string().min(1),
   fracBits: z.number().int().min(0).max(62),
   share: z.object({ party: z.number().int().min(0).max(2), id: z.string().min(1) }).optional(),
+  /** A training checkpoint's progress: the next iteration and the schedule it belongs to. */
+  training: z.object({
+    iteration: z.number().int().nonnegative(),
+    batch: z.number().int().positive(),
+    seed: z.number().int(),
+    lr: z.number().nonnegative(),
+    momentum: z.number().nonnegative(),
+    weightDecay: z.number().nonnegative(),
+  }).optional(),
   tensors: z.array(TensorEntry),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
 });

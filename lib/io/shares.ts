@@ -160,7 +160,7 @@ export async function loadShares(p: Party, path: string): Promise<{ header: Head
 export async function saveShares(
   p: Party,
   path: string,
-  meta: { kind: Header["kind"]; model: string; id: string },
+  meta: { kind: Header["kind"]; model: string; id: string; training?: Header["training"] },
   tensors: Map<string, AShare>,
 ) {
   const entries: NewTensor[] = [];
@@ -175,6 +175,7 @@ export async function saveShares(
     model: meta.model,
     fracBits: p.fracBits,
     share: { party: p.index, id: meta.id },
+    ...(meta.training ? { training: meta.training } : {}),
   }, entries);
 }
 

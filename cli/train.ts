@@ -1,0 +1,309 @@
+/**
+ * `cryptgpu train`: private training by one of the three parties, on its
+ * share files of a model and a dataset (a `{i}` in a path stands for the
+ * party index, for `local train`). Everything that can be checked alone is
+ * checked before connecting. Checkpoints (the model's and the optimizer's
+ * shares, and the progress) are written at every epoch's end and at the end;
+ * `--resume` continues from one and gives the same weights as an
+ * uninterrupted run. Disclosures are opt-in, each to one named party: the
+ * batch loss (`--loss-to`), the held-out accuracy (`--accuracy-to`).
+ */
+import { Command } from "commander";
+import { FileFormatError, type Header } from "../lib/io/format.ts";
+import { checkModelTensors, checkShareFile } from "../lib/io/checks.ts";
+import { loadShares, saveShares, sharePath } from "../lib/io/shares.ts";
+import { loadDatasetShares } from "../lib/data/shares.ts";
+import type { AShare } from "../lib/mpc/arithmetic.ts";
+import type { Party } from "../lib/mpc/party.ts";
+import { emptyBreakdown, type Model } from "../lib/nn/model.ts";
+import { Sgd } from "../lib/nn/optim.ts";
+import { countCorrect } from "../lib/nn/train.ts";
+import { type Schedule, trainPrivate } from "../lib/nn/trainer.ts";
+import { batchCount } from "../lib/data/batches.ts";
+import { modelByName } from "../lib/nn/zoo.ts";
+import { addPartyOptions, openFromFlags, type PartyFlags } from "./party_options.ts";
+import { Progress } from "./progress.ts";
+import { si } from "./output.ts";
+
+interface TrainOptions extends PartyFlags {
+  model?: string;
+  resume?: string;
+  data: string;
+  iterations?: string;
+  epochs?: string;
+  batch: string;
+  lr: string;
+  momentum: string;
+  weightDecay: string;
+  seed: string;
+  out?: string;
+  checkpoint?: string;
+  lossTo?: string;
+  lossCsv?: string;
+  evalData?: string;
+  accuracyTo?: string;
+  report?: string;
+  json?: boolean;
+}
+
+export function trainCommand(): Command {
+  return addPartyOptions(
+    new Command("train")
+      .description("private training on shared weights and a shared dataset")
+      .option("--model <file>", "this party's model share file ({i}: the party index)")
+      .option("--resume <file>", "continue from this party's checkpoint file instead of --model")
+      .requiredOption("--data <file>", "this party's dataset share file (from `share --dataset`)")
+      .option("--iterations <n>", "iterations in all (a resumed run counts those already done)")
+      .option("--epochs <e>", "epochs in all, instead of --iterations")
+      .option("--batch <b>", "batch size", "64")
+      .option("--lr <lr>", "learning rate", "0.05")
+      .option("--momentum <m>", "momentum", "0.9")
+      .option("--weight-decay <w>", "weight decay", "0")
+      .option("--seed <s>", "seed of the public batch order", "1")
+      .option("--out <prefix>", "write the trained model's shares to PREFIX.p<i>.share")
+      .option("--checkpoint <prefix>", "write checkpoints to PREFIX.p<i>.share at each epoch's end and at the end")
+      .option("--loss-to <j>", "disclose each batch's mean loss to party j (opt-in; nothing else is revealed)")
+      .option("--loss-csv <file>", "where party --loss-to writes the loss curve (iteration,loss)")
+      .option("--eval-data <file>", "held-out dataset share file: count correct predictions after training")
+      .option("--accuracy-to <j>", "the party that learns the held-out accuracy (a count)", "0")
+      .option("--report <file>", "write this party's JSON report ({i}: the party index)")
+      .option("--json", "print the report as JSON"),
+  ).action(async (o: TrainOptions) => {
+    await train(o);
+  });
+}
+
+const partyIndex = (name: string, v: string) => {
+  const n = Number(v);
+  if (![0, 1, 2].includes(n)) throw new Error(`${name} must be 0, 1 or 2, got ${v}`);
+  return n;
+};
+
+function positive(name: string, v: string, integer: boolean): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0 || (integer && (!Number.isInteger(n) || n < 1))) {
+    throw new Error(`${name} must be a ${integer ? "positive integer" : "non-negative number"}, got ${v}`);
+  }
+  return n;
+}
+
+/** What the flags and files say, checked; nothing connected yet. */
+async function plan(o: TrainOptions) {
+  const party = partyIndex("--party", o.party);
+  const at = (path: string) => path.replaceAll("{i}", String(party));
+  if (!o.model === !o.resume) throw new Error("give exactly one of --model and --resume");
+  const modelPath = at(o.model ?? o.resume!);
+  const mh = await checkShareFile(modelPath, party, "model");
+  if (o.resume && !mh.training) throw new FileFormatError(`${modelPath} is a model, not a training checkpoint`);
+  const model = modelByName(mh.model);
+  checkModelTensors(
+    modelPath,
+    { ...mh, tensors: mh.tensors.filter((t) => !t.name.startsWith("velocity.")) },
+    model.paramShapes(),
+  );
+  const dataPath = at(o.data), dh = await checkShareFile(dataPath, party, "dataset");
+  const sampleShape = dataShape(dataPath, dh);
+  const outShape = model.checkInput([1, ...sampleShape.sample]);
+  if (outShape.length !== 2 || outShape[1] !== sampleShape.classes) {
+    throw new FileFormatError(
+      `${dataPath} has ${sampleShape.classes} classes, ${mh.model} outputs ${outShape.slice(1)}`,
+    );
+  }
+  if (dh.fracBits !== mh.fracBits) {
+    throw new FileFormatError(`the model uses ${mh.fracBits} fractional bits, the dataset ${dh.fracBits}`);
+  }
+  const batch = positive("--batch", o.batch, true);
+  const perEpoch = batchCount(sampleShape.n, batch, true);
+  if (perEpoch < 1) throw new Error(`--batch ${batch} is larger than the dataset (${sampleShape.n} samples)`);
+  if (!o.iterations === !o.epochs) throw new Error("give exactly one of --iterations and --epochs");
+  const iterations = o.iterations
+    ? positive("--iterations", o.iterations, true)
+    : positive("--epochs", o.epochs!, true) * perEpoch;
+  const schedule: Schedule = {
+    batch,
+    iterations,
+    seed: Number.isInteger(Number(o.seed)) ? Number(o.seed) : (() => {
+      throw new Error(`--seed must be an integer, got ${o.seed}`);
+    })(),
+    sgd: {
+      lr: positive("--lr", o.lr, false),
+      momentum: positive("--momentum", o.momentum, false),
+      weightDecay: positive("--weight-decay", o.weightDecay, false),
+    },
+  };
+  const t = mh.training;
+  if (t) {
+    const mismatch = (["batch", "seed", "lr", "momentum", "weightDecay"] as const).filter((k) =>
+      (k === "batch" || k === "seed" ? schedule[k] : schedule.sgd[k]) !== t[k]
+    );
+    if (mismatch.length) {
+      throw new Error(
+        `${modelPath} was trained with other settings (${mismatch.map((k) => `${k} ${t[k]}`).join(", ")})`,
+      );
+    }
+    if (t.iteration > iterations) {
+      throw new Error(`${modelPath} is already at iteration ${t.iteration} of ${iterations}`);
+    }
+  }
+  let evalPath: string | undefined;
+  if (o.evalData) {
+    evalPath = at(o.evalData);
+    const eh = await checkShareFile(evalPath, party, "dataset"), es = dataShape(evalPath, eh);
+    if (es.sample.join() !== sampleShape.sample.join() || es.classes !== sampleShape.classes) {
+      throw new FileFormatError(`${evalPath} does not match the training data's samples and classes`);
+    }
+  }
+  return {
+    party,
+    model,
+    modelPath,
+    header: mh,
+    dataPath,
+    evalPath,
+    schedule,
+    perEpoch,
+    start: t?.iteration ?? 0,
+    lossTo: o.lossTo === undefined ? undefined : partyIndex("--loss-to", o.lossTo),
+    accuracyTo: partyIndex("--accuracy-to", o.accuracyTo ?? "0"),
+    at,
+  };
+}
+
+function dataShape(path: string, h: Header) {
+  const images = h.tensors.find((t) => t.name === "images"), labels = h.tensors.find((t) => t.name === "labels");
+  if (!images || images.shape.length !== 4 || !labels || labels.shape.length !== 2) {
+    throw new FileFormatError(`${path}: a dataset needs "images" [n, c, h, w] and "labels" [n, classes]`);
+  }
+  return { n: images.shape[0], sample: images.shape.slice(1), classes: labels.shape[1] };
+}
+
+export interface TrainReport {
+  party: number;
+  model: string;
+  iterations: number;
+  startedAt: number;
+  batch: number;
+  seconds: number;
+  secondsPerIteration: number;
+  bytesSent: number;
+  bytesPerIteration: number;
+  rounds: number;
+  losses: { iteration: number; loss: number }[];
+  accuracy: { correct: number; total: number } | null;
+  breakdown: ReturnType<typeof emptyBreakdown>;
+}
+
+async function train(o: TrainOptions): Promise<void> {
+  const pl = await plan(o);
+  const session = await openFromFlags({ ...o, fracBits: String(pl.header.fracBits) });
+  try {
+    const p = session.party;
+    const loaded = await loadShares(p, pl.modelPath);
+    const params = new Map<string, AShare>(), sgd = new Sgd(pl.schedule.sgd);
+    for (const [name, x] of loaded.shares) {
+      if (name.startsWith("velocity.")) sgd.velocity.set(name.slice("velocity.".length), x);
+      else params.set(name, x);
+    }
+    const data = await loadDatasetShares(p, pl.dataPath);
+    const breakdown = emptyBreakdown(), losses: TrainReport["losses"] = [];
+    const quiet = o.json || p.index !== (pl.lossTo ?? 0);
+    const progress = quiet ? null : new Progress(pl.schedule.iterations, `${pl.header.model} private training`);
+    const s0 = p.mesh.stats(), t0 = performance.now();
+    const id = crypto.randomUUID();
+    const save = async (prefix: string, iteration: number) => {
+      const tensors = new Map(params);
+      for (const [n, v] of sgd.velocity) tensors.set(`velocity.${n}`, v);
+      const { batch, seed, sgd: { lr, momentum = 0, weightDecay = 0 } } = pl.schedule;
+      await saveShares(p, sharePath(prefix, p.index), {
+        kind: "model",
+        model: pl.header.model,
+        id,
+        training: { iteration, batch, seed, lr, momentum, weightDecay },
+      }, tensors);
+    };
+    await trainPrivate({
+      model: pl.model,
+      params,
+      sgd,
+      data,
+      schedule: pl.schedule,
+      start: pl.start,
+      lossTo: pl.lossTo,
+      breakdown,
+      onStep: async ({ iteration, loss }) => {
+        if (loss !== null) losses.push({ iteration, loss });
+        const done = iteration + 1;
+        if (o.checkpoint && (done % pl.perEpoch === 0 || done === pl.schedule.iterations)) {
+          await save(o.checkpoint, done);
+        }
+        const sent = p.mesh.stats().bytesSent - s0.bytesSent;
+        progress?.update(done - pl.start, `sent ${si(sent)}B${loss !== null ? ` loss ${loss.toFixed(4)}` : ""}`);
+      },
+    });
+    const seconds = (performance.now() - t0) / 1000, s1 = p.mesh.stats();
+    const ran = pl.schedule.iterations - pl.start;
+    if (o.out) {
+      await saveShares(p, sharePath(o.out, p.index), { kind: "model", model: pl.header.model, id }, params);
+    }
+    const accuracy = pl.evalPath ? await heldOut(p, pl.model, params, pl.evalPath, pl.accuracyTo) : null;
+    params.forEach((x) => x.dispose());
+    sgd.velocity.forEach((x) => x.dispose());
+    const report: TrainReport = {
+      party: p.index,
+      model: pl.header.model,
+      iterations: pl.schedule.iterations,
+      startedAt: pl.start,
+      batch: pl.schedule.batch,
+      seconds,
+      secondsPerIteration: seconds / Math.max(ran, 1),
+      bytesSent: s1.bytesSent - s0.bytesSent,
+      bytesPerIteration: (s1.bytesSent - s0.bytesSent) / Math.max(ran, 1),
+      rounds: s1.rounds - s0.rounds,
+      losses,
+      accuracy,
+      breakdown,
+    };
+    if (o.report) await Deno.writeTextFile(pl.at(o.report), JSON.stringify(report, null, 2));
+    if (o.lossCsv && losses.length) {
+      await Deno.writeTextFile(
+        o.lossCsv,
+        "iteration,loss\n" + losses.map((l) => `${l.iteration},${l.loss}`).join("\n") + "\n",
+      );
+    }
+    if (p.index !== 0) return;
+    if (o.json) {
+      console.log(JSON.stringify(report, null, 2));
+      return;
+    }
+    console.log(
+      `${pl.header.model}: ${ran} iterations of batch ${pl.schedule.batch} in ${seconds.toFixed(1)} s ` +
+        `(${report.secondsPerIteration.toFixed(2)} s and ${
+          si(report.bytesPerIteration)
+        }B sent per iteration by party 0)`,
+    );
+    if (accuracy) {
+      console.log(
+        `held-out accuracy: ${accuracy.correct}/${accuracy.total} = ${
+          (100 * accuracy.correct / accuracy.total).toFixed(2)
+        }%`,
+      );
+    }
+    if (o.out) console.log(`trained model shares: ${sharePath(o.out, 0)} (one per party)`);
+  } finally {
+    session.close();
+  }
+}
+
+/** Correct predictions on a held-out shared dataset, disclosed to one party as a count; null elsewhere. */
+async function heldOut(p: Party, model: Model, params: Map<string, AShare>, path: string, to: number) {
+  const data = await loadDatasetShares(p, path);
+  let correct = 0;
+  const chunk = 100;
+  for (let start = 0; start < data.size; start += chunk) {
+    const idx = Array.from({ length: Math.min(chunk, data.size - start) }, (_, k) => start + k);
+    const { images, labels } = data.batch(idx);
+    using x = images, y = labels;
+    correct += (await countCorrect(model, params, x, y, to)) ?? 0;
+  }
+  return p.index === to ? { correct, total: data.size } : null;
+}

@@ -1,0 +1,94 @@
+/**
+ * The accuracy regression suite CI runs on every submission: a bounded
+ * private LeNet training on the embedded digits (three parties over real
+ * sockets, share files as `train` reads them) against the plaintext twin from
+ * the same weights, batch order and optimizer constants. It fails if the loss
+ * curves part or private held-out accuracy falls more than 1.5 points behind.
+ */
+import assert from "node:assert/strict";
+import { loadEmbeddedMnist } from "../../lib/data/embedded.ts";
+import { subset } from "../../lib/data/transform.ts";
+import { loadDatasetShares, shareDataset } from "../../lib/data/shares.ts";
+import { sharePath } from "../../lib/io/shares.ts";
+import { initWeights, shareWeights } from "../../lib/nn/model.ts";
+import { Sgd } from "../../lib/nn/optim.ts";
+import { PlainTensor } from "../../lib/nn/plain.ts";
+import { countCorrect, plainCountCorrect } from "../../lib/nn/train.ts";
+import { plainSource, type Schedule, trainPlain, trainPrivate } from "../../lib/nn/trainer.ts";
+import { lenet } from "../../lib/nn/zoo.ts";
+import { NativeBackend } from "../../lib/native/backend.ts";
+import { deviceTest } from "../helpers.ts";
+import { runParties } from "../mpc/harness.ts";
+
+const F = 16, ITERATIONS = 30, BATCH = 32, HELD_OUT = 300;
+
+deviceTest("private LeNet training on the embedded digits follows the plaintext twin (loss and accuracy)", async () => {
+  const full = await loadEmbeddedMnist({ split: "train" });
+  const train = subset(full, Array.from({ length: ITERATIONS * BATCH }, (_, i) => i));
+  const test = await loadEmbeddedMnist({ split: "test", limit: HELD_OUT });
+  const model = lenet(), weights = initWeights(model, 1);
+  const schedule: Schedule = { batch: BATCH, iterations: ITERATIONS, seed: 1, sgd: { lr: 0.05, momentum: 0.9 } };
+
+  const dir = await Deno.makeTempDir({ prefix: "cryptgpu-accuracy-" });
+  try {
+    const backend = new NativeBackend();
+    await shareDataset(backend, train, `${dir}/train`, F);
+    await shareDataset(backend, test, `${dir}/test`, F);
+    backend.dispose();
+
+    const [got] = await runParties(async (p) => {
+      const params = await shareWeights(p, model, 0, p.index === 0 ? weights : null);
+      const sgd = new Sgd(schedule.sgd), losses: number[] = [];
+      const data = await loadDatasetShares(p, sharePath(`${dir}/train`, p.index));
+      await trainPrivate({
+        model,
+        params,
+        sgd,
+        data,
+        schedule,
+        lossTo: 0,
+        onStep: ({ loss }) => void (loss !== null && losses.push(loss)),
+      });
+      const held = await loadDatasetShares(p, sharePath(`${dir}/test`, p.index));
+      const { images, labels } = held.batch(Array.from({ length: HELD_OUT }, (_, i) => i));
+      using x = images, y = labels;
+      const correct = await countCorrect(model, params, x, y, 0);
+      params.forEach((t) => t.dispose());
+      sgd.velocity.forEach((t) => t.dispose());
+      return { losses, correct };
+    }, { fracBits: F });
+
+    const twinLosses: number[] = [];
+    trainPlain({
+      model,
+      weights,
+      data: plainSource(train),
+      schedule,
+      fracBits: F,
+      onStep: ({ loss }) => void twinLosses.push(loss!),
+    });
+    const twinCorrect = plainCountCorrect(
+      model,
+      weights,
+      new PlainTensor([HELD_OUT, ...test.shape], test.images),
+      test.labels,
+    );
+
+    assert.equal(got.losses.length, ITERATIONS);
+    const gaps = got.losses.map((l, i) => Math.abs(l - twinLosses[i]));
+    const meanGap = gaps.reduce((a, b) => a + b, 0) / gaps.length;
+    console.log(
+      `private vs twin: loss ${got.losses.at(-1)!.toFixed(4)} / ${twinLosses.at(-1)!.toFixed(4)}, ` +
+        `mean gap ${meanGap.toExponential(2)}, max gap ${Math.max(...gaps).toExponential(2)}; ` +
+        `held-out accuracy ${got.correct}/${HELD_OUT} / ${twinCorrect}/${HELD_OUT}`,
+    );
+    // the curves stay together: the twin applies the same rounded constants, so only fixed-point rounding differs
+    assert.ok(meanGap <= 0.02 && Math.max(...gaps) <= 0.1, `loss curves part: mean gap ${meanGap}`);
+    const points = (c: number) => (100 * c) / HELD_OUT;
+    // training did something (chance is 10%), and privately as well as in the clear
+    assert.ok(points(twinCorrect) >= 75, `twin accuracy ${points(twinCorrect)}%`);
+    assert.ok(points(got.correct!) >= points(twinCorrect) - 1.5, `private ${got.correct} vs twin ${twinCorrect}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -43,7 +43,16 @@ export function third(n: number, j: number): [number, number] {
  * n * k elements, read as n rows of k: bit e multiplies row e (k = 1 for one
  * bit per element).
  */
-export async function bitInject(b: BShare, a: AShare): Promise<AShare> {
+export function bitInject(b: BShare, a: AShare): Promise<AShare> {
+  return inject(b, a, false);
+}
+
+/** [[(1 - b) * a]]: the same protocol with the leader flipping c, so b ^ 1 costs nothing (ReLU = (1 - msb) x). */
+export function bitInjectComplement(b: BShare, a: AShare): Promise<AShare> {
+  return inject(b, a, true);
+}
+
+async function inject(b: BShare, a: AShare, complement: boolean): Promise<AShare> {
   const p = a.party;
   const before = p.enter("bit injection");
   const shape = a.shape, n = b.shape[0] * (b.shape[1] ?? 1);
@@ -63,6 +72,7 @@ export async function bitInject(b: BShare, a: AShare): Promise<AShare> {
         bitCur: slice(bits.cur),
         bitNext: slice(bits.next),
         nonces,
+        complement,
       };
       return roles[(p.index - leader + 3) % 3](p, part, own);
     });
@@ -102,6 +112,8 @@ interface Part {
   bitCur: RingTensor;
   bitNext: RingTensor;
   nonces: Nonces;
+  /** Inject 1 - b: the leader alone flips its c = b_L ^ b_F. */
+  complement: boolean;
 }
 
 type Own = <T extends { dispose(): void }>(t: T) => T;
@@ -131,9 +143,10 @@ const roles: [
   ) => Round1,
 ] = [
   // Leader L: holds (b_L, b_F) and (a_L, a_F); its `prev` key is k_H, its `own` key k_L.
-  (p, { a, bitCur, bitNext, nonces: [s, s2, r, r2, f] }, own) => {
+  (p, { a, bitCur, bitNext, nonces: [s, s2, r, r2, f], complement }, own) => {
     const shape = a.shape, col = [shape[0], 1];
-    const c = own(bitCur.xor(bitNext));
+    const b01 = own(bitCur.xor(bitNext));
+    const c = complement ? own(b01.xor(1n)) : b01;
     const u = own(a.cur.add(a.next));
     const cu = own(c.mul(u));
     const flipped = own(u.sub(own(cu.shl(1))));

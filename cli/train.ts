@@ -209,7 +209,7 @@ async function train(o: TrainOptions): Promise<void> {
     const quiet = o.json || p.index !== (pl.lossTo ?? 0);
     const progress = quiet ? null : new Progress(pl.schedule.iterations, `${pl.header.model} private training`);
     const s0 = p.mesh.stats(), t0 = performance.now();
-    const id = crypto.randomUUID();
+    const id = await commonId(p);
     const save = async (prefix: string, iteration: number) => {
       const tensors = new Map(params);
       for (const [n, v] of sgd.velocity) tensors.set(`velocity.${n}`, v);
@@ -292,6 +292,22 @@ async function train(o: TrainOptions): Promise<void> {
   } finally {
     session.close();
   }
+}
+
+/**
+ * A fresh id the three parties share, for the sharings they write together
+ * (files of one sharing carry one id; `reconstruct` refuses mixed ones):
+ * party 0 draws it and sends it to the others.
+ */
+async function commonId(p: Party): Promise<string> {
+  const id = new Uint8Array(16);
+  if (p.index === 0) {
+    crypto.getRandomValues(id);
+    await p.mesh.round([{ to: 1, data: id }, { to: 2, data: id }], []);
+  } else {
+    await p.mesh.round([], [{ from: 0, into: id }]);
+  }
+  return Array.from(id, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** Correct predictions on a held-out shared dataset, disclosed to one party as a count; null elsewhere. */

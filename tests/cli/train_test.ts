@@ -1,0 +1,128 @@
+import assert from "node:assert/strict";
+import { readTensorFile } from "../../lib/io/format.ts";
+import { deviceAvailable, runCli } from "../helpers.ts";
+
+const cryptgpu = (...args: string[]) => runCli(args);
+
+async function ok(...args: string[]) {
+  const r = await cryptgpu(...args);
+  assert.equal(r.code, 0, r.stderr);
+  return r;
+}
+
+/** Reads a reconstructed plaintext model file's tensors as float64 arrays. */
+async function weightsOf(path: string): Promise<Map<string, Float64Array>> {
+  const f = await readTensorFile(path);
+  return new Map(
+    f.header.tensors.map((t) => [t.name, new Float64Array(f.data.slice(t.offset, t.offset + t.bytes).buffer)]),
+  );
+}
+
+Deno.test({
+  name: "local train end to end; checkpoint then resume gives the weights of an uninterrupted run",
+  ignore: !deviceAvailable,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "cryptgpu-train-" });
+    try {
+      await ok("share", "--model", "lenet", "--seed", "2", "--frac-bits", "16", "--out", `${dir}/w`);
+      await ok("share", "--dataset", "mnist", "--limit", "64", "--frac-bits", "16", "--out", `${dir}/d`);
+      const common = ["--data", `${dir}/d.p{i}.share`, "--batch", "16", "--iterations", "4", "--insecure"];
+      const whole = await ok("local", "train", "--model", `${dir}/w.p{i}.share`, ...common, "--out", `${dir}/a`);
+      assert.match(whole.stdout, /lenet: 4 iterations of batch 16/);
+      // interrupted after the first epoch (4 batches of 16 = 1 epoch of 64 here: use 2 iterations)
+      await ok(
+        "local",
+        "train",
+        "--model",
+        `${dir}/w.p{i}.share`,
+        ...common.slice(0, -3),
+        "--iterations",
+        "2",
+        "--insecure",
+        "--checkpoint",
+        `${dir}/ck`,
+      );
+      const ck = await readTensorFile(`${dir}/ck.p1.share`);
+      assert.equal(ck.header.training?.iteration, 2);
+      assert.ok(ck.header.tensors.some((t) => t.name === "velocity.7.weight"), "the momentum is in the checkpoint");
+      const resumed = await ok("local", "train", "--resume", `${dir}/ck.p{i}.share`, ...common, "--out", `${dir}/b`);
+      assert.match(resumed.stdout, /lenet: 2 iterations of batch 16/);
+      await ok("reconstruct", `${dir}/a.p0.share`, `${dir}/a.p2.share`, "--out", `${dir}/a.cgtf`);
+      await ok("reconstruct", `${dir}/b.p1.share`, `${dir}/b.p2.share`, "--out", `${dir}/b.cgtf`);
+      const [a, b] = [await weightsOf(`${dir}/a.cgtf`), await weightsOf(`${dir}/b.cgtf`)];
+      assert.deepEqual([...a.keys()], [...b.keys()]);
+      // the same up to the truncations' last-bit randomness (fresh keys each session): 2^-16 a step
+      for (const [n, wa] of a) {
+        const wb = b.get(n)!;
+        const worst = wa.reduce((m, v, i) => Math.max(m, Math.abs(v - wb[i])), 0);
+        assert.ok(worst <= 2e-3, `${n}: largest difference ${worst}`);
+      }
+      // a resumed run with other settings is refused before connecting
+      const bad = await cryptgpu(
+        "train",
+        "--party",
+        "0",
+        "--parties",
+        `${dir}/none.json`,
+        "--resume",
+        `${dir}/ck.p0.share`,
+        ...common.slice(0, -1),
+        "--lr",
+        "0.1",
+      );
+      assert.notEqual(bad.code, 0);
+      assert.match(
+        bad.stderr.trim(),
+        /^cryptgpu: error: .*ck\.p0\.share was trained with other settings \(lr 0\.05\)$/,
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "train refuses bad files and settings with one line before connecting",
+  ignore: !deviceAvailable,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "cryptgpu-train-bad-" });
+    try {
+      await ok("share", "--model", "lenet", "--frac-bits", "16", "--out", `${dir}/w`);
+      await ok("share", "--model", "lenet", "--frac-bits", "20", "--out", `${dir}/w20`);
+      await ok("share", "--dataset", "mnist", "--limit", "20", "--frac-bits", "16", "--out", `${dir}/d`);
+      const base = ["train", "--party", "1", "--parties", `${dir}/none.json`, "--iterations", "1"];
+      const cases: [string[], RegExp][] = [
+        [
+          ["--model", `${dir}/w.p0.share`, "--data", `${dir}/d.p1.share`],
+          /w\.p0\.share is party 0's share file, not party 1's/,
+        ],
+        [["--model", `${dir}/d.p1.share`, "--data", `${dir}/d.p1.share`], /d\.p1\.share holds a dataset, not a model/],
+        [["--model", `${dir}/w.p1.share`, "--data", `${dir}/w.p1.share`], /w\.p1\.share holds a model, not a dataset/],
+        [
+          ["--model", `${dir}/w20.p1.share`, "--data", `${dir}/d.p1.share`],
+          /the model uses 20 fractional bits, the dataset 16/,
+        ],
+        [
+          ["--model", `${dir}/w.p1.share`, "--data", `${dir}/d.p1.share`, "--batch", "64"],
+          /--batch 64 is larger than the dataset \(20 samples\)/,
+        ],
+        [
+          ["--resume", `${dir}/w.p1.share`, "--data", `${dir}/d.p1.share`],
+          /w\.p1\.share is a model, not a training checkpoint/,
+        ],
+        [
+          ["--model", `${dir}/w.p1.share`, "--data", `${dir}/d.p1.share`, "--batch", "4", "--lr", "fast"],
+          /--lr must be a non-negative number, got fast/,
+        ],
+      ];
+      for (const [args, want] of cases) {
+        const r = await cryptgpu(...base, ...args);
+        assert.notEqual(r.code, 0, args.join(" "));
+        assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+        assert.match(r.stderr, want);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

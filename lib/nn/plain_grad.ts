@@ -1,10 +1,48 @@
 /**
  * The float64 twin of the backward passes: gradients of the plaintext layers
- * of plain.ts, for comparison with the private ones. Direct loops, not a hot path.
+ * of plain.ts, for comparison with the private ones. Convolutions go through
+ * im2col / col2im and row-sum kernels over contiguous memory.
  */
-import { PlainTensor } from "./plain.ts";
+import { im2col, PlainTensor } from "./plain.ts";
 
-/** d/dx of sum(dy * conv2d(x, w)), x of shape xShape. */
+/**
+ * dst[dOff + t] += sum_q coef[q] * src[rows[q] + t] for t < len, q < cnt: a sum of
+ * scaled contiguous rows, four rows per pass over dst.
+ */
+function addRows(
+  dst: Float64Array,
+  dOff: number,
+  len: number,
+  src: Float64Array,
+  coef: Float64Array,
+  rows: Int32Array,
+  cnt: number,
+): void {
+  let q = 0;
+  for (; q + 8 <= cnt; q += 8) {
+    const a0 = coef[q], a1 = coef[q + 1], a2 = coef[q + 2], a3 = coef[q + 3];
+    const a4 = coef[q + 4], a5 = coef[q + 5], a6 = coef[q + 6], a7 = coef[q + 7];
+    const r0 = rows[q], r1 = rows[q + 1], r2 = rows[q + 2], r3 = rows[q + 3];
+    const r4 = rows[q + 4], r5 = rows[q + 5], r6 = rows[q + 6], r7 = rows[q + 7];
+    for (let t = 0; t < len; t++) {
+      dst[dOff + t] += a0 * src[r0 + t] + a1 * src[r1 + t] + a2 * src[r2 + t] + a3 * src[r3 + t] +
+        (a4 * src[r4 + t] + a5 * src[r5 + t] + a6 * src[r6 + t] + a7 * src[r7 + t]);
+    }
+  }
+  for (; q + 4 <= cnt; q += 4) {
+    const a0 = coef[q], a1 = coef[q + 1], a2 = coef[q + 2], a3 = coef[q + 3];
+    const r0 = rows[q], r1 = rows[q + 1], r2 = rows[q + 2], r3 = rows[q + 3];
+    for (let t = 0; t < len; t++) {
+      dst[dOff + t] += a0 * src[r0 + t] + a1 * src[r1 + t] + a2 * src[r2 + t] + a3 * src[r3 + t];
+    }
+  }
+  for (; q < cnt; q++) {
+    const a = coef[q], r = rows[q];
+    for (let t = 0; t < len; t++) dst[dOff + t] += a * src[r + t];
+  }
+}
+
+/** d/dx of sum(dy * conv2d(x, w)), x of shape xShape: per image, dy^T . w into unfolded windows, then col2im. */
 export function conv2dBackwardInput(
   dy: PlainTensor,
   w: PlainTensor,
@@ -14,23 +52,40 @@ export function conv2dBackwardInput(
 ): PlainTensor {
   const [n, c, h, wd] = xShape, [oc, , kh, kw] = w.shape, [, , oh, ow] = dy.shape;
   const dx = new Float64Array(n * c * h * wd);
+  const pn = oh * ow, k = c * kh * kw, hw = h * wd;
+  const col = new Float64Array(pn * k), coef = new Float64Array(oc), rows = new Int32Array(oc);
+  const g = dy.data, wt = w.data;
   for (let b = 0; b < n; b++) {
-    for (let o = 0; o < oc; o++) {
-      for (let oy = 0; oy < oh; oy++) {
-        for (let ox = 0; ox < ow; ox++) {
-          const g = dy.data[((b * oc + o) * oh + oy) * ow + ox];
-          if (g === 0) continue;
-          for (let ci = 0; ci < c; ci++) {
-            for (let i = 0; i < kh; i++) {
-              const iy = oy * stride - padding + i;
-              if (iy < 0 || iy >= h) continue;
-              for (let j = 0; j < kw; j++) {
-                const ix = ox * stride - padding + j;
-                if (ix >= 0 && ix < wd) {
-                  dx[((b * c + ci) * h + iy) * wd + ix] += g * w.data[((o * c + ci) * kh + i) * kw + j];
-                }
-              }
+    col.fill(0);
+    const gb = b * oc * pn;
+    for (let p = 0; p < pn; p++) {
+      let cnt = 0;
+      for (let o = 0; o < oc; o++) {
+        const v = g[gb + o * pn + p];
+        if (v !== 0) {
+          coef[cnt] = v;
+          rows[cnt++] = o * k;
+        }
+      }
+      addRows(col, p * k, k, wt, coef, rows, cnt);
+    }
+    // col2im: scatter-add the window rows back onto the image, dropping padding.
+    let q = 0;
+    const xb = b * c * hw;
+    for (let oy = 0; oy < oh; oy++) {
+      const y0 = oy * stride - padding;
+      for (let ox = 0; ox < ow; ox++) {
+        const x0 = ox * stride - padding;
+        const j0 = Math.min(kw, Math.max(0, -x0)), j1 = Math.max(j0, Math.min(kw, wd - x0));
+        for (let ci = 0; ci < c; ci++) {
+          const cb = xb + ci * hw + x0;
+          for (let i = 0; i < kh; i++) {
+            const y = y0 + i;
+            if (y >= 0 && y < h) {
+              const rb = cb + y * wd;
+              for (let j = j0; j < j1; j++) dx[rb + j] += col[q + j];
             }
+            q += kw;
           }
         }
       }
@@ -39,7 +94,7 @@ export function conv2dBackwardInput(
   return new PlainTensor(xShape, dx);
 }
 
-/** d/dw of sum(dy * conv2d(x, w)), w of shape wShape. */
+/** d/dw of sum(dy * conv2d(x, w)), w of shape wShape: per image, dy . im2col(x) accumulated. */
 export function conv2dBackwardWeight(
   x: PlainTensor,
   dy: PlainTensor,
@@ -49,41 +104,42 @@ export function conv2dBackwardWeight(
 ): PlainTensor {
   const [n, c, h, wd] = x.shape, [oc, , kh, kw] = wShape, [, , oh, ow] = dy.shape;
   const dw = new Float64Array(oc * c * kh * kw);
+  const pn = oh * ow, k = c * kh * kw;
+  const col = new Float64Array(pn * k), coef = new Float64Array(pn), rows = new Int32Array(pn);
+  const g = dy.data;
   for (let b = 0; b < n; b++) {
+    im2col(x.data, b * c * h * wd, c, h, wd, kh, kw, stride, padding, oh, ow, col);
     for (let o = 0; o < oc; o++) {
-      for (let oy = 0; oy < oh; oy++) {
-        for (let ox = 0; ox < ow; ox++) {
-          const g = dy.data[((b * oc + o) * oh + oy) * ow + ox];
-          if (g === 0) continue;
-          for (let ci = 0; ci < c; ci++) {
-            for (let i = 0; i < kh; i++) {
-              const iy = oy * stride - padding + i;
-              if (iy < 0 || iy >= h) continue;
-              for (let j = 0; j < kw; j++) {
-                const ix = ox * stride - padding + j;
-                if (ix >= 0 && ix < wd) {
-                  dw[((o * c + ci) * kh + i) * kw + j] += g * x.data[((b * c + ci) * h + iy) * wd + ix];
-                }
-              }
-            }
-          }
+      const gb = (b * oc + o) * pn;
+      let cnt = 0;
+      for (let p = 0; p < pn; p++) {
+        const v = g[gb + p];
+        if (v !== 0) {
+          coef[cnt] = v;
+          rows[cnt++] = p * k;
         }
       }
+      addRows(dw, o * k, k, col, coef, rows, cnt);
     }
   }
   return new PlainTensor(wShape, dw);
 }
 
-/** a [n, k] . b [k, m]. */
+/** a [n, k] . b [k, m]: each output row is the sum of b's rows scaled by a's nonzero entries. */
 export function matmul(a: PlainTensor, b: PlainTensor): PlainTensor {
   const [n, k] = a.shape, [, m] = b.shape;
-  const out = new Float64Array(n * m);
+  const out = new Float64Array(n * m), ad = a.data;
+  const coef = new Float64Array(k), rows = new Int32Array(k);
   for (let i = 0; i < n; i++) {
+    let cnt = 0;
     for (let l = 0; l < k; l++) {
-      const v = a.data[i * k + l];
-      if (v === 0) continue;
-      for (let j = 0; j < m; j++) out[i * m + j] += v * b.data[l * m + j];
+      const v = ad[i * k + l];
+      if (v !== 0) {
+        coef[cnt] = v;
+        rows[cnt++] = l * m;
+      }
     }
+    addRows(out, i * m, m, b.data, coef, rows, cnt);
   }
   return new PlainTensor([n, m], out);
 }
@@ -111,16 +167,16 @@ export function avgPoolBackward(
   padding: number,
 ): PlainTensor {
   const [n, c, h, w] = xShape, [, , oh, ow] = dy.shape;
-  const dx = new Float64Array(n * c * h * w);
+  const dx = new Float64Array(n * c * h * w), d = dy.data, kk = k * k;
   for (let p = 0; p < n * c; p++) {
     for (let oy = 0; oy < oh; oy++) {
+      const y0 = oy * stride - padding, i0 = Math.max(0, -y0), i1 = Math.min(k, h - y0);
       for (let ox = 0; ox < ow; ox++) {
-        const g = dy.data[(p * oh + oy) * ow + ox] / (k * k);
-        for (let i = 0; i < k; i++) {
-          for (let j = 0; j < k; j++) {
-            const y = oy * stride - padding + i, xx = ox * stride - padding + j;
-            if (y >= 0 && y < h && xx >= 0 && xx < w) dx[(p * h + y) * w + xx] += g;
-          }
+        const g = d[(p * oh + oy) * ow + ox] / kk;
+        const x0 = ox * stride - padding, j0 = Math.max(0, -x0), j1 = Math.min(k, w - x0);
+        for (let i = i0; i < i1; i++) {
+          const row = (p * h + y0 + i) * w + x0;
+          for (let j = j0; j < j1; j++) dx[row + j] += g;
         }
       }
     }

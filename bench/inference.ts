@@ -204,7 +204,7 @@ export interface InferenceRecord {
   notes: string[];
 }
 
-/** The recorded rows with `row` in place of any earlier one for the same model and batch, in zoo order. */
+/** The recorded rows with `row` in place of any earlier one for the same model, batch and f, in zoo order. */
 export async function mergeRows(device: string, row: InferenceRow): Promise<InferenceRecord> {
   let rows: InferenceRow[] = [], notes: string[] = [];
   try {
@@ -214,13 +214,15 @@ export async function mergeRows(device: string, row: InferenceRow): Promise<Infe
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw new Error(`bench/results/inference-${device}.json`, { cause: e });
   }
-  rows = rows.filter((r) => r.model !== row.model || r.batch !== row.batch);
+  // keyed by model, batch and precision: a run at another f (see the notes on truncation) is a row of its own
+  const same = (r: InferenceRow) => r.model === row.model && r.batch === row.batch && r.fracBits === row.fracBits;
+  rows = rows.filter((r) => !same(r));
   rows.push(row);
   const rank = (m: string) => {
     const [name, ...opts] = m.split(":");
     return 2 * modelNames.indexOf(name) + (opts.includes("max") ? 1 : 0);
   };
-  rows.sort((a, b) => rank(a.model) - rank(b.model) || a.batch - b.batch);
+  rows.sort((a, b) => rank(a.model) - rank(b.model) || a.batch - b.batch || b.fracBits - a.fracBits);
   return { suite: "inference", device, lan: LAN, rows, notes };
 }
 
@@ -277,18 +279,19 @@ export function inferenceMarkdown(record: InferenceRecord, table: Table): string
     `communication only. "Plaintext" is the float64 twin (direct TypeScript loops, one core; timed on a second run ` +
     `where the first took under 2 s), not an optimized ` +
     `framework: the ratio overstates the cost of privacy against PyTorch. Error is sum |private - plaintext| / ` +
-    `sum |plaintext| over the logits, f = ${record.rows[0]?.fracBits ?? 20} fractional bits. ` +
+    `sum |plaintext| over the logits; f is the number of fractional bits (the paper's is 20). ` +
     `Average pooling unless the name ends in \`:max\`.\n\n`;
   const rows = record.rows.map((r) => [
     r.model,
     String(r.batch),
+    String(r.fracBits),
     r.seconds.toFixed(2),
     mb(r.bytesTotal),
     mb(Math.max(...r.bytesSent)),
     String(r.rounds),
     r.lanSeconds.toFixed(2),
     r.plainSeconds.toFixed(3),
-    `${r.ratio.toFixed(0)}x`,
+    `${r.ratio.toFixed(r.ratio >= 10 ? 0 : 2)}x`,
     r.relativeError.toExponential(1),
     `${r.argmaxAgree}/${r.batch}`,
     `${r.tls ? "TLS" : "TCP"}, ${r.threads} thr`,
@@ -298,6 +301,7 @@ export function inferenceMarkdown(record: InferenceRecord, table: Table): string
     [
       "model",
       "batch",
+      "f",
       "time (s)",
       "sent, total",
       "sent, busiest",
@@ -316,17 +320,18 @@ export function inferenceMarkdown(record: InferenceRecord, table: Table): string
   const breakdownRows = record.rows.map((r) => [
     r.model,
     String(r.batch),
+    String(r.fracBits),
     ...kinds.map((k) => {
       const b = r.breakdown[k];
       return b.rounds === 0 && b.bytes === 0 ? "" : `${b.seconds.toFixed(2)} s, ${mb(b.bytes)}, ${b.rounds} r`;
     }),
   ]);
-  const breakdown = table(["model", "batch", ...kinds], breakdownRows);
+  const breakdown = table(["model", "batch", "f", ...kinds], breakdownRows);
 
   const compare: string[][] = [];
   for (const [name, entries] of Object.entries(paper)) {
     for (const e of entries) {
-      const ours = record.rows.find((r) => r.model === name && r.batch === e.batch);
+      const ours = record.rows.find((r) => r.model === name && r.batch === e.batch && r.fracBits === 20);
       compare.push([
         name,
         String(e.batch),
@@ -358,7 +363,7 @@ export function inferenceMarkdown(record: InferenceRecord, table: Table): string
   return head + measured + "\n\n## Time, bytes (all parties) and rounds per layer type\n\n" +
     "Party 0's time, the three parties' bytes, rounds.\n\n" + breakdown +
     "\n\n## Next to the paper (Tables I to III)\n\n" +
-    "The paper's figures are CryptGPU on three AWS p3.2xlarge (one V100 each) over a 1.25 GB/s, 0.2 ms LAN, " +
+    "Ours at f = 20, as the paper. The paper's figures are CryptGPU on three AWS p3.2xlarge (one V100 each) over a 1.25 GB/s, 0.2 ms LAN, " +
     "average pooling throughout; its communication is the total over the parties. Ours are CPU-only on one " +
     "machine; compare bytes and rounds directly, and time only through the LAN column's communication share.\n\n" +
     paperTable + "\n" + (record.notes.length ? `\n## Notes\n\n${record.notes.map((n) => `- ${n}`).join("\n")}\n` : "");

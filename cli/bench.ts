@@ -80,7 +80,7 @@ async function runInference(opts: InferenceOptions) {
         `${row.model}, batch ${row.batch}: ${row.seconds.toFixed(3)} s, ${si(row.bytesTotal)}B sent in all ` +
           `(${row.bytesSent.map((b) => `${si(b)}B`).join(" / ")}), ${row.rounds} rounds, LAN comm ${
             row.lanSeconds.toFixed(3)
-          } s; plaintext twin ${row.plainSeconds.toFixed(3)} s (${row.ratio.toFixed(0)}x); ` +
+          } s; plaintext twin ${row.plainSeconds.toFixed(3)} s (${row.ratio.toFixed(2)}x); ` +
           `error ${row.relativeError.toExponential(2)}, argmax ${row.argmaxAgree}/${row.batch}`,
       );
     }

@@ -7,7 +7,7 @@ import { initWeights, type Model, plainParams, sharedParams, shareWeights } from
 import { PlainTensor } from "../../lib/nn/plain.ts";
 import { Pool2d } from "../../lib/nn/layers.ts";
 import { alexnetSmall, modelByName, modelNames, resnetDepths } from "../../lib/nn/zoo.ts";
-import { deviceTest, Rng } from "../helpers.ts";
+import { deviceAvailable, deviceTest, Rng, runCli } from "../helpers.ts";
 import { runParties } from "../mpc/harness.ts";
 
 // Parameter counts by hand. BatchNorm2d holds a scale and a shift per channel,
@@ -168,4 +168,44 @@ deviceTest("private AlexNet on CIFAR-10 matches its plaintext twin: error below 
   const err = relativeError(results[0].y, want);
   assert.ok(err <= 1e-3, `average relative error ${err}`);
   assert.deepEqual(argmaxRows(results[0].y, 10), argmaxRows(want.data, 10));
+});
+
+Deno.test({
+  name: "`local bench inference` reports bytes per party, rounds and the agreement with the twin",
+  ignore: !deviceAvailable,
+  async fn() {
+    const r = await runCli([
+      "local",
+      "bench",
+      "inference",
+      "--model",
+      "lenet",
+      "--batch",
+      "2",
+      "--insecure",
+      "--json",
+      "--no-write",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const row = JSON.parse(r.stdout);
+    assert.equal(row.model, "lenet");
+    assert.equal(row.batch, 2);
+    assert.equal(row.bytesSent.length, 3);
+    assert.equal(row.bytesTotal, row.bytesSent.reduce((a: number, b: number) => a + b, 0));
+    assert.equal(row.rounds, 4 * 2 + 2 * 1 + 3 * 10); // linear layers 2 rounds each, avg pools 1, ReLUs 10
+    assert.equal(row.breakdown.relu.rounds, 30);
+    assert.equal(row.argmaxAgree, 2);
+    assert.ok(row.relativeError <= 1e-3, `error ${row.relativeError}`);
+    assert.equal(row.tls, false);
+  },
+});
+
+Deno.test({
+  name: "`bench inference` refuses an unknown model before connecting",
+  ignore: !deviceAvailable,
+  async fn() {
+    const r = await runCli(["local", "bench", "inference", "--model", "alexnet", "--insecure", "--no-write"]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /unknown model 'alexnet' \(known: lenet, /);
+  },
 });

@@ -6,6 +6,7 @@ import { provenance, writeResults } from "../bench/record.ts";
 import { si, table } from "./output.ts";
 import { addPartyOptions, openFromFlags, type PartyFlags } from "./party_options.ts";
 import { LAN, protocolBench, type ProtocolRow } from "../bench/protocols.ts";
+import { addTrainingBench } from "./bench_training.ts";
 import { inferenceBench, inferenceMarkdown, mergeRows } from "../bench/inference.ts";
 import { modelByName } from "../lib/nn/zoo.ts";
 
@@ -50,6 +51,7 @@ export function benchCommand(): Command {
   ).action(async (opts: InferenceOptions) => {
     await runInference(opts);
   });
+  addTrainingBench(bench);
   return bench;
 }
 

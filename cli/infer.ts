@@ -12,6 +12,7 @@ import { loadShares, saveShares, sharePath } from "../lib/io/shares.ts";
 import { revealTo } from "../lib/mpc/reveal.ts";
 import { emptyBreakdown, sharedParams } from "../lib/nn/model.ts";
 import { modelByName } from "../lib/nn/zoo.ts";
+import { argmaxRows } from "../lib/nn/plain.ts";
 import { addPartyOptions, openFromFlags, type PartyFlags } from "./party_options.ts";
 import { si, table } from "./output.ts";
 
@@ -84,11 +85,7 @@ async function infer(o: InferOptions): Promise<void> {
     if (p.index !== revealParty) return;
     const logits = out!.decode(p.fracBits);
     const classes = outShape[1];
-    const predictions = Array.from({ length: outShape[0] }, (_, r) => {
-      let best = 0;
-      for (let j = 1; j < classes; j++) if (logits[r * classes + j] > logits[r * classes + best]) best = j;
-      return best;
-    });
+    const predictions = argmaxRows(logits, classes);
     if (o.json) {
       console.log(
         JSON.stringify({ model: mh.model, predictions, logits: Array.from(logits), ...cost, breakdown }, null, 2),

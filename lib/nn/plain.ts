@@ -224,3 +224,14 @@ export function softmax(x: PlainTensor): PlainTensor {
   }
   return new PlainTensor(x.shape, out);
 }
+
+/** The index of each row's largest value (the first where values tie): predicted classes from logits [n, d]. */
+export function argmaxRows(v: ArrayLike<number>, d: number): number[] {
+  const out: number[] = [];
+  for (let r = 0; r < v.length / d; r++) {
+    let best = 0;
+    for (let j = 1; j < d; j++) if (v[r * d + j] > v[r * d + best]) best = j;
+    out.push(best);
+  }
+  return out;
+}

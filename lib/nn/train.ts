@@ -4,7 +4,7 @@
  * layer, SGD. Disclosures (the batch loss, held-out accuracy) are opt-in and
  * go to one named party; nothing else is ever opened.
  */
-import { AShare } from "../mpc/arithmetic.ts";
+import type { AShare } from "../mpc/arithmetic.ts";
 import { maxLastAxis } from "../mpc/max.ts";
 import { mul } from "../mpc/multiply.ts";
 import { revealTo } from "../mpc/reveal.ts";
@@ -12,7 +12,7 @@ import type { Breakdown } from "./breakdown.ts";
 import { plainSoftmaxCrossEntropy, softmaxCrossEntropy } from "./loss.ts";
 import { type Model, plainParams, sharedParams, type Weights } from "./model.ts";
 import type { Sgd } from "./optim.ts";
-import { PlainTensor } from "./plain.ts";
+import { argmaxRows, type PlainTensor } from "./plain.ts";
 import { Grads, Tape } from "./tape.ts";
 
 export interface StepOptions {
@@ -88,28 +88,6 @@ export async function countCorrect(model: Model, params: Map<string, AShare>, x:
 }
 
 export function plainCountCorrect(model: Model, weights: Weights, x: PlainTensor, labels: Int32Array): number {
-  const z = model.net.plain(x, plainParams(weights)), d = z.shape[1];
-  let correct = 0;
-  for (let b = 0; b < z.shape[0]; b++) {
-    let best = 0;
-    for (let j = 1; j < d; j++) if (z.data[b * d + j] > z.data[b * d + best]) best = j;
-    if (best === labels[b]) correct++;
-  }
-  return correct;
-}
-
-/** Rows `index` of a shared [N, ...] tensor, in that order (a public selection). */
-export function gatherRows(x: AShare, index: readonly number[]): AShare {
-  const rows = index.map((i) => x.slice(0, i, i + 1));
-  try {
-    return AShare.concat(rows, 0);
-  } finally {
-    rows.forEach((r) => r.dispose());
-  }
-}
-
-export function plainGatherRows(x: PlainTensor, index: readonly number[]): PlainTensor {
-  const row = x.size / x.shape[0], out = new Float64Array(index.length * row);
-  index.forEach((i, k) => out.set(x.data.subarray(i * row, (i + 1) * row), k * row));
-  return new PlainTensor([index.length, ...x.shape.slice(1)], out);
+  const z = model.net.plain(x, plainParams(weights));
+  return argmaxRows(z.data, z.shape[1]).filter((c, b) => c === labels[b]).length;
 }

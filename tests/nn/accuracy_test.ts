@@ -5,6 +5,15 @@
  * the same weights, batch order and optimizer constants (80 iterations of
  * batch 32, all 2,000 held-out digits: about 2 minutes on 2 cores). It fails if the loss
  * curves part or private held-out accuracy falls more than 1.5 points behind.
+ *
+ * Why momentum 0.5 and not 0.9: at this early point of training, SGD with
+ * momentum 0.9 (lr 0.05) is chaotic. Twins whose starting weights differ by one
+ * unit in the last place (2^-16) ended between 1809 and 1840 of 2,000 (spread
+ * 1.5 points), so one private run against one twin failed now and then on
+ * noise alone (private runs: 1789 to 1819). With lr 0.1 and momentum 0.5 the
+ * same perturbation moves the twins by 1821 to 1830, and private runs gave
+ * 1823, 1830 and 1831 against the twin's 1826: the 1.5 points now measure
+ * private training, not the trajectory's sensitivity.
  */
 import assert from "node:assert/strict";
 import { loadEmbeddedMnist } from "../../lib/data/embedded.ts";
@@ -28,7 +37,7 @@ deviceTest("private LeNet training on the embedded digits follows the plaintext 
   const train = subset(full, Array.from({ length: ITERATIONS * BATCH }, (_, i) => i));
   const test = await loadEmbeddedMnist({ split: "test", limit: HELD_OUT });
   const model = lenet(), weights = initWeights(model, 1);
-  const schedule: Schedule = { batch: BATCH, iterations: ITERATIONS, seed: 1, sgd: { lr: 0.05, momentum: 0.9 } };
+  const schedule: Schedule = { batch: BATCH, iterations: ITERATIONS, seed: 1, sgd: { lr: 0.1, momentum: 0.5 } };
 
   const dir = await Deno.makeTempDir({ prefix: "cryptgpu-accuracy-" });
   try {
@@ -88,7 +97,7 @@ deviceTest("private LeNet training on the embedded digits follows the plaintext 
         `held-out accuracy ${got.correct}/${HELD_OUT} / ${twinCorrect}/${HELD_OUT}`,
     );
     // the curves stay together: the twin applies the same rounded constants, so only fixed-point rounding (and
-    // the truncations' randomness) separates them; measured: mean gap 1.5e-2, largest 6.9e-2 over 80 iterations
+    // the truncations' randomness) separates them; measured: mean gap 0.95e-2 to 1.26e-2, largest 4.2e-2 to 8.0e-2 over 80 iterations
     assert.ok(meanGap <= 0.04 && Math.max(...gaps) <= 0.2, `loss curves part: mean gap ${meanGap}`);
     const points = (c: number) => (100 * c) / HELD_OUT;
     // training did something (chance is 10%), and privately as well as in the clear

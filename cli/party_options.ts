@@ -1,6 +1,7 @@
 /** The options every three-party subcommand takes, and opening the session from them. */
 import { type Command, Option } from "commander";
 import { openSession, type Session } from "../lib/mpc/session.ts";
+import { TRUNCATION_MODES, type TruncationMode } from "../lib/mpc/party.ts";
 
 export interface PartyFlags {
   party: string;
@@ -8,6 +9,7 @@ export interface PartyFlags {
   session?: string;
   insecure?: boolean;
   fracBits: string;
+  truncation: TruncationMode;
   device: "cpu" | "cuda";
   threads?: string;
 }
@@ -19,6 +21,11 @@ export function addPartyOptions(cmd: Command): Command {
     .option("--session <id>", "session id the three must share", "default")
     .option("--insecure", "plain TCP instead of TLS (loopback only)")
     .option("--frac-bits <f>", "fixed-point fractional bits", "20")
+    .addOption(
+      new Option("--truncation <mode>", "local: 1 round, fails w.p. |z|/2^63 per element; corrected: 2 rounds, never")
+        .choices([...TRUNCATION_MODES])
+        .default("local"),
+    )
     .addOption(new Option("--device <device>", "backend").choices(["cpu", "cuda"]).default("cpu"))
     .option("--threads <n>", "native threads (default: CRYPTGPU_THREADS or every core)");
 }
@@ -39,6 +46,7 @@ export function openFromFlags(f: PartyFlags): Promise<Session> {
     session: f.session,
     insecure: f.insecure,
     fracBits: int("--frac-bits", f.fracBits, 8, 32),
+    truncation: f.truncation,
     backend: { device: f.device, threads: int("--threads", f.threads, 0, 1024) },
   });
 }

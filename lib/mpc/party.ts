@@ -7,12 +7,21 @@ import type { Backend } from "../native/backend.ts";
 import type { Mesh } from "../net/mesh.ts";
 import { Randomness } from "./randomness.ts";
 
+/**
+ * Which truncation protocol a session runs (truncate.ts): "local" is ABY3's
+ * Pi_trunc1 (1 round, fails with probability about |z| / 2^63 per element),
+ * "corrected" also corrects the wrap (2 rounds, never fails for |z| < 2^62).
+ */
+export type TruncationMode = "local" | "corrected";
+export const TRUNCATION_MODES: readonly TruncationMode[] = ["local", "corrected"];
+
 export class Party {
   private constructor(
     readonly mesh: Mesh,
     readonly backend: Backend,
     readonly rand: Randomness,
     readonly fracBits: number,
+    readonly truncation: TruncationMode,
   ) {}
 
   get index(): number {
@@ -36,11 +45,16 @@ export class Party {
    * The key setup round: P_i draws k_i from the OS CSPRNG and sends it to
    * P_next(i), receiving k_prev(i) from P_prev(i).
    */
-  static async setup(mesh: Mesh, backend: Backend, fracBits: number): Promise<Party> {
+  static async setup(
+    mesh: Mesh,
+    backend: Backend,
+    fracBits: number,
+    truncation: TruncationMode = "local",
+  ): Promise<Party> {
     mesh.step = "key setup";
     const own = crypto.getRandomValues(new Uint8Array(16));
     const prev = new Uint8Array(16);
     await mesh.round([{ to: mesh.nextParty, data: own }], [{ from: mesh.prevParty, into: prev }]);
-    return new Party(mesh, backend, new Randomness(backend, own, prev), fracBits);
+    return new Party(mesh, backend, new Randomness(backend, own, prev), fracBits, truncation);
   }
 }

@@ -7,7 +7,7 @@ import { type BackendOptions, NativeBackend } from "../native/backend.ts";
 import { loadParties } from "../net/config.ts";
 import { Mesh } from "../net/mesh.ts";
 import { checkFracBits, FIXED_DEFAULT_BITS } from "../ring/fixed.ts";
-import { Party } from "./party.ts";
+import { Party, TRUNCATION_MODES, type TruncationMode } from "./party.ts";
 
 export interface SessionOptions {
   party: number;
@@ -15,6 +15,8 @@ export interface SessionOptions {
   session?: string;
   insecure?: boolean;
   fracBits?: number;
+  /** The truncation protocol (party.ts); the three must agree, as on fracBits. */
+  truncation?: TruncationMode;
   backend?: BackendOptions;
   connectTimeoutMs?: number;
   recvTimeoutMs?: number;
@@ -28,6 +30,10 @@ export interface Session {
 export async function openSession(o: SessionOptions): Promise<Session> {
   const fracBits = o.fracBits ?? FIXED_DEFAULT_BITS;
   checkFracBits(fracBits);
+  const truncation = o.truncation ?? "local";
+  if (!TRUNCATION_MODES.includes(truncation)) {
+    throw new RangeError(`truncation must be one of ${TRUNCATION_MODES.join(", ")}, got ${truncation}`);
+  }
   const config = await loadParties(o.partiesFile, o.party);
   const backend = new NativeBackend(o.backend);
   let mesh: Mesh | undefined;
@@ -36,12 +42,12 @@ export async function openSession(o: SessionOptions): Promise<Session> {
       party: o.party,
       config,
       session: o.session ?? "default",
-      settings: { fracBits, abi: Number(backend.build.abi) },
+      settings: { fracBits, truncation, abi: Number(backend.build.abi) },
       insecure: o.insecure,
       connectTimeoutMs: o.connectTimeoutMs,
       recvTimeoutMs: o.recvTimeoutMs,
     });
-    const party = await Party.setup(mesh, backend, fracBits);
+    const party = await Party.setup(mesh, backend, fracBits, truncation);
     return {
       party,
       close: () => {

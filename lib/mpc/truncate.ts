@@ -10,11 +10,17 @@
  *
  * The protocol is asymmetric by nature, so each party's part is written out
  * as its role: role[i] is what P_i does.
+ *
+ * A session's `truncation` picks the protocol for every truncation it runs:
+ * "local" is Pi_trunc1 above; "corrected" (truncate_corrected.ts) also fixes
+ * the wrap, for 1 more round and twice the words, so that networks with tens
+ * of millions of truncated activations at f = 20 never meet a failure.
  */
 import type { RingTensor } from "../ring/tensor.ts";
 import { AShare } from "./arithmetic.ts";
 import type { Party } from "./party.ts";
 import { exchange } from "./transfer.ts";
+import { truncateCorrectedRole } from "./truncate_corrected.ts";
 
 type Role = (p: Party, z: AShare, d: number, c: bigint) => Promise<[RingTensor, RingTensor]>;
 
@@ -53,7 +59,9 @@ export async function truncate(z: AShare, d: number): Promise<AShare> {
   const before = p.enter("truncate");
   try {
     const c = p.rand.nonce();
-    const [cur, next] = await roles[p.index](p, z, d, c);
+    const [cur, next] = p.truncation === "corrected"
+      ? await truncateCorrectedRole(p, z, d, c, p.rand.nonce())
+      : await roles[p.index](p, z, d, c);
     return new AShare(p, cur, next);
   } finally {
     p.enter(before);

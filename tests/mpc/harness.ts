@@ -5,7 +5,7 @@
  */
 import { NativeBackend } from "../../lib/native/backend.ts";
 import { Mesh, type MeshOptions } from "../../lib/net/mesh.ts";
-import { Party } from "../../lib/mpc/party.ts";
+import { Party, type TruncationMode } from "../../lib/mpc/party.ts";
 import { currentDevice } from "../helpers.ts";
 
 let nextPort = 20000 + Math.floor(Math.random() * 20000);
@@ -20,6 +20,7 @@ export interface RunOptions {
   fracBits?: number;
   config?: MeshOptions["config"];
   insecure?: boolean;
+  truncation?: TruncationMode;
 }
 
 export async function runParties<T>(fn: (p: Party) => Promise<T>, o: RunOptions = {}): Promise<T[]> {
@@ -28,11 +29,11 @@ export async function runParties<T>(fn: (p: Party) => Promise<T>, o: RunOptions 
   const backends = [0, 1, 2].map(() => new NativeBackend({ device: currentDevice(), threads: 1 }));
   const meshes = await Promise.all(
     [0, 1, 2].map((party) =>
-      Mesh.connect({ party, config, session: "test", settings: { fracBits }, insecure: o.insecure ?? true })
+      Mesh.connect({ party, config, session: "test", settings: { fracBits, truncation: o.truncation ?? "local" }, insecure: o.insecure ?? true })
     ),
   );
   try {
-    const parties = await Promise.all(meshes.map((m, i) => Party.setup(m, backends[i], fracBits)));
+    const parties = await Promise.all(meshes.map((m, i) => Party.setup(m, backends[i], fracBits, o.truncation)));
     return await Promise.all(parties.map(fn));
   } finally {
     meshes.forEach((m) => m.close());

@@ -10,16 +10,16 @@
 import { RingTensor } from "../lib/ring/tensor.ts";
 import { shareInput } from "../lib/mpc/input.ts";
 import { revealTo } from "../lib/mpc/reveal.ts";
-import type { Party } from "../lib/mpc/party.ts";
+import type { Party, TruncationMode } from "../lib/mpc/party.ts";
 import {
   type Breakdown,
   emptyBreakdown,
-  initWeights,
   plainParams,
   sharedParams,
   shareWeights,
 } from "../lib/nn/model.ts";
 import { argmaxRows, PlainTensor } from "../lib/nn/plain.ts";
+import { seededWeights } from "../lib/nn/calibrate.ts";
 import { modelByName, modelNames } from "../lib/nn/zoo.ts";
 import { LAN } from "./protocols.ts";
 import { barrier, gatherToZero, seededInput } from "./parties.ts";
@@ -49,6 +49,8 @@ export interface InferenceRow {
   argmaxAgree: number;
   parameters: number;
   fracBits: number;
+  /** The truncation protocol (absent in rows recorded before there was a choice: "local"). */
+  truncation?: TruncationMode;
   threads: number;
   tls: boolean;
   provenance?: Provenance;
@@ -72,7 +74,7 @@ export async function inferenceBench(p: Party, o: InferenceBenchOptions): Promis
   // Only the owners hold the clear values; the others wait in the sharing rounds
   // (making the weights of a 60M-parameter model takes party 0 about 20 s).
   say?.(`${o.model}: ${(parameters / 1e6).toFixed(2)}M parameters, making and sharing weights`);
-  let weights = p.index === 0 ? initWeights(model, o.seed) : null;
+  let weights = p.index === 0 ? seededWeights(model, o.seed) : null;
   const w = await shareWeights(p, model, 0, weights);
   const input = p.index === 0 || p.index === 1 ? seededInput(shape, o.seed + 1) : null;
   using x = await shareInput(
@@ -143,6 +145,7 @@ export async function inferenceBench(p: Party, o: InferenceBenchOptions): Promis
     argmaxAgree: a.filter((v, i) => v === b[i]).length,
     parameters,
     fracBits: p.fracBits,
+    truncation: p.truncation,
     threads: p.backend.threads,
     tls: p.mesh.secure,
   };
@@ -167,15 +170,20 @@ export async function mergeRows(device: string, row: InferenceRow): Promise<Infe
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw new Error(`bench/results/inference-${device}.json`, { cause: e });
   }
-  // keyed by model, batch and precision: a run at another f (see the notes on truncation) is a row of its own
-  const same = (r: InferenceRow) => r.model === row.model && r.batch === row.batch && r.fracBits === row.fracBits;
+  // keyed by model, batch, precision and truncation: a run at another f or with the other truncation (see the
+  // notes) is a row of its own
+  const same = (r: InferenceRow) =>
+    r.model === row.model && r.batch === row.batch && r.fracBits === row.fracBits && trunc(r) === trunc(row);
   rows = rows.filter((r) => !same(r));
   rows.push(row);
   const rank = (m: string) => {
     const [name, ...opts] = m.split(":");
     return 2 * modelNames.indexOf(name) + (opts.includes("max") ? 1 : 0);
   };
-  rows.sort((a, b) => rank(a.model) - rank(b.model) || a.batch - b.batch || b.fracBits - a.fracBits);
+  rows.sort((a, b) =>
+    rank(a.model) - rank(b.model) || a.batch - b.batch || b.fracBits - a.fracBits ||
+    trunc(a).localeCompare(trunc(b))
+  );
   return { suite: "inference", device, lan: LAN, rows, notes };
 }
 
@@ -215,6 +223,8 @@ const paper: Record<
   ],
 };
 
+const trunc = (r: InferenceRow): TruncationMode => r.truncation ?? "local";
+
 const mb = (bytes: number) => bytes >= 1e9 ? `${(bytes / 1e9).toFixed(2)} GB` : `${(bytes / 1e6).toFixed(2)} MB`;
 
 type Table = (header: readonly string[], rows: readonly (readonly string[])[]) => string;
@@ -223,7 +233,7 @@ export function inferenceMarkdown(record: InferenceRecord, table: Table): string
   const head = `# Private inference, three parties, ${record.device} build\n\n` +
     `Each row is one private forward pass of a batch through a zoo model (no warm-up), as \`cryptgpu local bench ` +
     `inference --model NAME --batch K\` runs it: three processes on one machine, the three parties sharing its cores, ` +
-    `over loopback (TLS unless marked). Weights (seeded, Kaiming-uniform) are shared by party 0 and the input ` +
+    `over loopback (TLS unless marked). Weights (seeded, Kaiming-uniform; batch normalization calibrated on one seeded image, as a trained network's statistics would be: lib/nn/calibrate.ts) are shared by party 0 and the input ` +
     `(seeded, values in [0, 1)) by party 1 before the clock starts; revealing the output is not timed. ` +
     `Time is the slowest party's; bytes are payload bytes sent during the pass. "LAN" is what those rounds and the ` +
     `busiest party's bytes take on the paper's LAN (${LAN.bytesPerSecond / 1e9} GB/s, ${
@@ -232,12 +242,15 @@ export function inferenceMarkdown(record: InferenceRecord, table: Table): string
     `communication only. "Plaintext" is the float64 twin (direct TypeScript loops, one core; timed on a second run ` +
     `where the first took under 2 s), not an optimized ` +
     `framework: the ratio overstates the cost of privacy against PyTorch. Error is sum |private - plaintext| / ` +
-    `sum |plaintext| over the logits; f is the number of fractional bits (the paper's is 20). ` +
+    `sum |plaintext| over the logits; f is the number of fractional bits (the paper's is 20). Truncation "local" is ` +
+    `ABY3's Pi_trunc1 (1 round, fails with probability about |z| / 2^63 per element), "corrected" the wrap-corrected ` +
+    `one (2 rounds, twice the words, no failures). ` +
     `Average pooling unless the name ends in \`:max\`.\n\n`;
   const rows = record.rows.map((r) => [
     r.model,
     String(r.batch),
     String(r.fracBits),
+    trunc(r),
     r.seconds.toFixed(2),
     mb(r.bytesTotal),
     mb(Math.max(...r.bytesSent)),
@@ -255,6 +268,7 @@ export function inferenceMarkdown(record: InferenceRecord, table: Table): string
       "model",
       "batch",
       "f",
+      "truncation",
       "time (s)",
       "sent, total",
       "sent, busiest",
@@ -274,21 +288,24 @@ export function inferenceMarkdown(record: InferenceRecord, table: Table): string
     r.model,
     String(r.batch),
     String(r.fracBits),
+    trunc(r),
     ...kinds.map((k) => {
       const b = r.breakdown[k];
       return b.rounds === 0 && b.bytes === 0 ? "" : `${b.seconds.toFixed(2)} s, ${mb(b.bytes)}, ${b.rounds} r`;
     }),
   ]);
-  const breakdown = table(["model", "batch", "f", ...kinds], breakdownRows);
+  const breakdown = table(["model", "batch", "f", "truncation", ...kinds], breakdownRows);
 
   const compare: string[][] = [];
   for (const [name, entries] of Object.entries(paper)) {
     for (const e of entries) {
-      const ours = record.rows.find((r) => r.model === name && r.batch === e.batch && r.fracBits === 20);
+      // at f = 20; the corrected truncation's row where there is one (the local one may be wrong, see the notes)
+      const at20 = record.rows.filter((r) => r.model === name && r.batch === e.batch && r.fracBits === 20);
+      const ours = at20.find((r) => trunc(r) === "corrected") ?? at20[0];
       compare.push([
         name,
         String(e.batch),
-        ours ? ours.seconds.toFixed(2) : "not run",
+        ours ? `${ours.seconds.toFixed(2)}${trunc(ours) === "corrected" ? " (corrected)" : ""}` : "not run",
         ours ? mb(ours.bytesTotal) : "",
         ours ? ours.lanSeconds.toFixed(2) : "",
         e.cryptgpu[0].toFixed(2),

@@ -7,7 +7,7 @@ import { Command } from "commander";
 import { NativeBackend } from "../lib/native/backend.ts";
 import { readTensorFile } from "../lib/io/format.ts";
 import { reconstructFiles, shareFile, shareTensors } from "../lib/io/shares.ts";
-import { initWeights } from "../lib/nn/model.ts";
+import { seededWeights } from "../lib/nn/calibrate.ts";
 import { modelByName } from "../lib/nn/zoo.ts";
 import { FIXED_DEFAULT_BITS } from "../lib/ring/fixed.ts";
 import { loadDataset } from "../lib/data/load.ts";
@@ -37,7 +37,7 @@ export function shareCommand(): Command {
     )
     .option("--split <train|test>", "the dataset split", "train")
     .option("--limit <n>", "share only the first n samples of the split")
-    .option("--seed <n>", "seed of the standard initialization for a zoo model", "1")
+    .option("--seed <n>", "seed of the standard initialization for a zoo model (batch normalization calibrated on a seeded image)", "1")
     .option("--frac-bits <f>", "fixed-point fractional bits", String(FIXED_DEFAULT_BITS))
     .requiredOption("--out <prefix>", "writes PREFIX.p0.share, PREFIX.p1.share, PREFIX.p2.share")
     .action(async (o: ShareOptions) => {
@@ -56,7 +56,7 @@ export function shareCommand(): Command {
           paths = await shareDatasetOption(backend, o, fracBits);
         } else if (o.model && !(await exists(o.model))) {
           const model = modelByName(o.model);
-          const weights = initWeights(model, seed);
+          const weights = seededWeights(model, seed);
           paths = await shareTensors(backend, { kind: "model", model: o.model, fracBits }, weights, o.out);
         } else if (o.model) {
           paths = await shareFile(backend, o.model, o.out, fracBits);

@@ -48,6 +48,7 @@ export function benchCommand(): Command {
       .option("--seed <n>", "seed of the weights and the input", "1")
       .option("--no-write", "do not write bench/results/")
       .option("--json", "print JSON"),
+    "corrected",
   ).action(async (opts: InferenceOptions) => {
     await runInference(opts);
   });

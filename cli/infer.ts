@@ -35,6 +35,7 @@ export function inferCommand(): Command {
       .option("--out <prefix>", "write output shares to PREFIX.p<i>.share instead of revealing")
       .option("--json", "print JSON")
       .option("--verbose", "print time, bytes and rounds per layer type"),
+    "corrected",
   ).action(async (o: InferOptions) => {
     await infer(o);
   });

@@ -14,7 +14,12 @@ export interface PartyFlags {
   threads?: string;
 }
 
-export function addPartyOptions(cmd: Command): Command {
+/**
+ * `truncation` is the command's default: "corrected" where a wrong activation
+ * would go unnoticed in a result (inference), "local" where f = 16 keeps the
+ * failure rate low and the bytes count every iteration (training).
+ */
+export function addPartyOptions(cmd: Command, truncation: TruncationMode = "local"): Command {
   return cmd
     .requiredOption("--party <i>", "this party's index: 0, 1 or 2")
     .requiredOption("--parties <file>", "the parties file (hosts, ports, TLS material)")
@@ -24,7 +29,7 @@ export function addPartyOptions(cmd: Command): Command {
     .addOption(
       new Option("--truncation <mode>", "local: 1 round, fails w.p. |z|/2^63 per element; corrected: 2 rounds, never")
         .choices([...TRUNCATION_MODES])
-        .default("local"),
+        .default(truncation),
     )
     .addOption(new Option("--device <device>", "backend").choices(["cpu", "cuda"]).default("cpu"))
     .option("--threads <n>", "native threads (default: CRYPTGPU_THREADS or every core)");

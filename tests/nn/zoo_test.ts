@@ -174,32 +174,46 @@ deviceTest(
 );
 
 Deno.test({
-  name: "`local bench inference` reports bytes per party, rounds and the agreement with the twin",
+  name: "`local bench inference` reports bytes per party, rounds and the agreement with the twin, for both truncations",
   ignore: !deviceAvailable,
   async fn() {
-    const r = await runCli([
-      "local",
-      "bench",
-      "inference",
-      "--model",
-      "lenet",
-      "--batch",
-      "2",
-      "--insecure",
-      "--json",
-      "--no-write",
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    const row = JSON.parse(r.stdout);
-    assert.equal(row.model, "lenet");
-    assert.equal(row.batch, 2);
-    assert.equal(row.bytesSent.length, 3);
-    assert.equal(row.bytesTotal, row.bytesSent.reduce((a: number, b: number) => a + b, 0));
-    assert.equal(row.rounds, 4 * 2 + 2 * 1 + 3 * 10); // linear layers 2 rounds each, avg pools 1, ReLUs 10
-    assert.equal(row.breakdown.relu.rounds, 30);
-    assert.equal(row.argmaxAgree, 2);
-    assert.ok(row.relativeError <= 1e-3, `error ${row.relativeError}`);
-    assert.equal(row.tls, false);
+    const rows: Record<string, { bytesSent: number[]; rounds: number; truncation: string }> = {};
+    for (const mode of ["corrected", "local"]) {
+      const r = await runCli([
+        "local",
+        "bench",
+        "inference",
+        "--model",
+        "lenet",
+        "--batch",
+        "2",
+        "--truncation",
+        mode,
+        "--insecure",
+        "--json",
+        "--no-write",
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      const row = JSON.parse(r.stdout);
+      assert.equal(row.model, "lenet");
+      assert.equal(row.batch, 2);
+      assert.equal(row.truncation, mode);
+      assert.equal(row.bytesSent.length, 3);
+      assert.equal(row.bytesTotal, row.bytesSent.reduce((a: number, b: number) => a + b, 0));
+      assert.equal(row.breakdown.relu.rounds, 30);
+      assert.equal(row.argmaxAgree, 2);
+      assert.ok(row.relativeError <= 1e-3, `error ${row.relativeError}`);
+      assert.equal(row.tls, false);
+      rows[mode] = row;
+    }
+    // 4 linear layers (a product and a truncation), 2 average pools (a truncation), 3 ReLUs of 10 rounds;
+    // the corrected truncation takes 2 rounds where the local one takes 1
+    assert.equal(rows.local.rounds, 4 * 2 + 2 * 1 + 3 * 10);
+    assert.equal(rows.corrected.rounds, 4 * 3 + 2 * 2 + 3 * 10);
+    // and 1 word more from P0 and from P2 per truncated element: conv1, pool1, conv2, pool2, fc1, fc2 outputs
+    const truncated = 2 * (20 * 24 * 24 + 20 * 12 * 12 + 50 * 8 * 8 + 50 * 4 * 4 + 500 + 10);
+    const extra = rows.corrected.bytesSent.map((b, i) => b - rows.local.bytesSent[i]);
+    assert.deepEqual(extra, [8 * truncated, 0, 8 * truncated]);
   },
 });
 

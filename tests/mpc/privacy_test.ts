@@ -13,6 +13,7 @@ import { truncate } from "../../lib/mpc/truncate.ts";
 import { msb } from "../../lib/mpc/msb.ts";
 import { relu } from "../../lib/mpc/relu.ts";
 import { maxLastAxis } from "../../lib/mpc/max.ts";
+import type { TruncationMode } from "../../lib/mpc/party.ts";
 import { deviceTest } from "../helpers.ts";
 import { runParties } from "./harness.ts";
 
@@ -41,16 +42,22 @@ function chiTwoSample(a: number[], b: number[]): number {
   return s;
 }
 
-const protocols: [string, (x: AShare) => Promise<{ dispose(): void }>][] = [
+const protocols: [string, (x: AShare) => Promise<{ dispose(): void }>, TruncationMode?][] = [
   ["fixed-point multiply", (x) => mulFixed(x, x)],
   ["truncate", (x) => truncate(x, 20)],
+  ["truncate, corrected", (x) => truncate(x, 20), "corrected"],
+  ["fixed-point multiply, corrected truncation", (x) => mulFixed(x, x), "corrected"],
   ["msb", (x) => msb(x)],
   ["msb, carry-save", (x) => msb(x, "carry-save")],
   ["ReLU", (x) => relu(x)],
   ["max", async (x) => (await maxLastAxis(x.reshape([x.size / 8, 8]))).max],
 ];
 
-async function views(secret: Float64Array, run: (x: AShare) => Promise<{ dispose(): void }>) {
+async function views(
+  secret: Float64Array,
+  run: (x: AShare) => Promise<{ dispose(): void }>,
+  truncation: TruncationMode = "local",
+) {
   return await runParties(async (p) => {
     using x = await shareInput(p, 0, p.index === 0 ? RingTensor.encode(p.backend, secret, 20) : null, [secret.length]);
     const received: Uint8Array[] = [];
@@ -58,15 +65,15 @@ async function views(secret: Float64Array, run: (x: AShare) => Promise<{ dispose
     (await run(x)).dispose();
     p.mesh.onReceive = null;
     return { received, shares: [x.cur.toBytes(), x.next.toBytes()] };
-  });
+  }, { truncation });
 }
 
-for (const [name, run] of protocols) {
+for (const [name, run, truncation] of protocols) {
   deviceTest(`privacy sanity: ${name}: each party's view is uniform and independent of the secret`, async () => {
     const n = 16384;
     const zeros = new Float64Array(n);
     const large = Float64Array.from({ length: n }, (_, i) => (i % 2 ? 1 : -1) * (1000 + i));
-    const a = await views(zeros, run), b = await views(large, run);
+    const a = await views(zeros, run, truncation), b = await views(large, run, truncation);
     for (let i = 0; i < 3; i++) {
       const ha = histogram(a[i].received), hb = histogram(b[i].received);
       if (ha.reduce((x, y) => x + y, 0) < 4096) continue; // a party that receives (almost) nothing

@@ -11,14 +11,8 @@ import { RingTensor } from "../lib/ring/tensor.ts";
 import { shareInput } from "../lib/mpc/input.ts";
 import { revealTo } from "../lib/mpc/reveal.ts";
 import type { Party, TruncationMode } from "../lib/mpc/party.ts";
-import {
-  type Breakdown,
-  emptyBreakdown,
-  plainParams,
-  sharedParams,
-  shareWeights,
-} from "../lib/nn/model.ts";
-import { argmaxRows, PlainTensor } from "../lib/nn/plain.ts";
+import { type Breakdown, emptyBreakdown, plainParams, sharedParams, shareWeights } from "../lib/nn/model.ts";
+import { argmaxRows } from "../lib/nn/plain.ts";
 import { seededWeights } from "../lib/nn/calibrate.ts";
 import { modelByName, modelNames } from "../lib/nn/zoo.ts";
 import { LAN } from "./protocols.ts";

@@ -37,7 +37,11 @@ export function shareCommand(): Command {
     )
     .option("--split <train|test>", "the dataset split", "train")
     .option("--limit <n>", "share only the first n samples of the split")
-    .option("--seed <n>", "seed of the standard initialization for a zoo model (batch normalization calibrated on a seeded image)", "1")
+    .option(
+      "--seed <n>",
+      "seed of the standard initialization for a zoo model (batch normalization calibrated on a seeded image)",
+      "1",
+    )
     .option("--frac-bits <f>", "fixed-point fractional bits", String(FIXED_DEFAULT_BITS))
     .requiredOption("--out <prefix>", "writes PREFIX.p0.share, PREFIX.p1.share, PREFIX.p2.share")
     .action(async (o: ShareOptions) => {

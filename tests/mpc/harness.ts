@@ -29,7 +29,13 @@ export async function runParties<T>(fn: (p: Party) => Promise<T>, o: RunOptions 
   const backends = [0, 1, 2].map(() => new NativeBackend({ device: currentDevice(), threads: 1 }));
   const meshes = await Promise.all(
     [0, 1, 2].map((party) =>
-      Mesh.connect({ party, config, session: "test", settings: { fracBits, truncation: o.truncation ?? "local" }, insecure: o.insecure ?? true })
+      Mesh.connect({
+        party,
+        config,
+        session: "test",
+        settings: { fracBits, truncation: o.truncation ?? "local" },
+        insecure: o.insecure ?? true,
+      })
     ),
   );
   try {

@@ -47,27 +47,36 @@ async function failures(vals: BigInt64Array, mode: TruncationMode) {
   return { counts, cost: results.map((r) => r.map(({ bytes, rounds }) => [bytes, rounds])) };
 }
 
-deviceTest("corrected truncation: floor(z / 2^d) + {0, 1} for every |z| < 2^62, where Pi_trunc1 fails often", async () => {
-  const rng = new Rng(90);
-  const n = 20_000;
-  // magnitudes spread over 2^30 .. 2^62, both signs: Pi_trunc1 fails with probability about |z| / 2^64
-  const vals = BigInt64Array.from({ length: n }, () => {
-    const bits = 30 + rng.int(32);
-    const v = (BigInt(rng.int(2 ** 30)) << BigInt(bits - 30)) | BigInt(rng.int(2 ** 30));
-    return (rng.int(2) ? v : -v) % (1n << 62n);
-  });
-  const local = await failures(vals, "local");
-  const corrected = await failures(vals, "corrected");
-  console.log(`failures per d ${DS.join("/")}: local ${local.counts.join("/")}, corrected ${corrected.counts.join("/")}`);
-  // the values are hard enough that the local protocol visibly fails (expected about n * E|z| / 2^64 ~ 150 per d)
-  for (const [k, d] of DS.entries()) if (d > 0) assert.ok(local.counts[k] >= 20, `local, d = ${d}: ${local.counts[k]}`);
-  assert.deepEqual(corrected.counts, DS.map(() => 0));
-  // cost per truncation: 2 rounds; P0 sends 2 words per element, P1 and P2 one each
-  for (const [i, words] of [2, 1, 1].entries()) {
-    assert.deepEqual(corrected.cost[i], DS.map(() => [8 * words * n, 2]), `party ${i}`);
-  }
-  assert.deepEqual(local.cost.map((c) => c[0]), [[8 * n, 1], [8 * n, 1], [0, 1]]);
-});
+deviceTest(
+  "corrected truncation: floor(z / 2^d) + {0, 1} for every |z| < 2^62, where Pi_trunc1 fails often",
+  async () => {
+    const rng = new Rng(90);
+    const n = 20_000;
+    // magnitudes spread over 2^30 .. 2^62, both signs: Pi_trunc1 fails with probability about |z| / 2^64
+    const vals = BigInt64Array.from({ length: n }, () => {
+      const bits = 30 + rng.int(32);
+      const v = (BigInt(rng.int(2 ** 30)) << BigInt(bits - 30)) | BigInt(rng.int(2 ** 30));
+      return (rng.int(2) ? v : -v) % (1n << 62n);
+    });
+    const local = await failures(vals, "local");
+    const corrected = await failures(vals, "corrected");
+    console.log(
+      `failures per d ${DS.join("/")}: local ${local.counts.join("/")}, corrected ${corrected.counts.join("/")}`,
+    );
+    // the values are hard enough that the local protocol visibly fails (expected about n * E|z| / 2^64 ~ 150 per d)
+    for (const [k, d] of DS.entries()) {
+      if (d > 0) {
+        assert.ok(local.counts[k] >= 20, `local, d = ${d}: ${local.counts[k]}`);
+      }
+    }
+    assert.deepEqual(corrected.counts, DS.map(() => 0));
+    // cost per truncation: 2 rounds; P0 sends 2 words per element, P1 and P2 one each
+    for (const [i, words] of [2, 1, 1].entries()) {
+      assert.deepEqual(corrected.cost[i], DS.map(() => [8 * words * n, 2]), `party ${i}`);
+    }
+    assert.deepEqual(local.cost.map((c) => c[0]), [[8 * n, 1], [8 * n, 1], [0, 1]]);
+  },
+);
 
 deviceTest("corrected truncation inside fixed-point products: the session's mode reaches mulFixed", async () => {
   const rng = new Rng(91);

@@ -15,6 +15,7 @@ import { Sgd } from "../../lib/nn/optim.ts";
 import { countCorrect, plainCountCorrect, plainTrainStep, trainStep } from "../../lib/nn/train.ts";
 import { deviceTest, Rng } from "../helpers.ts";
 import { runParties } from "../mpc/harness.ts";
+import type { TruncationMode } from "../../lib/mpc/party.ts";
 
 const random = (shape: readonly number[], seed: number, lo = -1, hi = 1) => {
   const rng = new Rng(seed);
@@ -137,6 +138,7 @@ async function sgdStep(
   sgdOptions: ConstructorParameters<typeof Sgd>[0],
   f = 16,
   updateBound = 0.02,
+  truncation: TruncationMode = "local",
 ) {
   const weights = initWeights(model, 5);
   const x = random([batch, ...model.inputShape], 6, 0, 1);
@@ -160,7 +162,7 @@ async function sgdStep(
     params.forEach((v) => v.dispose());
     sgd.velocity.forEach((v) => v.dispose());
     return { loss, weights: out };
-  }, { fracBits: f });
+  }, { fracBits: f, truncation });
   assert.ok(Math.abs(got.loss! - twinLoss) <= 5e-3, `loss ${got.loss} vs ${twinLoss}`);
   for (const [n, w0] of weights) {
     // the change each weight went through, private against twin
@@ -176,6 +178,10 @@ async function sgdStep(
 
 deviceTest("one private SGD step of LeNet (momentum, weight decay) matches the twin's updated weights", async () => {
   await sgdStep(lenet(), 8, { lr: 0.05, momentum: 0.9, weightDecay: 5e-4 }, 20);
+});
+
+deviceTest("one private SGD step of LeNet at f = 20 with the corrected truncation matches the twin's", async () => {
+  await sgdStep(lenet(), 8, { lr: 0.05, momentum: 0.9, weightDecay: 5e-4 }, 20, 0.02, "corrected");
 });
 
 deviceTest("one private SGD step of LeNet with max pooling matches the twin's", async () => {

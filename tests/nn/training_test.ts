@@ -139,6 +139,7 @@ async function sgdStep(
   f = 16,
   updateBound = 0.02,
   truncation: TruncationMode = "local",
+  weightBound = 1e-3,
 ) {
   const weights = initWeights(model, 5);
   const x = random([batch, ...model.inputShape], 6, 0, 1);
@@ -170,9 +171,9 @@ async function sgdStep(
     const dWant = twin.get(n)!.data.map((v, i) => v - w0.data[i]);
     const e = relativeError(dGot, dWant);
     assert.ok(e <= updateBound, `${n}: update error ${e}`);
-    // the updated weights themselves (small biases make this the looser check: measured up to 3e-4)
+    // the updated weights themselves (small biases make this the looser check: measured up to 7e-4)
     const w = relativeError(got.weights.get(n)!, twin.get(n)!.data);
-    assert.ok(w <= 1e-3, `${n}: weight error ${w}`);
+    assert.ok(w <= weightBound, `${n}: weight error ${w}`);
   }
 }
 
@@ -185,7 +186,10 @@ deviceTest("one private SGD step of LeNet at f = 20 with the corrected truncatio
 });
 
 deviceTest("one private SGD step of LeNet with max pooling matches the twin's", async () => {
-  await sgdStep(lenet("max"), 4, { lr: 0.1 });
+  // Two candidates of a max closer than the fixed-point noise may be ordered the other way, which
+  // sends that gradient to the other position: 3 of 50 runs did so, 0.bias then off by 2.7e-3 (else
+  // under 6.5e-4). A wrong routing of the max's gradient is off by order 1.
+  await sgdStep(lenet("max"), 4, { lr: 0.1 }, 16, 0.02, "local", 1e-2);
 });
 
 deviceTest("private accuracy count equals the twin's and reaches only the named party", async () => {

@@ -39,3 +39,14 @@ export function seededInput(shape: readonly number[], seed: number): PlainTensor
   }
   return new PlainTensor(shape, data);
 }
+
+/** Every party receives every party's numbers, in party order (a decision all must take alike). */
+export async function allGather(p: Party, mine: number[]): Promise<number[][]> {
+  const data = new Uint8Array(Float64Array.from(mine).buffer);
+  const others = [p.next, p.prev];
+  const got = others.map(() => new Uint8Array(data.length));
+  await p.mesh.round(others.map((to) => ({ to, data })), others.map((from, k) => ({ from, into: got[k] })));
+  const all: number[][] = [mine, mine, mine];
+  others.forEach((j, k) => (all[j] = Array.from(new Float64Array(got[k].buffer))));
+  return all;
+}

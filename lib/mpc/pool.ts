@@ -2,14 +2,17 @@
  * Pooling on sharings. Sum pooling is local; average pooling multiplies by
  * the public fixed-point 1/k^2 and truncates (1 round). Max pooling gathers
  * each window (local im2col of both shares) and runs the max tree over the
- * k*k entries (10 rounds a level); training keeps the window's one-hot argmax
- * for the backward pass.
+ * k*k entries (10 rounds a level), or on small tensors compares all pairs at
+ * once (max_pairs.ts: 12 rounds for 2x2, whatever the window); training keeps
+ * the window's one-hot argmax for the backward pass.
  */
 import { encodeFixed } from "../ring/fixed.ts";
 import { RingTensor } from "../ring/tensor.ts";
 import { type Conv2dOptions, poolOutputShape } from "../ring/tensor.ts";
 import type { AShare } from "./arithmetic.ts";
 import { maxLastAxis } from "./max.ts";
+import { maxAllPairs, preferPairs } from "./max_pairs.ts";
+import { relu } from "./relu.ts";
 import { truncate } from "./truncate.ts";
 
 export function sumPool2d(x: AShare, kernel: [number, number], o: Conv2dOptions = {}): AShare {
@@ -31,12 +34,16 @@ export interface MaxPoolResult {
 
 /**
  * Max pooling. Padding takes no part in the maximum: padded window entries
- * get a public large negative value before the comparison.
+ * get a public large negative value before the comparison. With `relu`, the
+ * result is ReLU of the pooled maximum (= max pooling of ReLU(x)); the
+ * all-pairs variant then folds the ReLU into its comparisons (argmax rows are
+ * zero where the maximum is not positive). `variant` overrides the choice
+ * between the tree and all pairs (`preferPairs`).
  */
 export async function maxPool2d(
   x: AShare,
   kernel: [number, number],
-  o: Conv2dOptions & { withArgmax?: boolean } = {},
+  o: Conv2dOptions & { withArgmax?: boolean; relu?: boolean; variant?: "tree" | "pairs" } = {},
 ): Promise<MaxPoolResult> {
   const p = x.party;
   const [n, c, h, w] = x.shape;
@@ -52,10 +59,18 @@ export async function maxPool2d(
   let input = windows;
   using padded = hasPadding(o) ? windows.addPublic(paddingPenalty(p.backend, [n, c, h, w], kernel, o)) : null;
   if (padded) input = padded;
-  const { max, argmax } = await maxLastAxis(input, o.withArgmax ?? false);
-  using m = max;
   const [, , oh, ow] = poolOutputShape([n, c, h, w], kernel, o);
-  return { y: m.reshape([n, c, oh, ow]), argmax };
+  const withArgmax = o.withArgmax ?? false, withRelu = o.relu ?? false;
+  if (withRelu && withArgmax) throw new RangeError("maxPool2d: the argmax of a max pooling fused with ReLU");
+  if (o.variant === "pairs" || (!o.variant && preferPairs(n * c * L, kk, withRelu))) {
+    const { max, argmax } = await maxAllPairs(input, { relu: withRelu, argmax: withArgmax });
+    using m = max;
+    return { y: m.reshape([n, c, oh, ow]), argmax };
+  }
+  const { max, argmax } = await maxLastAxis(input, withArgmax);
+  using m = max;
+  using pooled = m.reshape([n, c, oh, ow]);
+  return { y: withRelu ? await relu(pooled) : pooled.map((t) => t.clone()), argmax };
 }
 
 function hasPadding(o: Conv2dOptions): boolean {

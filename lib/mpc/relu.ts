@@ -9,6 +9,9 @@ import type { BShare } from "./binary.ts";
 import { bitInjectComplement } from "./bitinject.ts";
 import { msb } from "./msb.ts";
 
+/** Rounds of relu: msb, then the bit injection. */
+export const RELU_ROUNDS = 10;
+
 /** ReLU(x), and the DReLU bits <1 - msb> kept for the backward pass if asked. */
 export async function relu(x: AShare): Promise<AShare> {
   using sign = await msb(x);

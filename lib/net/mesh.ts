@@ -3,15 +3,19 @@
  * checks who is on the other end and that both run the same session with the
  * same settings, and rounds in which every party sends and receives at once.
  *
- * The lower-numbered party of a pair listens and the higher one dials, with
+ * Over TLS every party listens and dials both others (one connection per
+ * direction, see link.ts), and the two ends of each connection prove their
+ * party identity with a signature (auth.ts). Over plain TCP the
+ * lower-numbered party of a pair listens and the higher one dials. Dialing
  * retries until a deadline. A peer that disconnects or stalls makes this party
  * fail with an error naming the peer and the protocol step, and close its
  * links so that the third party fails too instead of waiting.
  */
-import * as tls from "node:tls";
+import type { KeyObject, X509Certificate } from "node:crypto";
+import { partyCertificates, partyCommonName, privateKey, signHellos, verifyHellos } from "./auth.ts";
 import { Channel, PeerClosedError } from "./channel.ts";
 import { allLoopback, type PartiesConfig } from "./config.ts";
-import { type Link, TcpLink, TlsLink } from "./link.ts";
+import { ConnLink, type Link } from "./link.ts";
 
 export const PROTOCOL_VERSION = 1;
 
@@ -31,8 +35,7 @@ export interface MeshOptions {
 
 export class MeshError extends Error {}
 
-/** Certificates name their party as CN=cryptgpu-party-<i>. */
-export const partyCommonName = (i: number) => `cryptgpu-party-${i}`;
+export { partyCommonName };
 
 interface Hello {
   protocol: "cryptgpu";
@@ -40,6 +43,14 @@ interface Hello {
   party: number;
   session: string;
   settings: Record<string, string | number | boolean>;
+  /** Fresh per connection: what makes the peer's signature over the hellos unique to it. */
+  nonce: string;
+}
+
+/** This party's key and every party's certificate, for the signatures of the handshake. */
+interface Identity {
+  key: KeyObject;
+  certs: X509Certificate[];
 }
 
 export interface Send {
@@ -102,43 +113,26 @@ export class Mesh {
         "the parties file has no TLS material (ca, cert, key); make it with `cryptgpu certs`, or use --insecure on loopback",
       );
     }
+    let identity: Identity | null = null;
+    if (secure) {
+      const t = config.tls!;
+      try {
+        identity = { key: privateKey(t.keys[party]!, party), certs: partyCertificates(t.ca, t.certs) };
+      } catch (e) {
+        throw new MeshError(`party ${party}: ${(e as Error).message}`);
+      }
+    }
     const deadline = Date.now() + (o.connectTimeoutMs ?? 30_000);
-    const hello: Hello = {
+    const hello = (): Hello => ({
       protocol: "cryptgpu",
       version: PROTOCOL_VERSION,
       party,
       session: o.session,
       settings: o.settings ?? {},
-    };
-    const channels: (Channel | null)[] = [null, null, null];
-    const higher = [0, 1, 2].filter((j) => j > party), lower = [0, 1, 2].filter((j) => j < party);
-    const closeAll = () => channels.forEach((c) => c?.close());
-    try {
-      const accepted = higher.length ? accept(o, higher, deadline) : Promise.resolve([]);
-      const dialed = Promise.all(lower.map((j) => dial(o, j, deadline)));
-      // Guard both before awaiting either, so a failure of one does not leave the other unhandled.
-      const [acc, dia] = await Promise.allSettled([accepted, dialed]);
-      if (acc.status === "rejected") {
-        if (dia.status === "fulfilled") dia.value.forEach((l) => l.close());
-        throw acc.reason;
-      }
-      if (dia.status === "rejected") {
-        acc.value.forEach((l) => l.close());
-        throw dia.reason;
-      }
-      const links: [number | null, Link][] = [
-        ...acc.value.map((l) => [null, l] as [null, Link]),
-        ...dia.value.map((l, k) => [lower[k], l] as [number, Link]),
-      ];
-      await Promise.all(links.map(async ([expected, link]) => {
-        const peer = await handshake(link, hello, expected, deadline);
-        if (channels[peer]) throw new MeshError(`party ${peer} connected twice`);
-        channels[peer] = new Channel(peer, link);
-      }));
-    } catch (e) {
-      closeAll();
-      throw e;
-    }
+      nonce: [...crypto.getRandomValues(new Uint8Array(32))].map((b) => b.toString(16).padStart(2, "0")).join(""),
+    });
+    const links = identity ? await connectTls(o, identity, hello, deadline) : await connectTcp(o, hello, deadline);
+    const channels = links.map((l, j) => (l ? new Channel(j, l) : null));
     return new Mesh(party, channels, secure, o.recvTimeoutMs ?? 60_000);
   }
 
@@ -247,107 +241,171 @@ async function withDeadline<T>(p: Promise<T>, deadline: number, what: string, on
   }
 }
 
-/** Accepts one connection from each higher-numbered party. */
-async function accept(o: MeshOptions, from: number[], deadline: number): Promise<Link[]> {
-  const me = o.config.parties[o.party];
-  const waitMsg = () =>
-    `party ${o.party}: timed out waiting for party ${from.join(" and ")} to connect on port ${me.port}`;
-  if (o.insecure) {
-    let listener: Deno.TcpListener;
+const unbracket = (host: string) => host.replace(/^\[|\]$/g, "");
+
+/** Closes connections, ignoring those already closed. */
+function closeConns(conns: Iterable<Deno.Conn>): void {
+  for (const c of conns) {
     try {
-      listener = Deno.listen({ hostname: listenHost(me.host), port: me.port });
-    } catch (e) {
-      throw new MeshError(`party ${o.party}: cannot listen on ${me.host}:${me.port}: ${(e as Error).message}`);
-    }
-    const links: Link[] = [];
-    try {
-      await withDeadline(
-        (async () => {
-          for (const _ of from) links.push(new TcpLink(await listener.accept() as Deno.TcpConn));
-        })(),
-        deadline,
-        waitMsg(),
-        () => links.forEach((l) => l.close()),
-      );
-      return links;
-    } finally {
-      listener.close();
-    }
-  }
-  const t = o.config.tls!;
-  const server = tls.createServer({
-    key: t.keys[o.party],
-    cert: t.certs[o.party],
-    ca: t.ca,
-    requestCert: true,
-    rejectUnauthorized: true,
-  });
-  const sockets: tls.TLSSocket[] = [];
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once(
-        "error",
-        (e: Error) => reject(new MeshError(`party ${o.party}: cannot listen on ${me.host}:${me.port}: ${e.message}`)),
-      );
-      server.listen(me.port, listenHost(me.host), () => resolve());
-    });
-    await withDeadline(
-      new Promise<void>((resolve) => {
-        server.on("secureConnection", (s: tls.TLSSocket) => {
-          sockets.push(s);
-          if (sockets.length === from.length) resolve();
-        });
-      }),
-      deadline,
-      waitMsg(),
-      () => sockets.forEach((s) => s.destroy()),
-    );
-    return sockets.map((s) => {
-      const cn = s.getPeerCertificate()?.subject?.CN;
-      const link = new TlsLink(s);
-      (link as TlsLink & { peerName?: string }).peerName = typeof cn === "string" ? cn : undefined;
-      return link;
-    });
-  } finally {
-    server.close();
+      c.close();
+    } catch { /* already closed */ }
   }
 }
 
-/** Dials party j until it answers or the deadline passes. */
-async function dial(o: MeshOptions, j: number, deadline: number): Promise<Link> {
-  const peer = o.config.parties[j];
+/** Awaits both, and if either fails closes what the other made before rethrowing. */
+async function bothOrNeither<A extends Deno.Conn, B extends Deno.Conn>(a: Promise<A[]>, b: Promise<B[]>) {
+  const [x, y] = await Promise.allSettled([a, b]);
+  if (x.status === "rejected" || y.status === "rejected") {
+    if (x.status === "fulfilled") closeConns(x.value);
+    if (y.status === "fulfilled") closeConns(y.value);
+    throw x.status === "rejected" ? x.reason : (y as PromiseRejectedResult).reason;
+  }
+  return [x.value, y.value] as const;
+}
+
+/** Plain TCP: one connection per pair, the lower-numbered party listening. Links indexed by peer. */
+async function connectTcp(o: MeshOptions, hello: () => Hello, deadline: number): Promise<(Link | null)[]> {
+  const higher = [0, 1, 2].filter((j) => j > o.party), lower = [0, 1, 2].filter((j) => j < o.party);
+  const [acc, dia] = await bothOrNeither(
+    higher.length ? accept(o, higher, deadline, listenTcp(o)) : Promise.resolve([]),
+    Promise.all(lower.map((j) => dial(o, j, deadline))),
+  );
+  for (const c of [...acc, ...dia]) (c as Deno.TcpConn).setNoDelay(true);
+  const links: (Link | null)[] = [null, null, null];
+  try {
+    const peers = await Promise.all([
+      ...acc.map((c) => handshake(new ConnLink(false, c), hello(), null, deadline, null, "lower-listens")),
+      ...dia.map((c, k) => handshake(new ConnLink(false, c), hello(), lower[k], deadline, null, "lower-listens")),
+    ]);
+    [...acc, ...dia].forEach((c, k) => {
+      if (links[peers[k]]) throw new MeshError(`party ${peers[k]} connected twice`);
+      links[peers[k]] = new ConnLink(false, c);
+    });
+    return links;
+  } catch (e) {
+    closeConns([...acc, ...dia]);
+    throw e;
+  }
+}
+
+/**
+ * TLS: this party dials both others (its sending connections, Nagle off) and
+ * accepts their two (its receiving ones); every connection's two ends sign
+ * their hellos. Links indexed by peer.
+ */
+async function connectTls(
+  o: MeshOptions,
+  me: Identity,
+  hello: () => Hello,
+  deadline: number,
+): Promise<(Link | null)[]> {
+  const peers = [0, 1, 2].filter((j) => j !== o.party);
+  const [incoming, outgoing] = await bothOrNeither(
+    accept(o, peers, deadline, listenTls(o)),
+    Promise.all(peers.map((j) => dial(o, j, deadline))),
+  );
+  try {
+    const [from, to] = await Promise.all([
+      Promise.all(incoming.map((c) => handshake(new ConnLink(true, c), hello(), null, deadline, me, "any"))),
+      Promise.all(outgoing.map((c, k) => handshake(new ConnLink(true, c), hello(), peers[k], deadline, me, "any"))),
+    ]);
+    const links: (Link | null)[] = [null, null, null];
+    for (const [k, j] of to.entries()) {
+      const ins = from.flatMap((p, i) => (p === j ? [incoming[i]] : []));
+      if (ins.length !== 1) throw new MeshError(`party ${o.party}: party ${j} connected ${ins.length} times`);
+      links[j] = new ConnLink(true, outgoing[k], ins[0]);
+    }
+    return links;
+  } catch (e) {
+    closeConns([...incoming, ...outgoing]);
+    throw e;
+  }
+}
+
+function listenTcp(o: MeshOptions): Deno.Listener {
+  const me = o.config.parties[o.party];
+  try {
+    return Deno.listen({ hostname: listenHost(me.host), port: me.port });
+  } catch (e) {
+    throw new MeshError(`party ${o.party}: cannot listen on ${me.host}:${me.port}: ${(e as Error).message}`);
+  }
+}
+
+function listenTls(o: MeshOptions): Deno.TlsListener {
+  const me = o.config.parties[o.party], t = o.config.tls!;
+  try {
+    return Deno.listenTls({
+      hostname: listenHost(me.host),
+      port: me.port,
+      cert: t.certs[o.party],
+      key: t.keys[o.party]!,
+    });
+  } catch (e) {
+    throw new MeshError(`party ${o.party}: cannot listen on ${me.host}:${me.port}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Accepts a connection from each party of `from` (who is who, the handshake
+ * tells). A TLS connection whose handshake fails (a client that does not
+ * trust our certificate, a stray scanner) is dropped and the wait goes on;
+ * the dialing side reports the reason.
+ */
+async function accept(o: MeshOptions, from: number[], deadline: number, listener: Deno.Listener): Promise<Deno.Conn[]> {
+  const me = o.config.parties[o.party], count = from.length;
+  const ready: Deno.Conn[] = [], pending = new Set<Deno.Conn>();
+  try {
+    return await withDeadline(
+      new Promise<Deno.Conn[]>((resolve, reject) => {
+        (async () => {
+          while (ready.length < count) {
+            const c = await listener.accept();
+            if (!("handshake" in c)) {
+              ready.push(c);
+              continue;
+            }
+            pending.add(c);
+            (c as Deno.TlsConn).handshake().then(
+              () => ready.push(c) === count && resolve(ready),
+              () => closeConns([c]),
+            ).finally(() => pending.delete(c));
+          }
+          if (ready.length === count) resolve(ready);
+        })().catch(reject);
+      }),
+      deadline,
+      `party ${o.party}: timed out waiting for party ${from.join(" and ")} to connect on port ${me.port}`,
+      () => closeConns([...ready, ...pending]),
+    );
+  } finally {
+    listener.close();
+  }
+}
+
+/** Dials party j until it answers or the deadline passes; over TLS, checks its certificate (CA and host). */
+async function dial(o: MeshOptions, j: number, deadline: number): Promise<Deno.Conn> {
+  const peer = o.config.parties[j], host = unbracket(peer.host);
   let last: unknown;
   while (Date.now() < deadline) {
+    let tcp: Deno.TcpConn;
     try {
-      if (o.insecure) {
-        return new TcpLink(await Deno.connect({ hostname: peer.host.replace(/^\[|\]$/g, ""), port: peer.port }));
-      }
-      const t = o.config.tls!;
-      const socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
-        const s = tls.connect({
-          host: peer.host,
-          port: peer.port,
-          key: t.keys[o.party],
-          cert: t.certs[o.party],
-          ca: t.ca,
-          // Identity is the party's certificate name, not the host name: hosts may be IPs.
-          checkServerIdentity: (_host: string, cert: tls.PeerCertificate) =>
-            cert.subject?.CN === partyCommonName(j) ? undefined : new Error(
-              `the certificate at ${peer.host}:${peer.port} is for ${cert.subject?.CN}, not ${partyCommonName(j)}`,
-            ),
-        }, () => resolve(s));
-        s.once("error", reject);
-      });
-      const link = new TlsLink(socket);
-      (link as TlsLink & { peerName?: string }).peerName = partyCommonName(j);
-      return link;
+      tcp = await Deno.connect({ hostname: host, port: peer.port });
     } catch (e) {
       last = e;
-      const msg = (e as Error).message ?? "";
-      if (/certificate|self.signed|unable to verify|alert/i.test(msg)) {
-        throw new MeshError(`party ${o.party}: TLS to party ${j} at ${peer.host}:${peer.port} failed: ${msg}`);
-      }
       await new Promise((r) => setTimeout(r, 100));
+      continue;
+    }
+    if (o.insecure) return tcp;
+    tcp.setNoDelay(true); // before TLS starts: this connection carries our frames to party j
+    try {
+      const c = await Deno.startTls(tcp, { hostname: host, caCerts: [o.config.tls!.ca] });
+      await c.handshake();
+      return c;
+    } catch (e) {
+      closeConns([tcp]);
+      throw new MeshError(
+        `party ${o.party}: TLS to party ${j} at ${peer.host}:${peer.port} failed: ${(e as Error).message}`,
+      );
     }
   }
   throw new MeshError(
@@ -357,27 +415,58 @@ async function dial(o: MeshOptions, j: number, deadline: number): Promise<Link> 
   );
 }
 
-async function handshake(link: Link, hello: Hello, expected: number | null, deadline: number): Promise<number> {
-  const body = new TextEncoder().encode(JSON.stringify(hello));
+/** Length-prefixed messages of the handshake. */
+async function writeMessage(link: Link, body: Uint8Array): Promise<void> {
   const frame = new Uint8Array(4 + body.length);
   new DataView(frame.buffer).setUint32(0, body.length, true);
   frame.set(body, 4);
+  await link.write(frame);
+}
+
+async function readMessage(link: Link, me: number): Promise<Uint8Array> {
+  const len = new Uint8Array(4);
+  await link.readInto(len);
+  const n = new DataView(len.buffer).getUint32(0, true);
+  if (n > 65536) throw new MeshError(`party ${me}: the peer's handshake is malformed (${n} bytes)`);
+  const buf = new Uint8Array(n);
+  await link.readInto(buf);
+  return buf;
+}
+
+/**
+ * Exchanges hellos (and with an identity, signatures over both) on one
+ * connection and checks the peer: the party it claims to be (the one dialed,
+ * if this side dialed), its signature, version, session and settings.
+ * Returns the peer's index; closes the link on any refusal.
+ */
+async function handshake(
+  link: Link,
+  hello: Hello,
+  expected: number | null,
+  deadline: number,
+  identity: Identity | null,
+  who: "lower-listens" | "any",
+): Promise<number> {
   const me = hello.party;
-  const read = async (): Promise<Hello> => {
-    const len = new Uint8Array(4);
-    await link.readInto(len);
-    const n = new DataView(len.buffer).getUint32(0, true);
-    if (n > 65536) throw new MeshError(`party ${me}: the peer's handshake is malformed (${n} bytes)`);
-    const buf = new Uint8Array(n);
-    await link.readInto(buf);
+  const mine = new TextEncoder().encode(JSON.stringify(hello));
+  const exchange = async (): Promise<[Hello, boolean | null]> => {
+    const [, theirs] = await Promise.all([writeMessage(link, mine), readMessage(link, me)]);
+    let peer: Hello;
     try {
-      return JSON.parse(new TextDecoder().decode(buf));
+      peer = JSON.parse(new TextDecoder().decode(theirs));
     } catch {
       throw new MeshError(`party ${me}: the peer's handshake is not cryptgpu's`);
     }
+    if (!identity) return [peer, null];
+    const [, sig] = await Promise.all([
+      writeMessage(link, signHellos(identity.key, mine, theirs)),
+      readMessage(link, me),
+    ]);
+    // what the peer signed is checked below, once its claimed party is known to be valid
+    return [peer, verifyHellosOf(identity, peer, theirs, mine, sig)];
   };
-  const [, peer] = await withDeadline(
-    Promise.all([link.write(frame), read()]),
+  const [peer, verified] = await withDeadline(
+    exchange(),
     deadline,
     `party ${me}: handshake timed out`,
     () => link.close(),
@@ -393,9 +482,12 @@ async function handshake(link: Link, hello: Hello, expected: number | null, dead
   const p = peer.party;
   if (!Number.isInteger(p) || p < 0 || p > 2 || p === me) fail(`party ${me}: the peer claims to be party ${p}`);
   if (expected !== null && p !== expected) fail(`party ${me} dialed party ${expected} but party ${p} answered`);
-  if (expected === null && p < me) fail(`party ${me}: party ${p} dialed, but lower-numbered parties listen`);
-  const name = (link as Link & { peerName?: string }).peerName;
-  if (link.secure && name !== partyCommonName(p)) fail(`party ${me}: party ${p}'s certificate is for ${name}`);
+  if (who === "lower-listens" && expected === null && p < me) {
+    fail(`party ${me}: party ${p} dialed, but lower-numbered parties listen`);
+  }
+  if (identity && verified !== true) {
+    fail(`party ${me}: the peer claiming to be party ${p} did not sign with party ${p}'s key`);
+  }
   if (peer.version !== PROTOCOL_VERSION) {
     fail(`protocol version: party ${me} runs ${PROTOCOL_VERSION}, party ${p} runs ${peer.version}`);
   }
@@ -408,4 +500,10 @@ async function handshake(link: Link, hello: Hello, expected: number | null, dead
     if (mine !== theirs) fail(`setting ${k}: party ${me} has ${mine}, party ${p} has ${theirs}`);
   }
   return p;
+}
+
+/** Whether `sig` is the claimed party's signature over (its hello, ours); false for an invalid claim. */
+function verifyHellosOf(me: Identity, peer: Hello, theirs: Uint8Array, mine: Uint8Array, sig: Uint8Array): boolean {
+  const cert = Number.isInteger(peer?.party) ? me.certs[peer.party] : undefined;
+  return cert !== undefined && verifyHellos(cert, theirs, mine, sig);
 }

@@ -224,6 +224,12 @@ export class Pool2d implements Layer {
     if (tape) tape.save("argmax", argmax);
     return y;
   }
+  /** ReLU of this max pooling (inference), for a ReLU that ran after it in evaluationOrder. */
+  async forwardWithRelu(x: AShare): Promise<AShare> {
+    const k: [number, number] = [this.kernel, this.kernel];
+    const { y } = await maxPool2d(x, k, { stride: this.stride, padding: this.padding, relu: true });
+    return y;
+  }
   plain(x: PlainTensor, _p?: Params<PlainTensor>, tape?: Tape): PlainTensor {
     tape?.save("shape", x.shape);
     if (this.op === "avg" || !tape) return plain.pool2d(x, this.kernel, this.stride, this.padding, this.op);

@@ -45,11 +45,25 @@ export class Sequential implements Layer {
     return order;
   }
 
+  /**
+   * Inference (no tape) also runs each reordered max pooling and ReLU pair as
+   * one step, charged to pooling, which may fold the ReLU into the pooling's
+   * comparisons (see maxPool2d).
+   */
   async forward(x: AShare, p: Params<AShare>, breakdown?: Breakdown, tape?: Tape): Promise<AShare> {
     let y = x.map((t) => t.clone());
-    for (const i of this.evaluationOrder()) {
-      const layer = this.layers[i];
+    const order = this.evaluationOrder();
+    for (let k = 0; k < order.length; k++) {
+      const i = order[k], layer = this.layers[i];
       using input = y;
+      if (
+        !tape && layer instanceof Pool2d && layer.op === "max" && order[k + 1] === i - 1 &&
+        this.layers[i - 1] instanceof ReLU
+      ) {
+        y = await charged(breakdown, layer.kind, x.party, () => layer.forwardWithRelu(input));
+        k++;
+        continue;
+      }
       const params = prefixed(p, String(i)), t = tape?.child(String(i));
       y = isComposite(layer)
         ? await layer.forward(input, params, breakdown, t)

@@ -3,6 +3,7 @@ import { RingTensor } from "../../lib/ring/tensor.ts";
 import { shareInput } from "../../lib/mpc/input.ts";
 import { reveal } from "../../lib/mpc/reveal.ts";
 import { maxLastAxis, maxRounds } from "../../lib/mpc/max.ts";
+import { maxAllPairs, pairsRounds, preferPairs } from "../../lib/mpc/max_pairs.ts";
 import { greaterEqual, lessThan } from "../../lib/mpc/compare.ts";
 import { deviceTest, Rng } from "../helpers.ts";
 import { runParties } from "./harness.ts";
@@ -59,4 +60,53 @@ deviceTest("max and argmax over the last axis are exact on distinct values, 10 r
       for (let j = 0; j < d; j++) assert.equal(r.argmax[row * d + j], j === at ? 1n : 0n, `argmax d=${d} row ${row}`);
     }
   }
+});
+
+deviceTest(
+  "all-pairs max, argmax and ReLU of max: exact, ties to the first entry, 8 + ceil(log2) + 2 rounds",
+  async () => {
+    const rng = new Rng(92);
+    const f = 20;
+    for (
+      const [d, relu] of [[2, false], [4, false], [4, true], [9, true], [1, true], [5, false]] as [number, boolean][]
+    ) {
+      const rows = 40;
+      // small integers and halves: plenty of ties, zeros and negative rows
+      const xs = Float64Array.from({ length: rows * d }, () => (rng.int(9) - 5) / 2);
+      const results = await runParties(async (p) => {
+        using x = await shareInput(p, 1, p.index === 1 ? RingTensor.encode(p.backend, xs, f, [rows, d]) : null, [
+          rows,
+          d,
+        ]);
+        const r0 = p.mesh.rounds;
+        const { max, argmax } = await maxAllPairs(x, { relu, argmax: true });
+        const rounds = p.mesh.rounds - r0;
+        using m = max, am = argmax!;
+        using rm = await reveal(m);
+        using ra = await reveal(am);
+        return { max: rm.decode(f), argmax: ra.toBigInt64Array(), rounds };
+      });
+      const r = results[2];
+      assert.equal(r.rounds, pairsRounds(d, relu), `rounds for d=${d}`);
+      assert.equal(pairsRounds(d, relu), 8 + Math.ceil(Math.log2(d - 1 + +relu)) + 2);
+      for (let row = 0; row < rows; row++) {
+        const slice = Array.from(xs.subarray(row * d, (row + 1) * d));
+        const best = Math.max(...slice), at = slice.indexOf(best);
+        const won = !relu || best > 0;
+        assert.equal(r.max[row], won ? best : 0, `max of row ${row} (${slice}), d=${d} relu=${relu}`);
+        for (let j = 0; j < d; j++) {
+          assert.equal(r.argmax[row * d + j], won && j === at ? 1n : 0n, `argmax of row ${row} (${slice}), d=${d}`);
+        }
+      }
+    }
+  },
+);
+
+Deno.test("the all-pairs max is chosen where the rounds it saves outweigh its extra comparisons", () => {
+  // LeNet's pools at batch 1 (20x12x12 and 50x4x4 windows of 4, then ReLU): all pairs
+  assert.ok(preferPairs(2880, 4, true) && preferPairs(800, 4, true));
+  // the same at batch 64: 1.1M extra comparisons against 18 rounds, the tree
+  assert.ok(!preferPairs(64 * 2880, 4, true));
+  // a window of 2 without ReLU is one comparison either way
+  assert.ok(!preferPairs(10, 2, false));
 });

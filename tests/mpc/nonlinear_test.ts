@@ -6,6 +6,8 @@ import { exp, EXP_ROUNDS } from "../../lib/mpc/exp.ts";
 import { reciprocal, reciprocalIterations } from "../../lib/mpc/reciprocal.ts";
 import { softmax } from "../../lib/mpc/softmax.ts";
 import { avgPool2d, maxPool2d } from "../../lib/mpc/pool.ts";
+import { maxRounds } from "../../lib/mpc/max.ts";
+import { pairsRounds } from "../../lib/mpc/max_pairs.ts";
 import type { Party } from "../../lib/mpc/party.ts";
 import { deviceTest, Rng } from "../helpers.ts";
 import { runParties } from "./harness.ts";
@@ -104,12 +106,26 @@ deviceTest("average and max pooling against float64 (max pooling exact, padding 
   };
   const avg = await privately(xs, [n, c, h, w], (_p, x) => avgPool2d(x, [2, 2]));
   ref(2, 2, 0, "avg").forEach((v, i) => assert.ok(Math.abs(avg.y[i] - v) <= 2 ** -18, `avg ${i}`));
-  for (const [k, s, pad] of [[2, 2, 0], [3, 2, 1], [3, 1, 1]]) {
-    const mx = await privately(
-      xs,
-      [n, c, h, w],
-      async (_p, x) => (await maxPool2d(x, [k, k], { stride: s, padding: pad })).y,
-    );
-    assert.deepEqual(Array.from(mx.y), ref(k, s, pad, "max"), `max pool k${k} s${s} p${pad}`);
+  for (const variant of ["tree", "pairs"] as const) {
+    for (const [k, s, pad] of [[2, 2, 0], [3, 2, 1], [3, 1, 1]]) {
+      const mx = await privately(
+        xs,
+        [n, c, h, w],
+        async (_p, x) => (await maxPool2d(x, [k, k], { stride: s, padding: pad, variant })).y,
+      );
+      assert.deepEqual(Array.from(mx.y), ref(k, s, pad, "max"), `${variant} max pool k${k} s${s} p${pad}`);
+      const rounds = (relu: boolean) =>
+        variant === "pairs" ? pairsRounds(k * k, relu) : maxRounds(k * k) + (relu ? 10 : 0);
+      assert.equal(mx.rounds, rounds(false));
+      // ReLU of the pooled maximum, fused
+      const mr = await privately(
+        xs,
+        [n, c, h, w],
+        async (_p, x) => (await maxPool2d(x, [k, k], { stride: s, padding: pad, variant, relu: true })).y,
+      );
+      const want = ref(k, s, pad, "max").map((v) => Math.max(v, 0));
+      assert.deepEqual(Array.from(mr.y), want, `${variant} relu of max pool k${k} s${s} p${pad}`);
+      assert.equal(mr.rounds, rounds(true));
+    }
   }
 });

@@ -247,7 +247,8 @@ type Table = (header: readonly string[], rows: readonly (readonly string[])[]) =
 
 export function inferenceMarkdown(record: InferenceRecord, table: Table): string {
   const head = `# Private inference, three parties, ${record.device} build\n\n` +
-    `Each row is one private forward pass of a batch through a zoo model (no warm-up), as \`cryptgpu local bench ` +
+    `Each row is a private forward pass of a batch through a zoo model (the second of two where the first took ` +
+    `under ${WARM_LIMIT} s; "cold" is the first, with its JIT compilation and fresh buffers), as \`cryptgpu local bench ` +
     `inference --model NAME --batch K\` runs it: three processes on one machine, the three parties sharing its cores, ` +
     `over loopback (TLS unless marked). Weights (seeded, Kaiming-uniform; batch normalization calibrated on one seeded image, as a trained network's statistics would be: lib/nn/calibrate.ts) are shared by party 0 and the input ` +
     `(seeded, values in [0, 1)) by party 1 before the clock starts; revealing the output is not timed. ` +
@@ -267,7 +268,8 @@ export function inferenceMarkdown(record: InferenceRecord, table: Table): string
     String(r.batch),
     String(r.fracBits),
     trunc(r),
-    r.seconds.toFixed(2),
+    r.seconds.toFixed(r.seconds < 0.1 ? 3 : 2),
+    r.coldSeconds === undefined ? "" : r.coldSeconds.toFixed(r.coldSeconds < 0.1 ? 3 : 2),
     mb(r.bytesTotal),
     mb(Math.max(...r.bytesSent)),
     String(r.rounds),
@@ -286,6 +288,7 @@ export function inferenceMarkdown(record: InferenceRecord, table: Table): string
       "f",
       "truncation",
       "time (s)",
+      "cold (s)",
       "sent, total",
       "sent, busiest",
       "rounds",

@@ -144,6 +144,7 @@ function protocolsMarkdown(
     `${record.tls ? "mutual TLS" : "plain TCP"} on loopback; commit ${record.commit}${
       record.dirty ? " (uncommitted changes)" : ""
     }; ${record.date}.\n` +
+    `Each time is of one run after an untimed run of the same operation. ` +
     `Bytes are payload bytes sent per element per party (most / mean over the parties). ` +
     `"LAN" is what those rounds and the busiest party's bytes take on the paper's LAN (1.25 GB/s, 0.2 ms a round), communication only.\n\n`;
   const body = rows.map((r) => [

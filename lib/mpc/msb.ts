@@ -59,8 +59,8 @@ export async function msb(x: AShare, variant: MsbVariant = "input"): Promise<BSh
       u = own(new BShare(p, xCur.clone(), xNext.clone())); // s: the shares themselves
       v = own(maj.map((t) => t.shl(1))); // c
     }
-    const carry = own(await carryInto63(p, u, v));
-    using uv = u.xor(v);
+    const uv = own(u.xor(v)); // the propagate bits, and bit 63 of the sum's operands
+    const carry = own(await carryInto63(p, u, v, uv));
     using top = uv.gatherBits(63, 1, 1);
     return top.xor(carry); // msb(u + v) = u_63 ^ v_63 ^ carry_63
   } finally {
@@ -111,15 +111,16 @@ async function inputInThirds(p: Party, xCur: RingTensor, xNext: RingTensor, n: n
 /**
  * The carry into bit 63 of u + v: generate g = u & v (1 round, on whole words:
  * bit 63 rides along unused, cheaper than compacting 63 of 64 bits), propagate
- * p = u ^ v, then the tree over groups 0..62: 7 rounds, [n, 1] packed bits.
+ * p = u ^ v (the caller's, which it also needs), then the tree over groups
+ * 0..62: 7 rounds, [n, 1] packed bits.
  */
-async function carryInto63(p: Party, u: BShare, v: BShare): Promise<BShare> {
+async function carryInto63(p: Party, u: BShare, v: BShare, uXorV: BShare): Promise<BShare> {
   const held: { dispose(): void }[] = [];
   const own = <T extends { dispose(): void }>(t: T): T => (held.push(t), t);
   try {
     const [g] = await andMany(p, [[u, v]], "msb generate");
     let G = own(g); // groups 0..m-1: group k at position k
-    let P: BShare | null = own(u.xor(v)); // groups 1..m-1: group k at position k - 1 + pOff
+    let P: BShare | null = uXorV; // groups 1..m-1: group k at position k - 1 + pOff
     let pOff = 1; // in whole words group k sits at bit k; packed levels start at group 1
     let m = 63;
     for (let level = 1; m > 1; level++) {

@@ -42,7 +42,9 @@ export function benchCommand(): Command {
   });
   addPartyOptions(
     bench.command("inference")
-      .description("one private forward pass of a zoo model on a seeded batch, against its plaintext twin")
+      .description(
+        "a private forward pass of a zoo model on a seeded batch (warm, when short), against its plaintext twin",
+      )
       .requiredOption("--model <name>", "zoo model, e.g. lenet, alexnet-cifar10, vgg16-tinyimagenet, resnet50:max")
       .option("--batch <k>", "batch size", "1")
       .option("--seed <n>", "seed of the weights and the input", "1")

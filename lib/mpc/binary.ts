@@ -34,6 +34,16 @@ export class BShare {
     );
   }
 
+  /** !x: share 0 flipped. */
+  not(): BShare {
+    const p = this.party;
+    return new BShare(
+      p,
+      p.index === 0 ? this.cur.not() : this.cur.clone(),
+      p.next === 0 ? this.next.not() : this.next.clone(),
+    );
+  }
+
   /** Bits start, start + step, ... (count of them) of every row, packed: [rows, count]. */
   gatherBits(start: number, step: number, count: number): BShare {
     return this.map((s) => s.gatherBits(start, step, count));

@@ -70,7 +70,7 @@ export async function maxAllPairs(x: AShare, o: { relu?: boolean; argmax?: boole
     for (let i = 0; i < d; i++) {
       const t: BShare[] = [];
       pairs.forEach(([a, b], k) => {
-        if (a === i) t.push(own(not(column(k)))); // i beats b unless x_i < x_b
+        if (a === i) t.push(own(column(k).not())); // i beats b unless x_i < x_b
         else if (b === i) t.push(column(k)); // i beats a only if x_a < x_i
       });
       if (o.relu) t.push(column(pairs.length + i));
@@ -93,16 +93,6 @@ export async function maxAllPairs(x: AShare, o: { relu?: boolean; argmax?: boole
     held.forEach((t) => t.dispose());
     p.enter(before);
   }
-}
-
-/** !b: share 0 flipped. */
-function not(b: BShare): BShare {
-  const p = b.party;
-  return new BShare(
-    p,
-    p.index === 0 ? b.cur.not() : b.cur.clone(),
-    p.next === 0 ? b.next.not() : b.next.clone(),
-  );
 }
 
 /** The AND of each list of bits, every list's tree level in one round. */

@@ -69,8 +69,10 @@ export async function maxPool2d(
   }
   const { max, argmax } = await maxLastAxis(input, withArgmax);
   using m = max;
-  using pooled = m.reshape([n, c, oh, ow]);
-  return { y: withRelu ? await relu(pooled) : pooled.map((t) => t.clone()), argmax };
+  const y = m.reshape([n, c, oh, ow]);
+  if (!withRelu) return { y, argmax };
+  using pooled = y;
+  return { y: await relu(pooled), argmax };
 }
 
 function hasPadding(o: Conv2dOptions): boolean {

@@ -274,8 +274,8 @@ async function connectTcp(o: MeshOptions, hello: () => Hello, deadline: number):
   const links: (Link | null)[] = [null, null, null];
   try {
     const peers = await Promise.all([
-      ...acc.map((c) => handshake(new ConnLink(false, c), hello(), null, deadline, null, "lower-listens")),
-      ...dia.map((c, k) => handshake(new ConnLink(false, c), hello(), lower[k], deadline, null, "lower-listens")),
+      ...acc.map((c) => handshake(new ConnLink(false, c), hello(), null, deadline, null)),
+      ...dia.map((c, k) => handshake(new ConnLink(false, c), hello(), lower[k], deadline, null)),
     ]);
     [...acc, ...dia].forEach((c, k) => {
       if (links[peers[k]]) throw new MeshError(`party ${peers[k]} connected twice`);
@@ -306,8 +306,8 @@ async function connectTls(
   );
   try {
     const [from, to] = await Promise.all([
-      Promise.all(incoming.map((c) => handshake(new ConnLink(true, c), hello(), null, deadline, me, "any"))),
-      Promise.all(outgoing.map((c, k) => handshake(new ConnLink(true, c), hello(), peers[k], deadline, me, "any"))),
+      Promise.all(incoming.map((c) => handshake(new ConnLink(true, c), hello(), null, deadline, me))),
+      Promise.all(outgoing.map((c, k) => handshake(new ConnLink(true, c), hello(), peers[k], deadline, me))),
     ]);
     const links: (Link | null)[] = [null, null, null];
     for (const [k, j] of to.entries()) {
@@ -445,7 +445,6 @@ async function handshake(
   expected: number | null,
   deadline: number,
   identity: Identity | null,
-  who: "lower-listens" | "any",
 ): Promise<number> {
   const me = hello.party;
   const mine = new TextEncoder().encode(JSON.stringify(hello));
@@ -482,7 +481,8 @@ async function handshake(
   const p = peer.party;
   if (!Number.isInteger(p) || p < 0 || p > 2 || p === me) fail(`party ${me}: the peer claims to be party ${p}`);
   if (expected !== null && p !== expected) fail(`party ${me} dialed party ${expected} but party ${p} answered`);
-  if (who === "lower-listens" && expected === null && p < me) {
+  // over plain TCP the lower-numbered party of a pair listens; over TLS every party dials
+  if (!identity && expected === null && p < me) {
     fail(`party ${me}: party ${p} dialed, but lower-numbered parties listen`);
   }
   if (identity && verified !== true) {

@@ -57,16 +57,20 @@ export function referenceLinear(x: PlainTensor, w: PlainTensor, bias: PlainTenso
   return new PlainTensor([n, m], out);
 }
 
-/** d/dx of sum(dy * conv2d(x, w)), x of shape xShape. */
-export function referenceConv2dBackwardInput(
-  dy: PlainTensor,
-  w: PlainTensor,
+/**
+ * Every tap of a convolution with a nonzero output gradient: visit(g, xi, wi)
+ * with g = dy at the output, xi and wi the flat indices of the input and the
+ * weight it multiplies there.
+ */
+function forEachTap(
   xShape: readonly number[],
+  wShape: readonly number[],
+  dy: PlainTensor,
   stride: number,
   padding: number,
-): PlainTensor {
-  const [n, c, h, wd] = xShape, [oc, , kh, kw] = w.shape, [, , oh, ow] = dy.shape;
-  const dx = new Float64Array(n * c * h * wd);
+  visit: (g: number, xi: number, wi: number) => void,
+): void {
+  const [n, c, h, wd] = xShape, [oc, , kh, kw] = wShape, [, , oh, ow] = dy.shape;
   for (let b = 0; b < n; b++) {
     for (let o = 0; o < oc; o++) {
       for (let oy = 0; oy < oh; oy++) {
@@ -79,9 +83,7 @@ export function referenceConv2dBackwardInput(
               if (iy < 0 || iy >= h) continue;
               for (let j = 0; j < kw; j++) {
                 const ix = ox * stride - padding + j;
-                if (ix >= 0 && ix < wd) {
-                  dx[((b * c + ci) * h + iy) * wd + ix] += g * w.data[((o * c + ci) * kh + i) * kw + j];
-                }
+                if (ix >= 0 && ix < wd) visit(g, ((b * c + ci) * h + iy) * wd + ix, ((o * c + ci) * kh + i) * kw + j);
               }
             }
           }
@@ -89,6 +91,18 @@ export function referenceConv2dBackwardInput(
       }
     }
   }
+}
+
+/** d/dx of sum(dy * conv2d(x, w)), x of shape xShape. */
+export function referenceConv2dBackwardInput(
+  dy: PlainTensor,
+  w: PlainTensor,
+  xShape: readonly number[],
+  stride: number,
+  padding: number,
+): PlainTensor {
+  const dx = new Float64Array(xShape.reduce((a, b) => a * b, 1));
+  forEachTap(xShape, w.shape, dy, stride, padding, (g, xi, wi) => (dx[xi] += g * w.data[wi]));
   return new PlainTensor(xShape, dx);
 }
 
@@ -100,30 +114,8 @@ export function referenceConv2dBackwardWeight(
   stride: number,
   padding: number,
 ): PlainTensor {
-  const [n, c, h, wd] = x.shape, [oc, , kh, kw] = wShape, [, , oh, ow] = dy.shape;
-  const dw = new Float64Array(oc * c * kh * kw);
-  for (let b = 0; b < n; b++) {
-    for (let o = 0; o < oc; o++) {
-      for (let oy = 0; oy < oh; oy++) {
-        for (let ox = 0; ox < ow; ox++) {
-          const g = dy.data[((b * oc + o) * oh + oy) * ow + ox];
-          if (g === 0) continue;
-          for (let ci = 0; ci < c; ci++) {
-            for (let i = 0; i < kh; i++) {
-              const iy = oy * stride - padding + i;
-              if (iy < 0 || iy >= h) continue;
-              for (let j = 0; j < kw; j++) {
-                const ix = ox * stride - padding + j;
-                if (ix >= 0 && ix < wd) {
-                  dw[((o * c + ci) * kh + i) * kw + j] += g * x.data[((b * c + ci) * h + iy) * wd + ix];
-                }
-              }
-            }
-          }
-        }
-      }
-    }
-  }
+  const dw = new Float64Array(wShape.reduce((a, b) => a * b, 1));
+  forEachTap(x.shape, wShape, dy, stride, padding, (g, xi, wi) => (dw[wi] += g * x.data[xi]));
   return new PlainTensor(wShape, dw);
 }
 

@@ -21,8 +21,8 @@ struct Or { static u64 f(u64 x, u64 y) { return x | y; } };
 // one b value; within a run the loop is a plain vectorisable scalar op.
 template <class Op>
 void binary_chunk(u64* out, const u64* a, const u64* b, u64 lo, u64 hi, u64 nb, u64 inner) {
-  if (inner == 1 && nb >= hi) {  // same shape (or the chunk sees no wrap)
-    for (u64 i = lo; i < hi; i++) out[i] = Op::f(a[i], b[i % nb]);
+  if (inner == 1 && nb >= hi) {  // same shape (or the chunk sees no wrap): b[i % nb] is b[i]
+    for (u64 i = lo; i < hi; i++) out[i] = Op::f(a[i], b[i]);
     return;
   }
   u64 i = lo;

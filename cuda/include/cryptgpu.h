@@ -219,6 +219,34 @@ int cg_bits_gather(cg_ctx* ctx, cg_buf out, cg_buf in, uint64_t n, uint32_t w_in
 int cg_bits_scatter(cg_ctx* ctx, cg_buf out, cg_buf in, uint64_t n, uint32_t w_out, uint32_t start,
                     uint32_t step, uint32_t count);
 
+/* One level of a parallel-prefix carry, the local half of its AND fused with
+ * the layout work around it (msb's carry tree runs one of these per round).
+ * A "unit" is a (propagate, generate) pair of bits, P at an even bit and G at
+ * the odd bit above it. A level combines units 2j (low) and 2j + 1 (high) into
+ *   P' = P_hi & P_lo,   G' = G_hi ^ (P_hi & G_lo),
+ * both ANDs as one replicated binary AND. The layouts:
+ *   CG_CARRY_WORDS (the first level): n 64-bit values, their propagate words
+ *     p and generate words g; the units are group 0 = (0, 0) and group k =
+ *     (bit k - 1 of p, bit k - 1 of g) for k = 1..63, so that the carry out
+ *     of the 64 groups is the carry into bit 63. 64 units in, 32 units (n
+ *     words) out.
+ *   CG_CARRY_UNITS (the levels after): a packed stream of n bits of units, n
+ *     a multiple of 4; n / 2 bits out. g0, g1 are unused (pass 0).
+ * cg_carry_and: out = AND shares of every pair, (P_hi & P_lo) at the even bit
+ *   and (P_hi & G_lo) at the odd bit of each output unit, for a party holding
+ *   shares (p0, p1) (and (g0, g1)) and the zero-share draws r0, r1 (out's size):
+ *   out = (X0 & (Y0 ^ Y1)) ^ (X1 & Y0) ^ r0 ^ r1.
+ * cg_carry_merge: one share of the level's units from the same share of the
+ *   input (the generate words g for CG_CARRY_WORDS, the units for
+ *   CG_CARRY_UNITS) and of the AND: out = (G_hi at each odd bit) ^ z.
+ * Output bits past the end of the stream are zero. out must not alias an
+ * input. */
+typedef enum cg_carry_layout { CG_CARRY_WORDS = 0, CG_CARRY_UNITS = 1 } cg_carry_layout;
+
+int cg_carry_and(cg_ctx* ctx, int32_t layout, cg_buf out, cg_buf p0, cg_buf p1, cg_buf g0, cg_buf g1, cg_buf r0,
+                 cg_buf r1, uint64_t n);
+int cg_carry_merge(cg_ctx* ctx, int32_t layout, cg_buf out, cg_buf a, cg_buf z, uint64_t n);
+
 /* -------------------------------------------------------------------- PRF */
 
 typedef enum cg_aes_impl {

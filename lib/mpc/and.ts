@@ -17,18 +17,7 @@ export async function andMany(p: Party, pairs: readonly [BShare, BShare][], step
       using _r0 = r0, _r1 = r1;
       return RingTensor.replicatedProduct("bits", [x.cur, x.next], [y.cur, y.next], [r0, r1]);
     });
-    try {
-      const got = await exchange(
-        p.mesh,
-        p.backend,
-        zs.map((z) => ({ to: p.prev, tensor: z })),
-        zs.map((z) => ({ from: p.next, shape: z.shape, dtype: z.dtype })),
-      );
-      return zs.map((z, k) => new BShare(p, z, got[k]));
-    } catch (e) {
-      zs.forEach((z) => z.dispose());
-      throw e;
-    }
+    return await completeAnds(p, zs);
   } finally {
     p.enter(before);
   }
@@ -36,4 +25,23 @@ export async function andMany(p: Party, pairs: readonly [BShare, BShare][], step
 
 export async function and(x: BShare, y: BShare): Promise<BShare> {
   return (await andMany(x.party, [[x, y]]))[0];
+}
+
+/**
+ * The round of an AND: this party's local shares z_i (taken over) go to
+ * P_prev(i), and z_next(i) comes from P_next(i), one binary sharing each.
+ */
+export async function completeAnds(p: Party, zs: RingTensor[]): Promise<BShare[]> {
+  try {
+    const got = await exchange(
+      p.mesh,
+      p.backend,
+      zs.map((z) => ({ to: p.prev, tensor: z })),
+      zs.map((z) => ({ from: p.next, shape: z.shape, dtype: z.dtype })),
+    );
+    return zs.map((z, k) => new BShare(p, z, got[k]));
+  } catch (e) {
+    zs.forEach((z) => z.dispose());
+    throw e;
+  }
 }

@@ -5,14 +5,10 @@
  *      (1 round, 64 bits from P_j); <v> = <x_prev(j)> is local. x = u + v.
  *      The tensor is cut in thirds and P_j plays this part for third j, so
  *      that every party sends a third of the 64 bits.
- *   2. msb(u + v) = u_63 ^ v_63 ^ carry into bit 63. Generate g_k = u_k & v_k
- *      for bits 0..62 (1 round) and propagate p_k = u_k ^ v_k (free).
- *   3. carry_63 = G[62:0], by a tree of (G, P) o (G', P') = (G ^ P & G', P & P')
- *      over pairs of adjacent groups: 63 -> 32 -> 16 -> 8 -> 4 -> 2 -> 1
- *      groups, 6 rounds. Only live bits travel: the lowest group never needs
- *      its P, and each level's bits are packed densely across elements.
- * 8 rounds. Bits sent per element: 64 + 61 + 31 + 15 + 7 + 3 + 1 = 182 by
- * every party, plus 64 / 3 for the inputs (MSB_BITS).
+ *   2. msb(u + v) = u_63 ^ v_63 ^ carry into bit 63, the carry by the
+ *      parallel prefix of carry.ts (7 rounds, CARRY_BITS).
+ * 8 rounds. Bits sent per element: CARRY_BITS = 190 by every party, plus
+ * 64 / 3 for the inputs (MSB_BITS).
  */
 import { RingTensor } from "../ring/tensor.ts";
 import type { AShare } from "./arithmetic.ts";
@@ -20,12 +16,13 @@ import { andMany } from "./and.ts";
 import { BShare } from "./binary.ts";
 import { exchange, type TensorRecv, type TensorSend } from "./transfer.ts";
 import { third } from "./bitinject.ts";
+import { CARRY_BITS, carryInto63 } from "./carry.ts";
 import type { Party } from "./party.ts";
 
 /** Bits each party sends per element in msb: [P0, P1, P2], per variant. */
 export const MSB_BITS = {
-  input: [182 + 64 / 3, 182 + 64 / 3, 182 + 64 / 3],
-  "carry-save": [64 + 182, 64 + 182, 64 + 182],
+  input: [CARRY_BITS + 64 / 3, CARRY_BITS + 64 / 3, CARRY_BITS + 64 / 3],
+  "carry-save": [64 + CARRY_BITS, 64 + CARRY_BITS, 64 + CARRY_BITS],
 } as const;
 
 export type MsbVariant = keyof typeof MSB_BITS;
@@ -106,55 +103,4 @@ async function inputInThirds(p: Party, xCur: RingTensor, xNext: RingTensor, n: n
   } finally {
     held.forEach((t) => t.dispose());
   }
-}
-
-/**
- * The carry into bit 63 of u + v: generate g = u & v (1 round, on whole words:
- * bit 63 rides along unused, cheaper than compacting 63 of 64 bits), propagate
- * p = u ^ v (the caller's, which it also needs), then the tree over groups
- * 0..62: 7 rounds, [n, 1] packed bits.
- */
-async function carryInto63(p: Party, u: BShare, v: BShare, uXorV: BShare): Promise<BShare> {
-  const held: { dispose(): void }[] = [];
-  const own = <T extends { dispose(): void }>(t: T): T => (held.push(t), t);
-  try {
-    const [g] = await andMany(p, [[u, v]], "msb generate");
-    let G = own(g); // groups 0..m-1: group k at position k
-    let P: BShare | null = uXorV; // groups 1..m-1: group k at position k - 1 + pOff
-    let pOff = 1; // in whole words group k sits at bit k; packed levels start at group 1
-    let m = 63;
-    for (let level = 1; m > 1; level++) {
-      const pairs = Math.floor(m / 2);
-      const pairsP = pairs - 1; // pairs above the lowest one also combine their P
-      const ands: [BShare, BShare][] = [[own(P!.gatherBits(pOff, 2, pairs)), own(G.gatherBits(0, 2, pairs))]];
-      if (pairsP > 0) ands.push([own(P!.gatherBits(2 + pOff, 2, pairsP)), own(P!.gatherBits(1 + pOff, 2, pairsP))]);
-      const [t, q] = (await andMany(p, ands, `msb carry level ${level}`)).map(own);
-      let nextG = own(own(G.gatherBits(1, 2, pairs)).xor(t));
-      let nextP: BShare | null = q ?? null;
-      if (m % 2 === 1) {
-        nextG = own(appendColumn(nextG, own(G.gatherBits(m - 1, 1, 1))));
-        const topP: BShare = own(P!.gatherBits(m - 2 + pOff, 1, 1));
-        nextP = nextP ? own(appendColumn(nextP, topP)) : topP;
-      }
-      G = nextG;
-      P = nextP;
-      pOff = 0;
-      m = G.shape[1];
-    }
-    return G.map((t) => t.clone());
-  } finally {
-    held.forEach((t) => t.dispose());
-  }
-}
-
-/** [n, w] and [n, 1] packed rows -> [n, w + 1]. */
-function appendColumn(a: BShare, b: BShare): BShare {
-  const [n, w] = a.shape;
-  return new BShare(a.party, joinRows(a.cur, b.cur, n, w), joinRows(a.next, b.next, n, w));
-}
-
-function joinRows(a: RingTensor, b: RingTensor, n: number, w: number): RingTensor {
-  using zeros = RingTensor.zeros(a.backend, [n, w + 1], "bit");
-  using left = zeros.scatterBits(a, 0, 1, w);
-  return left.scatterBits(b, w, 1, 1);
 }

@@ -5,7 +5,7 @@
  */
 import { NativeError } from "./errors.ts";
 import { buildInfo, type Device, openLibrary, readCString } from "./library.ts";
-import { AesImpl, BinaryOp, MAX_DIMS, Method, type NativeLib, UnaryOp } from "./symbols.ts";
+import { AesImpl, BinaryOp, CarryLayout, MAX_DIMS, Method, type NativeLib, UnaryOp } from "./symbols.ts";
 
 export type Handle = bigint;
 
@@ -79,6 +79,21 @@ export interface Backend {
   sumPool2dBackward(dx: Handle, dy: Handle, g: Conv2dGeometry): void;
   bitsGather(out: Handle, input: Handle, n: number, wIn: number, start: number, step: number, count: number): void;
   bitsScatter(out: Handle, input: Handle, n: number, wOut: number, start: number, step: number, count: number): void;
+  /**
+   * One level of a parallel-prefix carry (cg_carry_and): the local AND shares of
+   * its unit pairs, from shares p (and, for "words", g) and zero-share draws r.
+   * n: values for "words", stream bits for "units".
+   */
+  carryAnd(
+    layout: CarryLayout,
+    out: Handle,
+    p: [Handle, Handle],
+    g: [Handle, Handle] | null,
+    r: [Handle, Handle],
+    n: number,
+  ): void;
+  /** One share of a carry level's units from the same share of its input and of its AND (cg_carry_merge). */
+  carryMerge(layout: CarryLayout, out: Handle, a: Handle, z: Handle, n: number): void;
   aesCtr(out: Handle, offset: number, words: number, key: Uint8Array, iv: Uint8Array, impl?: AesImpl): void;
   encodeFixed(out: Handle, values: Float64Array, fracBits: number): void;
   decodeFixed(input: Handle, n: number, fracBits: number): Float64Array;
@@ -290,6 +305,24 @@ export class NativeBackend implements Backend {
 
   bitsScatter(out: Handle, input: Handle, n: number, wOut: number, start: number, step: number, count: number) {
     this.#check(this.#lib.symbols.cg_bits_scatter(this.#live, out, input, big(n), wOut, start, step, count));
+  }
+
+  carryAnd(
+    layout: CarryLayout,
+    out: Handle,
+    p: [Handle, Handle],
+    g: [Handle, Handle] | null,
+    r: [Handle, Handle],
+    n: number,
+  ): void {
+    const [g0, g1] = g ?? [0n, 0n];
+    this.#check(
+      this.#lib.symbols.cg_carry_and(this.#live, CarryLayout[layout], out, p[0], p[1], g0, g1, r[0], r[1], big(n)),
+    );
+  }
+
+  carryMerge(layout: CarryLayout, out: Handle, a: Handle, z: Handle, n: number): void {
+    this.#check(this.#lib.symbols.cg_carry_merge(this.#live, CarryLayout[layout], out, a, z, big(n)));
   }
 
   aesCtr(out: Handle, offset: number, words: number, key: Uint8Array, iv: Uint8Array, impl: AesImpl = "auto") {

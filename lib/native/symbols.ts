@@ -53,6 +53,12 @@ export const symbols = {
   cg_bits_gather: { parameters: ["pointer", "u64", "u64", "u64", "u32", "u32", "u32", "u32"], result: "i32" },
   cg_bits_scatter: { parameters: ["pointer", "u64", "u64", "u64", "u32", "u32", "u32", "u32"], result: "i32" },
 
+  cg_carry_and: {
+    parameters: ["pointer", "i32", "u64", "u64", "u64", "u64", "u64", "u64", "u64", "u64"],
+    result: "i32",
+  },
+  cg_carry_merge: { parameters: ["pointer", "i32", "u64", "u64", "u64", "u64"], result: "i32" },
+
   cg_aes128_ctr: { parameters: ["pointer", "u64", "u64", "u64", "buffer", "buffer", "i32"], result: "i32" },
 
   cg_encode_fixed: { parameters: ["pointer", "u64", "buffer", "u64", "u32"], result: "i32" },
@@ -81,6 +87,9 @@ export type UnaryOp = keyof typeof UnaryOp;
 export const MatmulFlag = { transA: 1, transB: 2, bcastA: 4, bcastB: 8, accumulate: 16 } as const;
 export const Method = { auto: 0, naive: 1, direct: 2, fp64: 3, int8: 4 } as const;
 export type Method = keyof typeof Method;
+/** cg_carry_layout: the first level on propagate/generate words, the later ones on packed units. */
+export const CarryLayout = { words: 0, units: 1 } as const;
+export type CarryLayout = keyof typeof CarryLayout;
 export const AesImpl = { auto: 0, portable: 1, aesni: 2 } as const;
 export type AesImpl = keyof typeof AesImpl;
 export const MAX_DIMS = 8;

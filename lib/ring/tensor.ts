@@ -9,7 +9,7 @@
  * is freed when the last view is disposed.
  */
 import type { Backend, Conv2dGeometry, MatmulOptions } from "../native/backend.ts";
-import type { AesImpl, BinaryOp, Method, UnaryOp } from "../native/symbols.ts";
+import type { AesImpl, BinaryOp, CarryLayout, Method, UnaryOp } from "../native/symbols.ts";
 import { broadcastPlan, checkShape, contiguousStrides, fmt, normAxis, sameShape, type Shape, size } from "./shape.ts";
 import { track } from "./scope.ts";
 
@@ -43,6 +43,15 @@ const COMMUTES: Partial<Record<BinaryOp, BinaryOp>> = {
   sub: "rsub",
   rsub: "sub",
 };
+
+/** A carry level's layout, its size argument and the shape of its result. */
+function carryLevel(t: RingTensor, what: string): { layout: CarryLayout; n: number; out: Shape } {
+  if (t.dtype === "u64") return { layout: "words", n: t.size, out: [t.size, 64] };
+  if (t.rank !== 2 || t.shape[1] % 4 !== 0) {
+    throw new RangeError(`${what}: units must be [rows, width] with width a multiple of 4, got ${fmt(t.shape)}`);
+  }
+  return { layout: "units", n: t.size, out: [t.shape[0], t.shape[1] / 2] };
+}
 
 function wordsFor(dtype: DType, n: number): number {
   return dtype === "u64" ? n : Math.ceil(n / 64);
@@ -681,6 +690,57 @@ export class RingTensor {
     bits.#expectShape([rows, count], "scatterBits: bits");
     const out = this.clone();
     out.backend.bitsScatter(out.handle, bits.handle, rows, width, start, step, count);
+    return out;
+  }
+
+  /**
+   * The local half of one parallel-prefix carry level's AND (cg_carry_and).
+   * A unit is a (propagate, generate) bit pair; the level pairs adjacent units.
+   * With g: p and g are words of propagate and generate bits, read as units
+   * (0, 0), (p_0, g_0), ..., (p_62, g_62), and the result is [n, 64] bits of
+   * 32 units per word. Without g: p is [rows, width] packed units (width a
+   * multiple of 4) and the result [rows, width / 2]. r: the zero-share draws,
+   * shaped like the result.
+   */
+  static carryAnd(
+    p: [RingTensor, RingTensor],
+    g: [RingTensor, RingTensor] | null,
+    r: [RingTensor, RingTensor],
+  ): RingTensor {
+    const level = carryLevel(p[0], "carryAnd");
+    const operands = [...p, ...(g ?? [])];
+    for (const t of operands) {
+      if (!sameShape(t.shape, p[0].shape) || t.dtype !== p[0].dtype) {
+        throw new RangeError(`carryAnd: operands must share shape and dtype, got ${fmt(t.shape)} ${t.dtype}`);
+      }
+    }
+    if ((g === null) !== (level.layout === "units")) {
+      throw new TypeError("carryAnd: generate words go with propagate words, and units come alone");
+    }
+    for (const t of r) t.#expectShape(level.out, "carryAnd: r");
+    const dense = [...operands, ...r].map((t) => t.contiguous());
+    try {
+      const h = dense.map((t) => t.handle);
+      const out = RingTensor.empty(p[0].backend, level.out, "bit");
+      const rh = h.slice(-2) as [bigint, bigint];
+      p[0].backend.carryAnd(level.layout, out.handle, [h[0], h[1]], g ? [h[2], h[3]] : null, rh, level.n);
+      return out;
+    } finally {
+      dense.forEach((t) => t.dispose());
+    }
+  }
+
+  /**
+   * One share of a carry level's units (cg_carry_merge), from the same share of
+   * its input (the generate words, or the units) and of its AND.
+   */
+  static carryMerge(a: RingTensor, z: RingTensor): RingTensor {
+    const level = carryLevel(a, "carryMerge");
+    z.#requireDtype("bit", "carryMerge");
+    z.#expectShape(level.out, "carryMerge: z");
+    using da = a.contiguous(), dz = z.contiguous();
+    const out = RingTensor.empty(a.backend, level.out, "bit");
+    a.backend.carryMerge(level.layout, out.handle, da.handle, dz.handle, level.n);
     return out;
   }
 

@@ -1,0 +1,51 @@
+/**
+ * The carry into bit 63 of u + v for binary sharings u, v of 64-bit words: a
+ * parallel-prefix (Kogge-Stone without the redundant nodes) over (propagate,
+ * generate) units, protocols.md "Most significant bit":
+ *   g = u & v (1 round, whole words), p = u ^ v (free);
+ *   units: group 0 = (0, 0), group k = (p_{k-1}, g_{k-1}) for k = 1..63, so
+ *     that the carry out of all 64 groups is the carry into bit 63;
+ *   6 levels, each pairing adjacent units: (P, G) = (P_hi & P_lo,
+ *     G_hi ^ P_hi & G_lo), both ANDs of a pair in one replicated AND, 1 round.
+ * The native carry level (cg_carry_and, cg_carry_merge) does a level's layout
+ * work and its local AND in two passes. 7 rounds; bits sent per element by
+ * every party: 64 (g) + 64 + 32 + 16 + 8 + 4 + 2 (the levels) = CARRY_BITS.
+ */
+import { RingTensor } from "../ring/tensor.ts";
+import { andMany, completeAnds } from "./and.ts";
+import { BShare } from "./binary.ts";
+import type { Party } from "./party.ts";
+
+export const CARRY_BITS = 64 + 64 + 32 + 16 + 8 + 4 + 2;
+
+/** [n, 1] packed bits: the carry into bit 63 of u + v, given also p = u ^ v. */
+export async function carryInto63(party: Party, u: BShare, v: BShare, p: BShare): Promise<BShare> {
+  using g = (await andMany(party, [[u, v]], "msb generate"))[0];
+  let units = await carryLevel(party, p, g, 1); // [n, 64]: 32 units a row
+  for (let level = 2; units.shape[1] > 2; level++) {
+    using prev = units;
+    units = await carryLevel(party, prev, null, level);
+  }
+  using last = units;
+  return last.gatherBits(1, 1, 1); // the G of each row's one unit
+}
+
+/** One level: from propagate and generate words (level 1) or packed units, the next units. */
+async function carryLevel(party: Party, a: BShare, g: BShare | null, level: number): Promise<BShare> {
+  const before = party.enter(`msb carry level ${level}`);
+  try {
+    const shape = a.dtype === "u64" ? [a.cur.size, 64] : [a.shape[0], a.shape[1] / 2];
+    const [r0, r1] = party.rand.zeroShareParts(shape, "bit");
+    using _r0 = r0, _r1 = r1;
+    const z = RingTensor.carryAnd([a.cur, a.next], g && [g.cur, g.next], [r0, r1]);
+    using and = (await completeAnds(party, [z]))[0];
+    const source = g ?? a; // where each pair's G_hi comes from
+    return new BShare(
+      party,
+      RingTensor.carryMerge(source.cur, and.cur),
+      RingTensor.carryMerge(source.next, and.next),
+    );
+  } finally {
+    party.enter(before);
+  }
+}

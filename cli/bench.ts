@@ -5,7 +5,7 @@ import { ringBench, type Row } from "../bench/ring.ts";
 import { provenance, writeResults } from "../bench/record.ts";
 import { si, table } from "./output.ts";
 import { addPartyOptions, openFromFlags, type PartyFlags } from "./party_options.ts";
-import { LAN, protocolBench, type ProtocolRow } from "../bench/protocols.ts";
+import { LAN, protocolBench, type ProtocolRow, TIMED_RUNS } from "../bench/protocols.ts";
 import { addTrainingBench } from "./bench_training.ts";
 import { inferenceBench, inferenceMarkdown, mergeRows } from "../bench/inference.ts";
 import { modelByName } from "../lib/nn/zoo.ts";
@@ -146,20 +146,25 @@ function protocolsMarkdown(
     `${record.tls ? "mutual TLS" : "plain TCP"} on loopback; commit ${record.commit}${
       record.dirty ? " (uncommitted changes)" : ""
     }; ${record.date}.\n` +
-    `Each time is of one run after an untimed run of the same operation. ` +
+    `Each time is the median of ${TIMED_RUNS} runs after an untimed run of the same operation, with the fastest and ` +
+    `slowest beside it. ` +
     `Bytes are payload bytes sent per element per party (most / mean over the parties). ` +
     `"LAN" is what those rounds and the busiest party's bytes take on the paper's LAN (1.25 GB/s, 0.2 ms a round), communication only.\n\n`;
   const body = rows.map((r) => [
     r.protocol,
     r.elements.toExponential(0).replace("e+", "e"),
     r.seconds.toFixed(4),
+    r.secondsRange ? `${r.secondsRange[0].toFixed(4)} - ${r.secondsRange[1].toFixed(4)}` : "",
     r.bytesPerElementMax.toFixed(1),
     r.bytesPerElementMean.toFixed(1),
     String(r.rounds),
     r.lanSeconds.toFixed(4),
   ]);
   return head +
-    table(["protocol", "elements", "time (s)", "bytes/elem max", "bytes/elem mean", "rounds", "LAN (s)"], body) + "\n";
+    table(
+      ["protocol", "elements", "time (s)", "range (s)", "bytes/elem max", "bytes/elem mean", "rounds", "LAN (s)"],
+      body,
+    ) + "\n";
 }
 
 export async function runRing(opts: RingOptions): Promise<void> {

@@ -717,14 +717,19 @@ export class RingTensor {
     if ((g === null) !== (level.layout === "units")) {
       throw new TypeError("carryAnd: generate words go with propagate words, and units come alone");
     }
-    for (const t of r) t.#expectShape(level.out, "carryAnd: r");
+    for (const t of r) {
+      t.#requireDtype("bit", "carryAnd: r");
+      t.#expectShape(level.out, "carryAnd: r");
+    }
     const dense = [...operands, ...r].map((t) => t.contiguous());
     try {
       const h = dense.map((t) => t.handle);
-      const out = RingTensor.empty(p[0].backend, level.out, "bit");
       const rh = h.slice(-2) as [bigint, bigint];
-      p[0].backend.carryAnd(level.layout, out.handle, [h[0], h[1]], g ? [h[2], h[3]] : null, rh, level.n);
-      return out;
+      return RingTensor.#bitsFrom(
+        p[0].backend,
+        level.out,
+        (out) => p[0].backend.carryAnd(level.layout, out, [h[0], h[1]], g ? [h[2], h[3]] : null, rh, level.n),
+      );
     } finally {
       dense.forEach((t) => t.dispose());
     }
@@ -739,8 +744,22 @@ export class RingTensor {
     z.#requireDtype("bit", "carryMerge");
     z.#expectShape(level.out, "carryMerge: z");
     using da = a.contiguous(), dz = z.contiguous();
-    const out = RingTensor.empty(a.backend, level.out, "bit");
-    a.backend.carryMerge(level.layout, out.handle, da.handle, dz.handle, level.n);
+    return RingTensor.#bitsFrom(
+      a.backend,
+      level.out,
+      (out) => a.backend.carryMerge(level.layout, out, da.handle, dz.handle, level.n),
+    );
+  }
+
+  /** A fresh packed-bit tensor that `fill` writes, freed again if it throws. */
+  static #bitsFrom(backend: Backend, shape: Shape, fill: (out: bigint) => void): RingTensor {
+    const out = RingTensor.empty(backend, shape, "bit");
+    try {
+      fill(out.handle);
+    } catch (e) {
+      out.dispose();
+      throw e;
+    }
     return out;
   }
 

@@ -158,6 +158,8 @@ deviceTest("carry levels refuse rows that split a pair, misshapen draws and mixe
   using units = RingTensor.zeros(be, [4, 6], "bit"), r3 = RingTensor.zeros(be, [4, 3], "bit");
   assert.throws(() => RingTensor.carryAnd([units, units], null, [r3, r3]), /multiple of 4/);
   assert.throws(() => RingTensor.carryAnd([w, w], [w, w], [r3, r3]), /carryAnd: r/);
+  using words = RingTensor.zeros(be, [4, 64]);
+  assert.throws(() => RingTensor.carryAnd([w, w], [w, w], [words, words]), /carryAnd: r: needs a bit tensor/);
   assert.throws(() => RingTensor.carryAnd([w, w], null, [r, r]), /generate words go with propagate words/);
   assert.throws(() => RingTensor.carryMerge(w, r3), /carryMerge: z/);
   using z = RingTensor.carryAnd([w, w], [w, w], [r, r]);

@@ -36,8 +36,11 @@ export type MsbVariant = keyof typeof MSB_BITS;
  */
 export async function msb(x: AShare, variant: MsbVariant = "input"): Promise<BShare> {
   const p = x.party;
-  const before = p.enter("msb");
   const n = x.size;
+  if (n === 0) { // shapes are public: every party returns here, no round
+    return new BShare(p, RingTensor.zeros(p.backend, [0, 1], "bit"), RingTensor.zeros(p.backend, [0, 1], "bit"));
+  }
+  const before = p.enter("msb");
   const held: { dispose(): void }[] = [];
   const own = <T extends { dispose(): void }>(t: T): T => (held.push(t), t);
   try {

@@ -91,3 +91,21 @@ deviceTest("ReLU and DReLU on fixed-point values against float64: exact up to th
     assert.ok(Math.abs(r.bytes - formula) <= 8 * 2 * 8 + 40, `party ${i}: ${r.bytes} bytes, formula ${formula}`);
   });
 });
+
+deviceTest("ReLU on 0 to 3 elements: exact, and an empty tensor costs no round", async () => {
+  for (const n of [0, 1, 2, 3]) {
+    const vals = BigUint64Array.from({ length: n }, (_, i) => (i % 2 ? 5n : wrap(-7n)));
+    const results = await runParties(async (p) => {
+      using x = await shareInput(p, 0, p.index === 0 ? RingTensor.from(p.backend, vals) : null, [n]);
+      const s0 = p.mesh.stats();
+      using y = await relu(x);
+      const rounds = p.mesh.stats().rounds - s0.rounds;
+      using r = await reveal(y);
+      return { y: [...r.toBigUint64Array()], rounds };
+    });
+    for (const r of results) {
+      assert.deepEqual(r.y, [...vals].map((v) => (v >> 63n ? 0n : v)), `n = ${n}`);
+      assert.equal(r.rounds, n === 0 ? 0 : 10, `n = ${n}`);
+    }
+  }
+});

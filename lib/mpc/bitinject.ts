@@ -54,13 +54,11 @@ export function bitInjectComplement(b: BShare, a: AShare): Promise<AShare> {
 
 async function inject(b: BShare, a: AShare, complement: boolean): Promise<AShare> {
   const p = a.party;
-  const before = p.enter("bit injection");
   const shape = a.shape, n = b.shape[0] * (b.shape[1] ?? 1);
-  if (n === 0 && a.size === 0) { // nothing to inject: shapes are public, so every party returns here
-    p.enter(before);
-    return a.map((t) => t.clone());
-  }
+  // nothing to inject: shapes are public, so every party returns here
+  if (n === 0 && a.size === 0) return a.map((t) => t.clone());
   if (n === 0 || a.size % n !== 0) throw new RangeError(`bitInject: ${n} bits for ${a.size} elements`);
+  const before = p.enter("bit injection");
   const held: { dispose(): void }[] = [];
   const own = <T extends { dispose(): void }>(t: T): T => (held.push(t), t);
   try {

@@ -7,6 +7,27 @@ import { maxAllPairs, pairsRounds, preferPairs } from "../../lib/mpc/max_pairs.t
 import { greaterEqual, lessThan } from "../../lib/mpc/compare.ts";
 import { deviceTest, Rng } from "../helpers.ts";
 import { runParties } from "./harness.ts";
+import type { AShare } from "../../lib/mpc/arithmetic.ts";
+
+/** Party `owner` shares xs; every party runs `op` and reveals its max and one-hot argmax, with the rounds op took. */
+function revealedMax(
+  xs: Float64Array,
+  shape: number[],
+  owner: number,
+  f: number,
+  op: (x: AShare) => Promise<{ max: AShare; argmax?: AShare }>,
+) {
+  return runParties(async (p) => {
+    using x = await shareInput(p, owner, p.index === owner ? RingTensor.encode(p.backend, xs, f, shape) : null, shape);
+    const r0 = p.mesh.rounds;
+    const { max, argmax } = await op(x);
+    const rounds = p.mesh.rounds - r0;
+    using m = max, am = argmax!;
+    using rm = await reveal(m);
+    using ra = await reveal(am);
+    return { max: rm.decode(f), argmax: ra.toBigInt64Array(), rounds };
+  });
+}
 
 deviceTest("comparisons are exact on fixed-point values, including equal ones", async () => {
   const rng = new Rng(90);
@@ -38,19 +59,7 @@ deviceTest("max and argmax over the last axis are exact on distinct values, 10 r
       const perm = [...Array(d).keys()].sort(() => rng.int(3) - 1);
       for (let j = 0; j < d; j++) xs[r * d + j] = (perm[j] - d / 2) * 3.25 + (rng.int(2) ? 0.5 : -100);
     }
-    const results = await runParties(async (p) => {
-      using x = await shareInput(p, 2, p.index === 2 ? RingTensor.encode(p.backend, xs, f, [rows, d]) : null, [
-        rows,
-        d,
-      ]);
-      const r0 = p.mesh.rounds;
-      const { max, argmax } = await maxLastAxis(x, true);
-      const rounds = p.mesh.rounds - r0;
-      using m = max, am = argmax!;
-      using rm = await reveal(m);
-      using ra = await reveal(am);
-      return { max: rm.decode(f), argmax: ra.toBigInt64Array(), rounds };
-    });
+    const results = await revealedMax(xs, [rows, d], 2, f, (x) => maxLastAxis(x, true));
     const r = results[0];
     assert.equal(r.rounds, maxRounds(d), `rounds for d=${d}`);
     for (let row = 0; row < rows; row++) {
@@ -73,19 +82,7 @@ deviceTest(
       const rows = 40;
       // small integers and halves: plenty of ties, zeros and negative rows
       const xs = Float64Array.from({ length: rows * d }, () => (rng.int(9) - 5) / 2);
-      const results = await runParties(async (p) => {
-        using x = await shareInput(p, 1, p.index === 1 ? RingTensor.encode(p.backend, xs, f, [rows, d]) : null, [
-          rows,
-          d,
-        ]);
-        const r0 = p.mesh.rounds;
-        const { max, argmax } = await maxAllPairs(x, { relu, argmax: true });
-        const rounds = p.mesh.rounds - r0;
-        using m = max, am = argmax!;
-        using rm = await reveal(m);
-        using ra = await reveal(am);
-        return { max: rm.decode(f), argmax: ra.toBigInt64Array(), rounds };
-      });
+      const results = await revealedMax(xs, [rows, d], 1, f, (x) => maxAllPairs(x, { relu, argmax: true }));
       const r = results[2];
       assert.equal(r.rounds, pairsRounds(d, relu), `rounds for d=${d}`);
       assert.equal(pairsRounds(d, relu), 8 + Math.ceil(Math.log2(d - 1 + +relu)) + 2);

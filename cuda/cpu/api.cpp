@@ -70,6 +70,10 @@ std::string json_escape(const std::string& s) {
   return out;
 }
 
+void release_allocation(cg_ctx* ctx, void* base, u64 base_words) { block_free(ctx, base, block_bytes(base_words)); }
+
+#include "../shared/handles.inc"
+
 }  // namespace
 
 extern "C" {
@@ -123,7 +127,7 @@ int cg_ctx_create(int32_t device, int32_t threads, cg_ctx** out) {
 
 int cg_ctx_destroy(cg_ctx* ctx) {
   if (!ctx) return CG_ENULL;
-  for (Buffer& b : ctx->slots) std::free(b.data);
+  release_all(ctx);
   cache_clear(ctx);
   delete ctx;
   return CG_OK;
@@ -168,37 +172,25 @@ int cg_alloc(cg_ctx* ctx, uint64_t words, cg_buf* out) {
     // 64-byte alignment for vector kernels; at least one word so data is never NULL.
     void* p = block_alloc(ctx, block_bytes(words));
     if (!p) fail(CG_ENOMEM, "cg_alloc: could not allocate " + std::to_string(words) + " words");
-    uint32_t slot;
-    if (!ctx->free_slots.empty()) {
-      slot = ctx->free_slots.back();
-      ctx->free_slots.pop_back();
-    } else {
-      if (ctx->slots.size() >= 0xfffffffeu) {
-        block_free(ctx, p, block_bytes(words));
-        fail(CG_ENOMEM, "cg_alloc: too many live buffers");
-      }
-      slot = uint32_t(ctx->slots.size());
-      ctx->slots.emplace_back();
-      ctx->generation.push_back(0);
+    try {
+      *out = add_slot(ctx, Buffer{static_cast<uint64_t*>(p), words, 0, p, words}, "cg_alloc");
+    } catch (...) {
+      block_free(ctx, p, block_bytes(words));
+      throw;
     }
-    uint32_t gen = ++ctx->generation[slot] & 0xffff;
-    uint64_t handle = ((ctx->serial & 0xffff) << 48) | (uint64_t(gen) << 32) | (uint64_t(slot) + 1);
-    ctx->slots[slot] = Buffer{static_cast<uint64_t*>(p), words, handle};
-    ctx->live_count++;
-    ctx->live_words += words;
-    *out = handle;
+  });
+}
+
+int cg_view(cg_ctx* ctx, cg_buf buf, uint64_t off, uint64_t words, cg_buf* out) {
+  return guarded(ctx, "cg_view", [&] {
+    require_ptr(out, "cg_view", "out");
+    *out = 0;
+    *out = add_view(ctx, buf, off, words);
   });
 }
 
 int cg_free(cg_ctx* ctx, cg_buf buf) {
-  return guarded(ctx, "cg_free", [&] {
-    Buffer& b = lookup(ctx, buf, "cg_free");
-    block_free(ctx, b.data, block_bytes(b.words));
-    ctx->live_count--;
-    ctx->live_words -= b.words;
-    ctx->free_slots.push_back(uint32_t((buf & 0xffffffffu) - 1));
-    b = Buffer{};
-  });
+  return guarded(ctx, "cg_free", [&] { drop_slot(ctx, buf); });
 }
 
 int cg_buf_words(cg_ctx* ctx, cg_buf buf, uint64_t* out) {

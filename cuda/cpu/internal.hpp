@@ -65,6 +65,9 @@ struct Buffer {
   u64* data = nullptr;
   u64 words = 0;
   u64 handle = 0;  // 0 when the slot is free
+  // The allocation data lies in (data itself, unless this is a view).
+  void* base = nullptr;
+  u64 base_words = 0;
 };
 
 }  // namespace cg
@@ -78,6 +81,8 @@ struct cg_ctx {
   std::vector<uint32_t> free_slots;
   std::vector<uint32_t> generation;
   uint64_t live_count = 0, live_words = 0;
+  // Handles on each allocation that has views (shared/handles.inc).
+  std::unordered_map<void*, uint32_t> sharers;
   std::string last_error;
   // Freed blocks kept for reuse, by size: protocols free and allocate
   // same-sized temporaries all the time, and fresh pages cost a page fault each.

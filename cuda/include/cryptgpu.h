@@ -29,7 +29,7 @@
 extern "C" {
 #endif
 
-#define CG_ABI_VERSION 1
+#define CG_ABI_VERSION 2
 #define CG_MAX_DIMS 8
 
 typedef struct cg_ctx cg_ctx;
@@ -75,6 +75,11 @@ int cg_ctx_threads(const cg_ctx* ctx, int32_t* out);
 
 int cg_alloc(cg_ctx* ctx, uint64_t words, cg_buf* out); /* contents undefined */
 int cg_free(cg_ctx* ctx, cg_buf buf);
+/* A new handle on words [off, off + words) of buf, sharing its memory (a
+ * contiguous slice without a copy): writing either writes both. The memory
+ * stays until buf and all its views are freed. Kernels may read views of one
+ * buffer together; an output must not overlap an input. */
+int cg_view(cg_ctx* ctx, cg_buf buf, uint64_t off, uint64_t words, cg_buf* out);
 int cg_buf_words(cg_ctx* ctx, cg_buf buf, uint64_t* out);
 int cg_upload(cg_ctx* ctx, cg_buf dst, uint64_t dst_off, const void* host, uint64_t words);
 int cg_download(cg_ctx* ctx, cg_buf src, uint64_t src_off, void* host, uint64_t words);

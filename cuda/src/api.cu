@@ -82,11 +82,15 @@ bool forced_method(int32_t* out) {
   return false;
 }
 
+void release_allocation(cg_ctx* ctx, void* base, u64) { device_free(ctx, base); }
+
+#include "../shared/handles.inc"
+
 // Releases what a context holds; safe on a partly built context.
 void destroy(cg_ctx* ctx) {
   cudaSetDevice(ctx->device);
   if (ctx->stream) cudaStreamSynchronize(ctx->stream);
-  for (Buffer& b : ctx->slots) device_free(ctx, b.data);
+  release_all(ctx);
   if (ctx->stream) cudaStreamSynchronize(ctx->stream);
   if (ctx->pool) cudaMemPoolDestroy(ctx->pool);
   release_stages(ctx);
@@ -252,36 +256,27 @@ int cg_alloc(cg_ctx* ctx, uint64_t words, cg_buf* out) {
     *out = 0;
     if (words > (uint64_t(1) << 40))
       fail(CG_ENOMEM, "cg_alloc: " + std::to_string(words) + " words is more than this build allocates");
-    if (ctx->free_slots.empty() && ctx->slots.size() >= 0xfffffffeu) fail(CG_ENOMEM, "cg_alloc: too many live buffers");
     void* p = device_alloc(ctx, words * 8);
     if (!p) fail(CG_ENOMEM, "cg_alloc: could not allocate " + std::to_string(words) + " words of device memory");
-    uint32_t slot;
-    if (!ctx->free_slots.empty()) {
-      slot = ctx->free_slots.back();
-      ctx->free_slots.pop_back();
-    } else {
-      slot = uint32_t(ctx->slots.size());
-      ctx->slots.emplace_back();
-      ctx->generation.push_back(0);
+    try {
+      *out = add_slot(ctx, Buffer{static_cast<uint64_t*>(p), words, 0, p, words}, "cg_alloc");
+    } catch (...) {
+      device_free(ctx, p);
+      throw;
     }
-    uint32_t gen = ++ctx->generation[slot] & 0xffff;
-    uint64_t handle = ((ctx->serial & 0xffff) << 48) | (uint64_t(gen) << 32) | (uint64_t(slot) + 1);
-    ctx->slots[slot] = Buffer{static_cast<uint64_t*>(p), words, handle};
-    ctx->live_count++;
-    ctx->live_words += words;
-    *out = handle;
+  });
+}
+
+int cg_view(cg_ctx* ctx, cg_buf buf, uint64_t off, uint64_t words, cg_buf* out) {
+  return guarded(ctx, "cg_view", [&] {
+    require_ptr(out, "cg_view", "out");
+    *out = 0;
+    *out = add_view(ctx, buf, off, words);
   });
 }
 
 int cg_free(cg_ctx* ctx, cg_buf buf) {
-  return guarded(ctx, "cg_free", [&] {
-    Buffer& b = lookup(ctx, buf, "cg_free");
-    device_free(ctx, b.data);
-    ctx->live_count--;
-    ctx->live_words -= b.words;
-    ctx->free_slots.push_back(uint32_t((buf & 0xffffffffu) - 1));
-    b = Buffer{};
-  });
+  return guarded(ctx, "cg_free", [&] { drop_slot(ctx, buf); });
 }
 
 int cg_buf_words(cg_ctx* ctx, cg_buf buf, uint64_t* out) {

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <unordered_map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -37,6 +38,9 @@ struct Buffer {
   u64* data = nullptr;  // device memory
   u64 words = 0;
   u64 handle = 0;  // 0 when the slot is free
+  // The allocation data lies in (data itself, unless this is a view).
+  void* base = nullptr;
+  u64 base_words = 0;
 };
 
 // A pinned host buffer for transfers; `done` is recorded after the last copy
@@ -70,6 +74,8 @@ struct cg_ctx {
   std::vector<uint32_t> free_slots;
   std::vector<uint32_t> generation;
   uint64_t live_count = 0, live_words = 0;
+  // Handles on each allocation that has views (shared/handles.inc).
+  std::unordered_map<void*, uint32_t> sharers;
   std::string last_error;
 };
 

@@ -25,7 +25,7 @@ import { RingTensor } from "../ring/tensor.ts";
 import { AShare } from "./arithmetic.ts";
 import type { BShare } from "./binary.ts";
 import type { Party } from "./party.ts";
-import { exchange, type TensorRecv, type TensorSend } from "./transfer.ts";
+import { exchange, exchangeInto, type TensorRecv, type TensorSend } from "./transfer.ts";
 
 /**
  * Words each party sends per bit when a bit multiplies a row of k elements:
@@ -64,15 +64,18 @@ async function inject(b: BShare, a: AShare, complement: boolean): Promise<AShare
   try {
     const rows = own(a.reshape([n, a.size / n]));
     const bits = { cur: own(asWords(b.cur, [n, 1])), next: own(asWords(b.next, [n, 1])) };
+    // The result's two shares; each third's roles write their part of them.
+    const cur = own(RingTensor.empty(p.backend, rows.shape)), next = own(RingTensor.empty(p.backend, rows.shape));
     // Every party draws the same nonces for every third, whatever its role there.
     const parts = [0, 1, 2].map((leader) => {
       const [lo, hi] = third(n, leader);
       const nonces = [p.rand.nonce(), p.rand.nonce(), p.rand.nonce(), p.rand.nonce(), p.rand.nonce()] as Nonces;
-      const slice = (t: RingTensor) => own(own(t.slice(0, lo, hi)).contiguous());
+      const slice = (t: RingTensor) => own(t.slice(0, lo, hi));
       const part: Part = {
-        a: own(new AShare(p, slice(rows.cur), slice(rows.next))),
+        a: new AShare(p, slice(rows.cur), slice(rows.next)),
         bitCur: slice(bits.cur),
         bitNext: slice(bits.next),
+        out: [slice(cur), slice(next)],
         nonces,
         complement,
       };
@@ -81,16 +84,8 @@ async function inject(b: BShare, a: AShare, complement: boolean): Promise<AShare
     const first = await exchange(p.mesh, p.backend, parts.flatMap((r) => r.sends), parts.flatMap((r) => r.recvs));
     first.forEach((t) => own(t));
     let at = 0;
-    const seconds = parts.map((r) => {
-      const got = first.slice(at, at += r.recvs.length);
-      return r.second(got);
-    });
-    // What round 2 brings becomes a share: the roles' finish takes it over.
-    const last = await exchange(p.mesh, p.backend, seconds.flatMap((s) => s.sends), seconds.flatMap((s) => s.recvs));
-    at = 0;
-    const shares = seconds.map((s) => s.finish(last.slice(at, at += s.recvs.length)));
-    shares.flat().forEach((t) => own(t));
-    using cur = RingTensor.concat(shares.map((s) => s[0]), 0), next = RingTensor.concat(shares.map((s) => s[1]), 0);
+    const seconds = parts.map((r) => r.second(first.slice(at, at += r.recvs.length)));
+    await exchangeInto(p.mesh, seconds.flatMap((s) => s.sends), seconds.flatMap((s) => s.recvs));
     return new AShare(p, cur.reshape(shape), next.reshape(shape));
   } finally {
     held.forEach((t) => t.dispose());
@@ -108,11 +103,16 @@ function asWords(bits: RingTensor, shape: readonly number[]): RingTensor {
 /** The nonces of one third: s, s', r, r' (under k_H) and f (under k_L). */
 type Nonces = [bigint, bigint, bigint, bigint, bigint];
 
-/** One third of the rows as this party holds them: its shares of a, and its two bit shares as 0/1 words. */
+/**
+ * One third of the rows as this party holds them: its shares of a, its two
+ * bit shares as 0/1 words, and the slices of the result's (cur, next) shares
+ * that its role writes.
+ */
 interface Part {
   a: AShare;
   bitCur: RingTensor;
   bitNext: RingTensor;
+  out: [RingTensor, RingTensor];
   nonces: Nonces;
   /** Inject 1 - b: the leader alone flips its c = b_L ^ b_F. */
   complement: boolean;
@@ -126,11 +126,10 @@ interface Round1 {
   recvs: TensorRecv[];
   second(got: RingTensor[]): Round2;
 }
+/** Round 2's messages; what arrives is received straight into the result's slice. */
 interface Round2 {
   sends: TensorSend[];
-  recvs: TensorRecv[];
-  /** This party's (cur, next) shares of the third, from what round 2 brought. */
-  finish(got: RingTensor[]): [RingTensor, RingTensor];
+  recvs: { from: number; into: RingTensor }[];
 }
 
 const nothing: TensorRecv[] = [];
@@ -145,7 +144,7 @@ const roles: [
   ) => Round1,
 ] = [
   // Leader L: holds (b_L, b_F) and (a_L, a_F); its `prev` key is k_H, its `own` key k_L.
-  (p, { a, bitCur, bitNext, nonces: [s, s2, r, r2, f], complement }, own) => {
+  (p, { a, bitCur, bitNext, out: [shareL, shareF], nonces: [s, s2, r, r2, f], complement }, own) => {
     const shape = a.shape, col = [shape[0], 1];
     const b01 = own(bitCur.xor(bitNext));
     const c = complement ? own(b01.xor(1n)) : b01;
@@ -154,21 +153,18 @@ const roles: [
     const flipped = own(u.sub(own(cu.shl(1))));
     const A = own(flipped.add(own(p.rand.draw("prev", shape, s))));
     const B = own(c.add(own(p.rand.draw("prev", col, s2))));
-    const rMask = p.rand.draw("prev", shape, r);
+    const rMask = own(p.rand.draw("prev", shape, r));
     const T = own(cu.sub(rMask));
-    const shareL = own(rMask).add(own(p.rand.draw("prev", shape, r2)));
+    shareL.assignBinary("add", rMask, own(p.rand.draw("prev", shape, r2)));
+    p.rand.drawInto("own", shareF, f);
     return {
       sends: [A, B, T].map((tensor) => ({ to: p.next, tensor })),
       recvs: nothing,
-      second: () => ({
-        sends: [],
-        recvs: [],
-        finish: () => [shareL, p.rand.draw("own", shape, f)],
-      }),
+      second: () => ({ sends: [], recvs: [] }),
     };
   },
   // Follower F: holds (b_F, b_H) and (a_F, a_H); its `prev` key is k_L.
-  (p, { a, bitNext: d, nonces: [, , , , f] }, own) => {
+  (p, { a, bitNext: d, out: [shareF, shareH], nonces: [, , , , f] }, own) => {
     const shape = a.shape, col = [shape[0], 1];
     return {
       sends: [],
@@ -182,18 +178,14 @@ const roles: [
         const da = own(d.mul(a.next));
         const beta = own(a.next.sub(own(da.shl(1))));
         const sum = own(own(own(own(d.mul(A)).add(own(beta.mul(B)))).add(T)).add(own(W.add(da))));
-        const shareF = p.rand.draw("prev", shape, f);
-        const shareH = sum.sub(shareF);
-        return {
-          sends: [{ to: p.next, tensor: shareH }],
-          recvs: [],
-          finish: () => [shareF, shareH],
-        };
+        p.rand.drawInto("prev", shareF, f);
+        shareH.assignBinary("sub", sum, shareF);
+        return { sends: [{ to: p.next, tensor: shareH }], recvs: [] };
       },
     };
   },
   // Helper H: holds (b_H, b_L) and (a_H, a_L); its `own` key is k_H.
-  (p, { a, bitCur: d, nonces: [s, s2, r, r2] }, own) => {
+  (p, { a, bitCur: d, out: [shareH, shareL], nonces: [s, s2, r, r2] }, own) => {
     const shape = a.shape, col = [shape[0], 1];
     const da = own(d.mul(a.cur));
     const beta = own(a.cur.sub(own(da.shl(1))));
@@ -201,14 +193,11 @@ const roles: [
     const bs = own(beta.mul(own(p.rand.draw("own", col, s2))));
     const rMask = own(p.rand.draw("own", shape, r)), r2Mask = own(p.rand.draw("own", shape, r2));
     const W = own(own(own(ds.add(bs)).add(r2Mask)).neg());
+    shareL.assignBinary("add", rMask, r2Mask);
     return {
       sends: [{ to: p.prev, tensor: W }],
       recvs: nothing,
-      second: () => ({
-        sends: [],
-        recvs: [{ from: p.prev, shape }],
-        finish: ([shareH]) => [shareH, rMask.add(r2Mask)],
-      }),
+      second: () => ({ sends: [], recvs: [{ from: p.prev, into: shareH }] }),
     };
   },
 ];

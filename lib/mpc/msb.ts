@@ -14,7 +14,7 @@ import { RingTensor } from "../ring/tensor.ts";
 import type { AShare } from "./arithmetic.ts";
 import { andMany } from "./and.ts";
 import { BShare } from "./binary.ts";
-import { exchange, type TensorRecv, type TensorSend } from "./transfer.ts";
+import { exchangeInto, type TensorSend } from "./transfer.ts";
 import { third } from "./bitinject.ts";
 import { CARRY_BITS, carryInto63 } from "./carry.ts";
 import type { Party } from "./party.ts";
@@ -77,32 +77,36 @@ export async function msb(x: AShare, variant: MsbVariant = "input"): Promise<BSh
  * already hold. Every party draws a nonce for every third.
  */
 async function inputInThirds(p: Party, xCur: RingTensor, xNext: RingTensor, n: number): Promise<[BShare, BShare]> {
+  // This party's (cur, next) shares of u and of v; each third's role writes its slices of them.
+  const [uCur, uNext, vCur, vNext] = [0, 1, 2, 3].map(() => RingTensor.empty(p.backend, [n]));
   const held: { dispose(): void }[] = [];
   const own = <T extends { dispose(): void }>(t: T): T => (held.push(t), t);
   try {
-    const zeros = (m: number) => own(RingTensor.zeros(p.backend, [m]));
-    const sends: TensorSend[] = [], recvs: TensorRecv[] = [];
-    // Per third: this party's (cur, next) pieces of u and of v; a received piece is filled in after the round.
-    const pieces = [0, 1, 2].map((j) => {
-      const [lo, hi] = third(n, j), m = hi - lo, c = p.rand.nonce();
-      const piece = (t: RingTensor) => own(own(t.slice(0, lo, hi)).contiguous());
+    const sends: TensorSend[] = [], recvs: { from: number; into: RingTensor }[] = [];
+    for (const j of [0, 1, 2]) {
+      const [lo, hi] = third(n, j), c = p.rand.nonce();
+      const [uc, un, vc, vn, xc, xn] = [uCur, uNext, vCur, vNext, xCur, xNext].map((t) => own(t.slice(0, lo, hi)));
       switch ((p.index - j + 3) % 3) {
-        case 0: { // P_j: knows u
-          const mask = own(p.rand.draw("prev", [m], c));
-          const masked = own(own(own(piece(xCur).add(piece(xNext)))).xor(mask));
-          sends.push({ to: p.next, tensor: masked });
-          return { u: [mask, masked], v: [zeros(m), zeros(m)] };
-        }
+        case 0: // P_j: knows u, masks it with F(k_prev(j)) and sends share next(j)
+          p.rand.drawInto("prev", uc, c);
+          un.assignBinary("xor", own(xc.add(xn)), uc);
+          sends.push({ to: p.next, tensor: un });
+          vc.fill(0n), vn.fill(0n);
+          break;
         case 1: // P_next(j): receives share next(j) of u; holds v = x_prev(j) as its next share
-          recvs.push({ from: p.prev, shape: [m] });
-          return { u: [null, zeros(m)], v: [zeros(m), piece(xNext)] };
+          recvs.push({ from: p.prev, into: uc });
+          un.fill(0n), vc.fill(0n), vn.assign(xn);
+          break;
         default: // P_prev(j): share prev(j) of u is zero; holds v = x_prev(j) as its cur share
-          return { u: [zeros(m), own(p.rand.draw("own", [m], c))], v: [piece(xCur), zeros(m)] };
+          uc.fill(0n), p.rand.drawInto("own", un, c);
+          vc.assign(xc), vn.fill(0n);
       }
-    });
-    const [got] = (await exchange(p.mesh, p.backend, sends, recvs)).map(own);
-    const join = (k: "u" | "v", s: 0 | 1) => RingTensor.concat(pieces.map((x) => x[k][s] ?? got), 0);
-    return [new BShare(p, join("u", 0), join("u", 1)), new BShare(p, join("v", 0), join("v", 1))];
+    }
+    await exchangeInto(p.mesh, sends, recvs);
+    return [new BShare(p, uCur, uNext), new BShare(p, vCur, vNext)];
+  } catch (e) {
+    [uCur, uNext, vCur, vNext].forEach((t) => t.dispose());
+    throw e;
   } finally {
     held.forEach((t) => t.dispose());
   }

@@ -29,6 +29,11 @@ export class Randomness {
     return RingTensor.prf(this.backend, shape, key === "own" ? this.own : this.prev, nonce << 64n, dtype);
   }
 
+  /** The same words as `draw` of out's shape, written into out (a tensor or a slice). */
+  drawInto(key: "own" | "prev", out: RingTensor, nonce: bigint): void {
+    out.assignPrf(key === "own" ? this.own : this.prev, nonce << 64n);
+  }
+
   /** The two draws of a zero-share, F(k_i) and F(k_prev), for fused kernels. */
   zeroShareParts(shape: Shape, dtype: DType = "u64"): [RingTensor, RingTensor] {
     const c = this.nonce();

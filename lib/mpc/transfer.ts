@@ -28,22 +28,43 @@ export async function exchange(
   sends: readonly TensorSend[],
   recvs: readonly TensorRecv[],
 ): Promise<RingTensor[]> {
-  const dense = sends.map((s) => s.tensor.contiguous());
   const out = recvs.map((r) => RingTensor.empty(backend, r.shape, r.dtype ?? "u64"));
   try {
-    const sendBytes = dense.map((t) => t.hostBytes() ?? t.toBytes());
-    const targets = out.map((t) => t.hostBytes());
-    const staging = out.map((t, k) => targets[k] ?? new Uint8Array(t.words * 8));
-    await mesh.round(
-      sends.map((s, k) => ({ to: s.to, data: sendBytes[k] })),
-      recvs.map((r, k) => ({ from: r.from, into: staging[k] })),
-    );
-    out.forEach((t, k) => targets[k] === null && t.setBytes(staging[k]));
+    await exchangeInto(mesh, sends, recvs.map((r, k) => ({ from: r.from, into: out[k] })));
     return out;
   } catch (e) {
     out.forEach((t) => t.dispose());
     throw e;
+  }
+}
+
+/**
+ * The same round, receiving into tensors the caller holds: contiguous ones,
+ * or slices of a larger tensor, which is how the parts of a protocol that
+ * each party leads land in one result without a concatenation.
+ */
+export async function exchangeInto(
+  mesh: Mesh,
+  sends: readonly TensorSend[],
+  recvs: readonly { from: number; into: RingTensor }[],
+): Promise<void> {
+  const held: RingTensor[] = [];
+  const dense = (t: RingTensor) => (held.push(t.contiguous()), held[held.length - 1]);
+  try {
+    if (recvs.some((r) => !r.into.isContiguous())) {
+      throw new Error("exchange: tensors received into must be contiguous");
+    }
+    const sendsDense = sends.map((s) => dense(s.tensor));
+    const targets = recvs.map((r) => dense(r.into)); // the tensor itself, or a view handle on its words
+    const sendBytes = sendsDense.map((t) => t.hostBytes() ?? t.toBytes());
+    const hostTargets = targets.map((t) => t.hostBytes());
+    const staging = targets.map((t, k) => hostTargets[k] ?? new Uint8Array(t.words * 8));
+    await mesh.round(
+      sends.map((s, k) => ({ to: s.to, data: sendBytes[k] })),
+      recvs.map((r, k) => ({ from: r.from, into: staging[k] })),
+    );
+    targets.forEach((t, k) => hostTargets[k] === null && t.setBytes(staging[k]));
   } finally {
-    dense.forEach((t) => t.dispose());
+    held.forEach((t) => t.dispose());
   }
 }

@@ -42,6 +42,8 @@ export interface Backend {
   readonly threads: number;
   alloc(words: number): Handle;
   free(h: Handle): void;
+  /** A handle on words [offset, offset + words) of h, sharing its memory (cg_view). */
+  view(h: Handle, offset: number, words: number): Handle;
   words(h: Handle): number;
   upload(dst: Handle, offset: number, data: BigUint64Array): void;
   download(src: Handle, offset: number, words: number): BigUint64Array;
@@ -99,12 +101,21 @@ export interface Backend {
   decodeFixed(input: Handle, n: number, fracBits: number): Float64Array;
   /** Host address of a buffer's words where the build allows it (CPU), else null. */
   hostPointer(h: Handle): Deno.PointerValue;
+  /**
+   * A buffer's first `words` words as bytes of host memory, for zero-copy
+   * network I/O, or null where the memory is not host-addressable (CUDA). The
+   * view is valid while the buffer lives.
+   */
+  hostBytes(h: Handle, words: number): Uint8Array | null;
   sync(): Promise<void>;
   liveBuffers(): { count: number; words: number };
   dispose(): void;
 }
 
 const big = BigInt;
+
+/** Host views kept for reuse (hostBytes). */
+const HOST_VIEWS = 256;
 
 function geometry(g: Conv2dGeometry): BigInt64Array {
   return BigInt64Array.of(
@@ -131,6 +142,8 @@ export class NativeBackend implements Backend {
   #lib: NativeLib;
   #ctx: Deno.PointerValue;
   #out = new BigUint64Array(2);
+  /** Host views by address and length, least recently used first. */
+  #views = new Map<number | bigint, ArrayBuffer>();
 
   constructor(options: BackendOptions = {}) {
     this.device = options.device ?? "cpu";
@@ -165,6 +178,11 @@ export class NativeBackend implements Backend {
 
   free(h: Handle): void {
     this.#check(this.#lib.symbols.cg_free(this.#live, h));
+  }
+
+  view(h: Handle, offset: number, words: number): Handle {
+    this.#check(this.#lib.symbols.cg_view(this.#live, h, big(offset), big(words), this.#out));
+    return this.#out[0];
   }
 
   words(h: Handle): number {
@@ -348,6 +366,24 @@ export class NativeBackend implements Backend {
     return Deno.UnsafePointer.create(this.#out[0]);
   }
 
+  hostBytes(h: Handle, words: number): Uint8Array | null {
+    const ptr = this.hostPointer(h);
+    if (ptr === null) return null;
+    if (words === 0) return new Uint8Array(0);
+    // The buffer cache hands out the same few addresses over and over. Every
+    // new ArrayBuffer over native memory counts as external memory to V8, and
+    // a new one per message brought a full GC every few rounds; so one is kept
+    // per address, as long as the longest buffer seen there. Only the first
+    // `words` words are ever reachable through the view returned.
+    const address = Deno.UnsafePointer.value(ptr), bytes = words * 8;
+    let buffer = this.#views.get(address);
+    if (buffer) this.#views.delete(address); // re-inserted as the most recent
+    else if (this.#views.size >= HOST_VIEWS) this.#views.delete(this.#views.keys().next().value!);
+    if (!buffer || buffer.byteLength < bytes) buffer = Deno.UnsafePointerView.getArrayBuffer(ptr, bytes);
+    this.#views.set(address, buffer);
+    return new Uint8Array(buffer, 0, bytes);
+  }
+
   async sync(): Promise<void> {
     this.#check(await this.#lib.symbols.cg_sync(this.#live));
   }
@@ -360,6 +396,7 @@ export class NativeBackend implements Backend {
 
   dispose(): void {
     if (this.#ctx === null) return;
+    this.#views.clear();
     this.#lib.symbols.cg_ctx_destroy(this.#ctx);
     this.#ctx = null;
   }

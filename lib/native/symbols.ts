@@ -17,6 +17,7 @@ export const symbols = {
 
   cg_alloc: { parameters: ["pointer", "u64", "buffer"], result: "i32" },
   cg_free: { parameters: ["pointer", "u64"], result: "i32" },
+  cg_view: { parameters: ["pointer", "u64", "u64", "u64", "buffer"], result: "i32" },
   cg_buf_words: { parameters: ["pointer", "u64", "buffer"], result: "i32" },
   cg_upload: { parameters: ["pointer", "u64", "u64", "buffer", "u64"], result: "i32" },
   cg_download: { parameters: ["pointer", "u64", "u64", "buffer", "u64"], result: "i32" },

@@ -53,6 +53,14 @@ function carryLevel(t: RingTensor, what: string): { layout: CarryLayout; n: numb
   return { layout: "units", n: t.size, out: [t.shape[0], t.shape[1] / 2] };
 }
 
+/** AES-CTR's initial counter block: the 128-bit counter, big-endian. */
+function counterBlock(counter: bigint): Uint8Array {
+  const iv = new Uint8Array(16);
+  new DataView(iv.buffer).setBigUint64(0, BigInt.asUintN(64, counter >> 64n));
+  new DataView(iv.buffer).setBigUint64(8, BigInt.asUintN(64, counter));
+  return iv;
+}
+
 function wordsFor(dtype: DType, n: number): number {
   return dtype === "u64" ? n : Math.ceil(n / 64);
 }
@@ -150,10 +158,12 @@ export class RingTensor {
     impl: AesImpl = "auto",
   ): RingTensor {
     const t = RingTensor.empty(backend, shape, dtype);
-    const iv = new Uint8Array(16);
-    new DataView(iv.buffer).setBigUint64(0, BigInt.asUintN(64, counter >> 64n));
-    new DataView(iv.buffer).setBigUint64(8, BigInt.asUintN(64, counter));
-    backend.aesCtr(t.handle, 0, t.words, key, iv, impl);
+    try {
+      t.assignPrf(key, counter, impl);
+    } catch (e) {
+      t.dispose();
+      throw e;
+    }
     return t;
   }
 
@@ -237,9 +247,7 @@ export class RingTensor {
    * until the tensor is disposed; writing to it writes the tensor.
    */
   hostBytes(): Uint8Array | null {
-    const ptr = this.backend.hostPointer(this.handle);
-    if (ptr === null || this.words === 0) return ptr === null ? null : new Uint8Array(0);
-    return new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(ptr, this.words * 8));
+    return this.backend.hostBytes(this.handle, this.words);
   }
 
   /** Copies a dense tensor's bytes to the host (a GPU tensor's too). */
@@ -313,11 +321,23 @@ export class RingTensor {
     return new RingTensor(this.#live, shape, this.strides, this.offset + start * this.strides[a], "u64");
   }
 
-  /** This tensor as a dense native buffer: itself (a new reference) or a copy. */
+  /**
+   * This tensor as a dense native buffer: itself (a new reference), a view
+   * handle on its words where they are contiguous at an offset (a slice along
+   * the first axis: no copy, and writes show through), or a copy.
+   */
   contiguous(): RingTensor {
     if (this.isDense) {
       this.#live.refs++;
       return new RingTensor(this.#live, this.shape, this.strides, 0, this.dtype);
+    }
+    if (this.isContiguous()) {
+      const storage = new Storage(
+        this.backend,
+        this.backend.view(this.#live.handle, this.offset, this.words),
+        this.words,
+      );
+      return new RingTensor(storage, this.shape, contiguousStrides(this.shape), 0, this.dtype);
     }
     const out = RingTensor.empty(this.backend, this.shape);
     this.backend.copyStrided(out.handle, 0, out.strides, this.#live.handle, this.offset, this.strides, this.shape);
@@ -326,9 +346,9 @@ export class RingTensor {
 
   /** An independent copy. */
   clone(): RingTensor {
-    if (!this.isDense) return this.contiguous();
+    if (!this.isContiguous()) return this.contiguous();
     const out = RingTensor.empty(this.backend, this.shape, this.dtype);
-    this.backend.copy(out.handle, 0, this.handle, 0, this.words);
+    this.backend.copy(out.handle, 0, this.#live.handle, this.offset, this.words);
     return out;
   }
 
@@ -373,6 +393,61 @@ export class RingTensor {
     const at = p.reduce((s, [b], i) => s + b * out.strides[i], 0);
     out.backend.copyStrided(out.handle, at, out.strides, this.#live.handle, this.offset, this.strides, this.shape);
     return out;
+  }
+
+  // ------------------------------------------------------------ writing in place
+
+  /*
+   * A protocol that works on parts of a tensor (the thirds that each party
+   * leads) writes each part's result straight into a slice of the whole
+   * instead of concatenating the parts afterwards. These write into `this`,
+   * which must be contiguous (a slice along the first axis is); every other
+   * operation returns a new tensor and leaves its operands alone.
+   */
+
+  /** Sets every element to value. */
+  fill(value: bigint): void {
+    this.#writable("fill");
+    this.backend.fill(this.#live.handle, this.offset, this.words, value);
+  }
+
+  /** Copies src (ring elements, any view of the same shape) into this tensor. */
+  assign(src: RingTensor): void {
+    this.#writable("assign");
+    this.#requireDtype("u64", "assign");
+    src.#requireDtype("u64", "assign");
+    src.#expectShape(this.shape, "assign: the source");
+    const strides = contiguousStrides(this.shape);
+    this.backend.copyStrided(
+      this.#live.handle,
+      this.offset,
+      strides,
+      src.#live.handle,
+      src.offset,
+      src.strides,
+      src.shape,
+    );
+  }
+
+  /** Writes a op b (same shapes) into this tensor, which must not overlap a or b. */
+  assignBinary(op: BinaryOp, a: RingTensor, b: RingTensor): void {
+    this.#writable("assignBinary");
+    a.#expectShape(this.shape, `${op} into a tensor: the left operand`);
+    b.#expectShape(this.shape, `${op} into a tensor: the right operand`);
+    if (a.dtype !== this.dtype || b.dtype !== this.dtype) throw new TypeError(`${op} into a tensor: dtypes differ`);
+    using out = this.contiguous(); // this tensor itself, or a view handle on its words
+    const n = this.words, nb = Math.max(1, n);
+    a.#withDense((x) => b.#withDense((y) => x.backend.binary(op, out.handle, x.handle, y.handle, n, nb, 1)));
+  }
+
+  /** Overwrites this tensor with `prf` words: AES-128-CTR under key from block `counter`. */
+  assignPrf(key: Uint8Array, counter: bigint, impl: AesImpl = "auto"): void {
+    this.#writable("assignPrf");
+    this.backend.aesCtr(this.#live.handle, this.offset, this.words, key, counterBlock(counter), impl);
+  }
+
+  #writable(what: string): void {
+    if (!this.isContiguous()) throw new Error(`${what}: writes only into a contiguous tensor or slice`);
   }
 
   // ------------------------------------------------------------ elementwise

@@ -39,6 +39,31 @@ deviceTest("upload, download and copy at offsets; fill", () => {
   }
 });
 
+deviceTest("a view handle shares its buffer's words, and the memory outlives whichever is freed first", () => {
+  const be = backend();
+  const before = be.liveBuffers();
+  const h = be.alloc(10);
+  be.upload(h, 0, BigUint64Array.from({ length: 10 }, (_, i) => BigInt(i)));
+  const v = be.view(h, 3, 4), w = be.view(v, 1, 2); // a view of a view is a view of h
+  assert.equal(be.words(v), 4);
+  assert.deepEqual([...be.download(v, 0, 4)], [3n, 4n, 5n, 6n]);
+  be.fill(w, 0, 2, 99n); // writes h's words 4 and 5
+  assert.deepEqual([...be.download(h, 0, 10)], [0n, 1n, 2n, 3n, 99n, 99n, 6n, 7n, 8n, 9n]);
+  assert.deepEqual(be.liveBuffers(), { count: before.count + 3, words: before.words + 16 });
+  assert.throws(() => be.view(h, 8, 3), /needs words \[8, 8\+3\) of a buffer of 10 words/);
+  assert.throws(() => be.download(v, 2, 3), /of a buffer of 4 words/);
+  be.free(h); // the views keep the memory
+  assert.throws(() => be.download(h, 0, 1), /freed or unknown/);
+  assert.deepEqual([...be.download(w, 0, 2)], [99n, 99n]);
+  const out = be.alloc(4);
+  be.binary("add", out, v, v, 4, 4, 1);
+  assert.deepEqual([...be.download(out, 0, 4)], [6n, 198n, 198n, 12n]);
+  be.free(out);
+  be.free(v);
+  be.free(w);
+  assert.deepEqual(be.liveBuffers(), before);
+});
+
 deviceTest("freed, foreign and unknown handles are refused, never dereferenced", () => {
   const be = backend();
   const other = new NativeBackend({ device: currentDevice(), threads: 1 });
@@ -126,4 +151,11 @@ deviceTest("the host pointer of a CPU buffer views its words (null where memory 
   assert.deepEqual([...words], [1n, 2n, (1n << 64n) - 1n]);
   words[1] = 42n; // writing the view writes the tensor
   assert.deepEqual([...t.toBigUint64Array()], [1n, 42n, (1n << 64n) - 1n]);
+  // one ArrayBuffer per address is kept: asking again returns a view of the same one, of the asked length
+  const again = t.hostBytes()!;
+  assert.equal(again.buffer, bytes.buffer);
+  assert.equal(again.length, 24);
+  using s = t.slice(0, 1, 3);
+  using d = s.contiguous(); // a view handle on words 1 and 2
+  assert.deepEqual([...new BigUint64Array(d.hostBytes()!.slice().buffer)], [42n, (1n << 64n) - 1n]);
 });

@@ -47,6 +47,51 @@ deviceTest("slice along each axis, slices of slices, and reshape of views", () =
   assert.equal(empty.toBigUint64Array().length, 0);
 });
 
+deviceTest("a slice of rows reaches kernels without a copy; clone still copies", () => {
+  const be = backend(), rng = new Rng(12);
+  const xa = rng.words(5 * 3);
+  using x = RingTensor.from(be, xa, [5, 3]);
+  const before = be.liveBuffers();
+  using rows = x.slice(0, 1, 4);
+  using dense = rows.contiguous(); // a view handle: one more buffer, no more words than the handle names
+  assert.equal(dense.isDense, true);
+  assert.deepEqual(be.liveBuffers(), { count: before.count + 1, words: before.words + 9 });
+  using sum = rows.add(rows);
+  assertWordsEqual(sum.toBigUint64Array(), BigUint64Array.from(xa.slice(3, 12), (v) => BigInt.asUintN(64, 2n * v)));
+  using copy = rows.clone();
+  copy.fill(7n); // the clone is independent of x
+  assertWordsEqual(x.toBigUint64Array(), xa);
+});
+
+deviceTest("writing into slices: fill, assign, assignBinary and assignPrf touch only their rows", () => {
+  const be = backend(), rng = new Rng(13);
+  const [aa, ba] = [rng.words(12), rng.words(12)];
+  using a = RingTensor.from(be, aa, [4, 3]), b = RingTensor.from(be, ba, [4, 3]);
+  using out = RingTensor.full(be, [4, 3], 5n);
+  using r0 = out.slice(0, 0, 1), r1 = out.slice(0, 1, 2), r2 = out.slice(0, 2, 4);
+  using a1 = a.slice(0, 1, 2), b1 = b.slice(0, 1, 2), bT = b.transpose();
+  r0.fill(9n);
+  r1.assignBinary("sub", a1, b1);
+  using bRows = bT.slice(1, 2, 4); // [3, 2], not contiguous
+  using bRowsT = bRows.transpose(); // [2, 3]: b's rows 2 and 3, a strided view
+  r2.assign(bRowsT);
+  const got = out.toBigUint64Array();
+  assertWordsEqual(got.slice(0, 3), BigUint64Array.of(9n, 9n, 9n));
+  assertWordsEqual(got.slice(3, 6), BigUint64Array.from([0, 1, 2], (j) => BigInt.asUintN(64, aa[3 + j] - ba[3 + j])));
+  assertWordsEqual(got.slice(6, 12), ba.slice(6, 12));
+  // a PRF written into a slice equals the same draw made on its own
+  const key = Uint8Array.from({ length: 16 }, (_, i) => i * 7);
+  r2.assignPrf(key, 1234n);
+  using drawn = RingTensor.prf(be, [2, 3], key, 1234n);
+  assertWordsEqual(out.toBigUint64Array().slice(6, 12), drawn.toBigUint64Array());
+  assertWordsEqual(out.toBigUint64Array().slice(0, 3), BigUint64Array.of(9n, 9n, 9n));
+  // only contiguous destinations, and matching operands
+  using cols = out.slice(1, 0, 2);
+  assert.throws(() => cols.fill(0n), /writes only into a contiguous tensor or slice/);
+  assert.throws(() => r0.assignBinary("add", a, a1), /left operand has shape \[4, 3\], expected \[1, 3\]/);
+  assert.throws(() => r2.assign(a1), /source has shape \[1, 3\], expected \[2, 3\]/);
+});
+
 deviceTest("concat along every axis, including views", () => {
   const be = backend(), rng = new Rng(12);
   const aa = rng.words(2 * 3 * 4), ba = rng.words(2 * 3 * 4);

@@ -20,7 +20,7 @@ struct Or { static u64 f(u64 x, u64 y) { return x | y; } };
 // One chunk [lo, hi) of a broadcast binary op. Runs of `inner` elements share
 // one b value; within a run the loop is a plain vectorisable scalar op.
 template <class Op>
-void binary_chunk(u64* out, const u64* a, const u64* b, u64 lo, u64 hi, u64 nb, u64 inner) {
+CG_CLONES void binary_chunk(u64* out, const u64* a, const u64* b, u64 lo, u64 hi, u64 nb, u64 inner) {
   if (inner == 1 && nb >= hi) {  // same shape (or the chunk sees no wrap): b[i % nb] is b[i]
     for (u64 i = lo; i < hi; i++) out[i] = Op::f(a[i], b[i]);
     return;
@@ -55,6 +55,19 @@ void unary_run(cg_ctx* ctx, u64* out, const u64* a, u64 n, F f) {
   ctx->pool.parallel_for(n, kGrain, [&](u64 lo, u64 hi) {
     for (u64 i = lo; i < hi; i++) out[i] = f(a[i]);
   });
+}
+
+struct Product {
+  u64* o;
+  const u64 *a0, *a1, *b0, *b1, *s0, *s1;
+};
+
+CG_CLONES void ring_product(const Product& p, u64 lo, u64 hi) {
+  for (u64 i = lo; i < hi; i++) p.o[i] = p.a0[i] * (p.b0[i] + p.b1[i]) + p.a1[i] * p.b0[i] + (p.s0[i] - p.s1[i]);
+}
+
+CG_CLONES void bits_product(const Product& p, u64 lo, u64 hi) {
+  for (u64 i = lo; i < hi; i++) p.o[i] = (p.a0[i] & (p.b0[i] ^ p.b1[i])) ^ (p.a1[i] & p.b0[i]) ^ p.s0[i] ^ p.s1[i];
 }
 
 }  // namespace
@@ -121,15 +134,10 @@ void replicated_product(cg_ctx* ctx, int32_t kind, cg_buf out, cg_buf x0, cg_buf
   const u64* b1 = cwords_of(ctx, y1, 0, n, "cg_replicated_product (y1)");
   const u64* s0 = cwords_of(ctx, r0, 0, n, "cg_replicated_product (r0)");
   const u64* s1 = cwords_of(ctx, r1, 0, n, "cg_replicated_product (r1)");
-  if (kind == CG_PRODUCT_RING) {
-    ctx->pool.parallel_for(n, kGrain, [&](u64 lo, u64 hi) {
-      for (u64 i = lo; i < hi; i++) o[i] = a0[i] * (b0[i] + b1[i]) + a1[i] * b0[i] + (s0[i] - s1[i]);
-    });
-  } else {
-    ctx->pool.parallel_for(n, kGrain, [&](u64 lo, u64 hi) {
-      for (u64 i = lo; i < hi; i++) o[i] = (a0[i] & (b0[i] ^ b1[i])) ^ (a1[i] & b0[i]) ^ s0[i] ^ s1[i];
-    });
-  }
+  const Product p{o, a0, a1, b0, b1, s0, s1};
+  ctx->pool.parallel_for(n, kGrain, [&](u64 lo, u64 hi) {
+    kind == CG_PRODUCT_RING ? ring_product(p, lo, hi) : bits_product(p, lo, hi);
+  });
 }
 
 }  // namespace cg

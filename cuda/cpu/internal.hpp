@@ -92,6 +92,10 @@ struct cg_ctx {
 
 namespace cg {
 
+// A hot loop built for AVX-512 (x86-64-v4), AVX2 (v3) and the baseline, the
+// best the CPU has picked when the library loads: one build runs anywhere.
+#define CG_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
 // Handle layout: serial (16 bits) | generation (16 bits) | slot + 1 (32 bits).
 Buffer& lookup(cg_ctx* ctx, cg_buf handle, const char* what);
 // The words of a buffer, checked to hold at least off + words words.
@@ -127,6 +131,8 @@ void replicated_product(cg_ctx* ctx, int32_t kind, cg_buf out, cg_buf x0, cg_buf
 void carry_and(cg_ctx* ctx, int32_t layout, cg_buf out, cg_buf p0, cg_buf p1, cg_buf g0, cg_buf g1, cg_buf r0,
                cg_buf r1, u64 n);
 void carry_merge(cg_ctx* ctx, int32_t layout, cg_buf out, cg_buf a, cg_buf z, u64 n);
+void bit_inject(cg_ctx* ctx, int32_t role, const cg_buf* bufs, uint32_t nbufs, u64 rows, u64 k, u64 bit_off,
+                uint32_t flip);
 void copy_strided(cg_ctx* ctx, cg_buf dst, u64 dst_off, const i64* dst_strides, cg_buf src, u64 src_off,
                   const i64* src_strides, const u64* shape, uint32_t ndim);
 void sum_axis(cg_ctx* ctx, cg_buf out, cg_buf in, u64 outer, u64 d, u64 inner);

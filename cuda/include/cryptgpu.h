@@ -252,6 +252,26 @@ int cg_carry_and(cg_ctx* ctx, int32_t layout, cg_buf out, cg_buf p0, cg_buf p1, 
                  cg_buf r1, uint64_t n);
 int cg_carry_merge(cg_ctx* ctx, int32_t layout, cg_buf out, cg_buf a, cg_buf z, uint64_t n);
 
+/* -------------------------------------------------------- bit injection */
+
+/* The local arithmetic of one third of a bit injection (lib/mpc/bitinject.ts,
+ * protocols.md): `rows` rows of k ring elements, row i multiplied by one bit
+ * read at position bit_off + i of packed bit streams. With c = b0 ^ b1 ^ flip
+ * (the leader's bit), d = the other roles' bit, u = a0 + a1 and a_H = a0:
+ *   CG_INJECT_LEADER, bufs = {b0, b1, a0, a1, s, s2, r, r2, A, B, T, L}:
+ *     A = (1 - 2c) u + s, B = c + s2 (one word per row), T = c u - r, L = r + r2;
+ *   CG_INJECT_FOLLOWER, bufs = {d, a_H, A, B, T, W, f, H}:
+ *     H = d A + (1 - 2d) a_H B + T + W + d a_H - f;
+ *   CG_INJECT_HELPER, bufs = {d, a_H, s, s2, r, r2, W, L}:
+ *     W = -(d s + (1 - 2d) a_H s2 + r2), L = r + r2.
+ * nbufs is the length of bufs (12 or 8). Per-row buffers (s2, B) hold rows
+ * words, the others rows * k. Outputs are the last handles; they must not
+ * alias or overlap any other. */
+typedef enum cg_inject_role { CG_INJECT_LEADER = 0, CG_INJECT_FOLLOWER = 1, CG_INJECT_HELPER = 2 } cg_inject_role;
+
+int cg_bit_inject(cg_ctx* ctx, int32_t role, const cg_buf* bufs, uint32_t nbufs, uint64_t rows, uint64_t k,
+                  uint64_t bit_off, uint32_t flip);
+
 /* -------------------------------------------------------------------- PRF */
 
 typedef enum cg_aes_impl {

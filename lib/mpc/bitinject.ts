@@ -63,7 +63,6 @@ async function inject(b: BShare, a: AShare, complement: boolean): Promise<AShare
   const own = <T extends { dispose(): void }>(t: T): T => (held.push(t), t);
   try {
     const rows = own(a.reshape([n, a.size / n]));
-    const bits = { cur: own(asWords(b.cur, [n, 1])), next: own(asWords(b.next, [n, 1])) };
     // The result's two shares; each third's roles write their part of them.
     const cur = own(RingTensor.empty(p.backend, rows.shape)), next = own(RingTensor.empty(p.backend, rows.shape));
     // Every party draws the same nonces for every third, whatever its role there.
@@ -73,8 +72,8 @@ async function inject(b: BShare, a: AShare, complement: boolean): Promise<AShare
       const slice = (t: RingTensor) => own(t.slice(0, lo, hi));
       const part: Part = {
         a: new AShare(p, slice(rows.cur), slice(rows.next)),
-        bitCur: slice(bits.cur),
-        bitNext: slice(bits.next),
+        bits: b,
+        bitOffset: lo,
         out: [slice(cur), slice(next)],
         nonces,
         complement,
@@ -93,25 +92,18 @@ async function inject(b: BShare, a: AShare, complement: boolean): Promise<AShare
   }
 }
 
-/** Bits [n, 1] of one share as 0/1 ring words of the given shape. */
-function asWords(bits: RingTensor, shape: readonly number[]): RingTensor {
-  using flat = bits.reshape([bits.size]);
-  using words = flat.unpackBits();
-  return words.reshape(shape);
-}
-
 /** The nonces of one third: s, s', r, r' (under k_H) and f (under k_L). */
 type Nonces = [bigint, bigint, bigint, bigint, bigint];
 
 /**
- * One third of the rows as this party holds them: its shares of a, its two
- * bit shares as 0/1 words, and the slices of the result's (cur, next) shares
- * that its role writes.
+ * One third of the rows as this party holds them: its shares of a, its shares
+ * of all the bits (packed; the third's start at bitOffset), and the slices of
+ * the result's (cur, next) shares that its role writes.
  */
 interface Part {
   a: AShare;
-  bitCur: RingTensor;
-  bitNext: RingTensor;
+  bits: BShare;
+  bitOffset: number;
   out: [RingTensor, RingTensor];
   nonces: Nonces;
   /** Inject 1 - b: the leader alone flips its c = b_L ^ b_F. */
@@ -144,18 +136,20 @@ const roles: [
   ) => Round1,
 ] = [
   // Leader L: holds (b_L, b_F) and (a_L, a_F); its `prev` key is k_H, its `own` key k_L.
-  (p, { a, bitCur, bitNext, out: [shareL, shareF], nonces: [s, s2, r, r2, f], complement }, own) => {
+  (p, { a, bits, bitOffset, out: [shareL, shareF], nonces: [s, s2, r, r2, f], complement }, own) => {
     const shape = a.shape, col = [shape[0], 1];
-    const b01 = own(bitCur.xor(bitNext));
-    const c = complement ? own(b01.xor(1n)) : b01;
-    const u = own(a.cur.add(a.next));
-    const cu = own(c.mul(u));
-    const flipped = own(u.sub(own(cu.shl(1))));
-    const A = own(flipped.add(own(p.rand.draw("prev", shape, s))));
-    const B = own(c.add(own(p.rand.draw("prev", col, s2))));
-    const rMask = own(p.rand.draw("prev", shape, r));
-    const T = own(cu.sub(rMask));
-    shareL.assignBinary("add", rMask, own(p.rand.draw("prev", shape, r2)));
+    const masks = [p.rand.draw("prev", shape, s), p.rand.draw("prev", col, s2)].map(own);
+    const [rMask, r2Mask] = [p.rand.draw("prev", shape, r), p.rand.draw("prev", shape, r2)].map(own);
+    const [A, B, T] = [shape, col, shape].map((sh) => own(RingTensor.empty(p.backend, sh)));
+    // c = b_L ^ b_F (^ 1), u = a_L + a_F: A = (1 - 2c) u + s, B = c + s', T = c u - r, share L = r + r'
+    RingTensor.injectStep(
+      "leader",
+      [bits.cur, bits.next],
+      bitOffset,
+      [a.cur, a.next, ...masks, rMask, r2Mask],
+      [A, B, T, shareL],
+      complement,
+    );
     p.rand.drawInto("own", shareF, f);
     return {
       sends: [A, B, T].map((tensor) => ({ to: p.next, tensor })),
@@ -164,7 +158,7 @@ const roles: [
     };
   },
   // Follower F: holds (b_F, b_H) and (a_F, a_H); its `prev` key is k_L.
-  (p, { a, bitNext: d, out: [shareF, shareH], nonces: [, , , , f] }, own) => {
+  (p, { a, bits, bitOffset, out: [shareF, shareH], nonces: [, , , , f] }) => {
     const shape = a.shape, col = [shape[0], 1];
     return {
       sends: [],
@@ -175,25 +169,21 @@ const roles: [
         { from: p.next, shape },
       ],
       second: ([A, B, T, W]) => {
-        const da = own(d.mul(a.next));
-        const beta = own(a.next.sub(own(da.shl(1))));
-        const sum = own(own(own(own(d.mul(A)).add(own(beta.mul(B)))).add(T)).add(own(W.add(da))));
         p.rand.drawInto("prev", shareF, f);
-        shareH.assignBinary("sub", sum, shareF);
+        // d = b_H: share H = d A + (1 - 2d) a_H B + T + W + d a_H - f
+        RingTensor.injectStep("follower", [bits.next], bitOffset, [a.next, A, B, T, W, shareF], [shareH]);
         return { sends: [{ to: p.next, tensor: shareH }], recvs: [] };
       },
     };
   },
   // Helper H: holds (b_H, b_L) and (a_H, a_L); its `own` key is k_H.
-  (p, { a, bitCur: d, out: [shareH, shareL], nonces: [s, s2, r, r2] }, own) => {
+  (p, { a, bits, bitOffset, out: [shareH, shareL], nonces: [s, s2, r, r2] }, own) => {
     const shape = a.shape, col = [shape[0], 1];
-    const da = own(d.mul(a.cur));
-    const beta = own(a.cur.sub(own(da.shl(1))));
-    const ds = own(d.mul(own(p.rand.draw("own", shape, s))));
-    const bs = own(beta.mul(own(p.rand.draw("own", col, s2))));
-    const rMask = own(p.rand.draw("own", shape, r)), r2Mask = own(p.rand.draw("own", shape, r2));
-    const W = own(own(own(ds.add(bs)).add(r2Mask)).neg());
-    shareL.assignBinary("add", rMask, r2Mask);
+    const masks = [p.rand.draw("own", shape, s), p.rand.draw("own", col, s2)].map(own);
+    const [rMask, r2Mask] = [p.rand.draw("own", shape, r), p.rand.draw("own", shape, r2)].map(own);
+    const W = own(RingTensor.empty(p.backend, shape));
+    // d = b_H: W = -(d s + (1 - 2d) a_H s' + r'), share L = r + r'
+    RingTensor.injectStep("helper", [bits.cur], bitOffset, [a.cur, ...masks, rMask, r2Mask], [W, shareL]);
     return {
       sends: [{ to: p.prev, tensor: W }],
       recvs: nothing,

@@ -5,7 +5,7 @@
  */
 import { NativeError } from "./errors.ts";
 import { buildInfo, type Device, openLibrary, readCString } from "./library.ts";
-import { AesImpl, BinaryOp, CarryLayout, MAX_DIMS, Method, type NativeLib, UnaryOp } from "./symbols.ts";
+import { AesImpl, BinaryOp, CarryLayout, InjectRole, MAX_DIMS, Method, type NativeLib, UnaryOp } from "./symbols.ts";
 
 export type Handle = bigint;
 
@@ -96,6 +96,8 @@ export interface Backend {
   ): void;
   /** One share of a carry level's units from the same share of its input and of its AND (cg_carry_merge). */
   carryMerge(layout: CarryLayout, out: Handle, a: Handle, z: Handle, n: number): void;
+  /** The local arithmetic of one third of a bit injection (cg_bit_inject): bufs as the role lists them. */
+  bitInject(role: InjectRole, bufs: Handle[], rows: number, k: number, bitOffset: number, flip: boolean): void;
   aesCtr(out: Handle, offset: number, words: number, key: Uint8Array, iv: Uint8Array, impl?: AesImpl): void;
   encodeFixed(out: Handle, values: Float64Array, fracBits: number): void;
   decodeFixed(input: Handle, n: number, fracBits: number): Float64Array;
@@ -341,6 +343,22 @@ export class NativeBackend implements Backend {
 
   carryMerge(layout: CarryLayout, out: Handle, a: Handle, z: Handle, n: number): void {
     this.#check(this.#lib.symbols.cg_carry_merge(this.#live, CarryLayout[layout], out, a, z, big(n)));
+  }
+
+  bitInject(role: InjectRole, bufs: Handle[], rows: number, k: number, bitOffset: number, flip: boolean): void {
+    const handles = BigUint64Array.from(bufs);
+    this.#check(
+      this.#lib.symbols.cg_bit_inject(
+        this.#live,
+        InjectRole[role],
+        handles,
+        handles.length,
+        big(rows),
+        big(k),
+        big(bitOffset),
+        flip ? 1 : 0,
+      ),
+    );
   }
 
   aesCtr(out: Handle, offset: number, words: number, key: Uint8Array, iv: Uint8Array, impl: AesImpl = "auto") {

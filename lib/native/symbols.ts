@@ -59,6 +59,7 @@ export const symbols = {
     result: "i32",
   },
   cg_carry_merge: { parameters: ["pointer", "i32", "u64", "u64", "u64", "u64"], result: "i32" },
+  cg_bit_inject: { parameters: ["pointer", "i32", "buffer", "u32", "u64", "u64", "u64", "u32"], result: "i32" },
 
   cg_aes128_ctr: { parameters: ["pointer", "u64", "u64", "u64", "buffer", "buffer", "i32"], result: "i32" },
 
@@ -91,6 +92,9 @@ export type Method = keyof typeof Method;
 /** cg_carry_layout: the first level on propagate/generate words, the later ones on packed units. */
 export const CarryLayout = { words: 0, units: 1 } as const;
 export type CarryLayout = keyof typeof CarryLayout;
+/** cg_inject_role: the three roles of a bit injection's third. */
+export const InjectRole = { leader: 0, follower: 1, helper: 2 } as const;
+export type InjectRole = keyof typeof InjectRole;
 export const AesImpl = { auto: 0, portable: 1, aesni: 2 } as const;
 export type AesImpl = keyof typeof AesImpl;
 export const MAX_DIMS = 8;

@@ -9,7 +9,7 @@
  * is freed when the last view is disposed.
  */
 import type { Backend, Conv2dGeometry, MatmulOptions } from "../native/backend.ts";
-import type { AesImpl, BinaryOp, CarryLayout, Method, UnaryOp } from "../native/symbols.ts";
+import type { AesImpl, BinaryOp, CarryLayout, InjectRole, Method, UnaryOp } from "../native/symbols.ts";
 import { broadcastPlan, checkShape, contiguousStrides, fmt, normAxis, sameShape, type Shape, size } from "./shape.ts";
 import { track } from "./scope.ts";
 
@@ -52,6 +52,13 @@ function carryLevel(t: RingTensor, what: string): { layout: CarryLayout; n: numb
   }
   return { layout: "units", n: t.size, out: [t.shape[0], t.shape[1] / 2] };
 }
+
+/** What each bit-injection role passes to injectStep: E a [rows, k] tensor, R one word per row. */
+const INJECT_OPERANDS: Record<InjectRole, { bits: number; inputs: string; outputs: string }> = {
+  leader: { bits: 2, inputs: "EEEREE", outputs: "EREE" }, // a_L a_F s s' r r' | A B T L
+  follower: { bits: 1, inputs: "EEREEE", outputs: "E" }, // a_H A B T W f | H
+  helper: { bits: 1, inputs: "EEREE", outputs: "EE" }, // a_H s s' r r' | W L
+};
 
 /** AES-CTR's initial counter block: the 128-bit counter, big-endian. */
 function counterBlock(counter: bigint): Uint8Array {
@@ -777,6 +784,47 @@ export class RingTensor {
    * multiple of 4) and the result [rows, width / 2]. r: the zero-share draws,
    * shaped like the result.
    */
+  /**
+   * The local arithmetic of one third of a bit injection, written into
+   * `outputs` (cg_bit_inject has the formulas, lib/mpc/bitinject.ts the
+   * protocol). `bits` are packed [n, 1] streams, read from row `bitOffset`;
+   * the ring tensors are [rows, k] (E) or one per row (R), in the order
+   * INJECT_OPERANDS gives for the role. Outputs may be slices of a larger tensor.
+   */
+  static injectStep(
+    role: InjectRole,
+    bits: readonly RingTensor[],
+    bitOffset: number,
+    inputs: readonly RingTensor[],
+    outputs: readonly RingTensor[],
+    flip = false,
+  ): void {
+    const want = INJECT_OPERANDS[role];
+    if (bits.length !== want.bits || inputs.length !== want.inputs.length || outputs.length !== want.outputs.length) {
+      throw new RangeError(
+        `injectStep: the ${role} takes ${want.bits} bit streams, ${want.inputs.length} inputs and ${want.outputs.length} outputs`,
+      );
+    }
+    const [rows, k] = inputs[0].rank === 2 ? inputs[0].shape : [inputs[0].size, 1];
+    for (const b of bits) {
+      b.#requireDtype("bit", "injectStep: bits");
+      if (!Number.isInteger(bitOffset) || bitOffset < 0 || bitOffset + rows > b.size) {
+        throw new RangeError(`injectStep: rows [${bitOffset}, ${bitOffset + rows}) are outside ${b.size} bits`);
+      }
+    }
+    const check = (ts: readonly RingTensor[], kinds: string, what: string) =>
+      ts.forEach((t, i) => t.#expectShape(kinds[i] === "R" ? [rows, 1] : [rows, k], `injectStep: ${what} ${i}`));
+    check(inputs, want.inputs, "input");
+    check(outputs, want.outputs, "output");
+    outputs.forEach((t) => t.#writable("injectStep"));
+    const dense = [...bits, ...inputs, ...outputs].map((t) => t.contiguous()); // slices as view handles
+    try {
+      bits[0].backend.bitInject(role, dense.map((t) => t.handle), rows, k, bitOffset, flip);
+    } finally {
+      dense.forEach((t) => t.dispose());
+    }
+  }
+
   static carryAnd(
     p: [RingTensor, RingTensor],
     g: [RingTensor, RingTensor] | null,

@@ -2,7 +2,7 @@
  * The carry into bit 63 of u + v for binary sharings u, v of 64-bit words: a
  * parallel-prefix (Kogge-Stone without the redundant nodes) over (propagate,
  * generate) units, protocols.md "Most significant bit":
- *   g = u & v (1 round, whole words), p = u ^ v (free);
+ *   g = u & v (1 round, whole words; the caller's, see generate), p = u ^ v (free);
  *   units: group 0 = (0, 0), group k = (p_{k-1}, g_{k-1}) for k = 1..63, so
  *     that the carry out of all 64 groups is the carry into bit 63;
  *   6 levels, each pairing adjacent units: (P, G) = (P_hi & P_lo,
@@ -18,9 +18,13 @@ import type { Party } from "./party.ts";
 
 export const CARRY_BITS = 64 + 64 + 32 + 16 + 8 + 4 + 2;
 
-/** [n, 1] packed bits: the carry into bit 63 of u + v, given also p = u ^ v. */
-export async function carryInto63(party: Party, u: BShare, v: BShare, p: BShare): Promise<BShare> {
-  using g = (await andMany(party, [[u, v]], "msb generate"))[0];
+/** g = u & v, the round of generate bits (a front end that knows more about u and v may do it itself). */
+export async function generate(party: Party, u: BShare, v: BShare): Promise<BShare> {
+  return (await andMany(party, [[u, v]], "msb generate"))[0];
+}
+
+/** [n, 1] packed bits: the carry into bit 63 of u + v, from p = u ^ v and g = u & v. 6 rounds. */
+export async function carryInto63(party: Party, p: BShare, g: BShare): Promise<BShare> {
   let units = await carryLevel(party, p, g, 1); // [n, 64]: 32 units a row
   for (let level = 2; units.shape[1] > 2; level++) {
     using prev = units;

@@ -567,25 +567,38 @@ export class RingTensor {
     y: [RingTensor, RingTensor],
     r: [RingTensor, RingTensor],
   ): RingTensor {
-    const all = [...x, ...y, ...r];
-    const first = all[0];
-    for (const t of all) {
-      if (!sameShape(t.shape, first.shape) || t.dtype !== first.dtype) {
-        throw new RangeError(`replicatedProduct: operands must share shape and dtype, got ${fmt(t.shape)} ${t.dtype}`);
+    const out = RingTensor.empty(x[0].backend, x[0].shape, x[0].dtype);
+    try {
+      out.assignReplicatedProduct(kind, x, y, r);
+    } catch (e) {
+      out.dispose();
+      throw e;
+    }
+    return out;
+  }
+
+  /** `replicatedProduct` written into this tensor (a tensor or a slice), which must not overlap an operand. */
+  assignReplicatedProduct(
+    kind: "ring" | "bits",
+    x: [RingTensor, RingTensor],
+    y: [RingTensor, RingTensor],
+    r: [RingTensor, RingTensor],
+  ): void {
+    this.#writable("replicatedProduct");
+    for (const t of [...x, ...y, ...r]) {
+      if (!sameShape(t.shape, this.shape) || t.dtype !== this.dtype) {
+        throw new RangeError(
+          `replicatedProduct: operands must share shape and dtype ${fmt(this.shape)} ${this.dtype}, got ${
+            fmt(t.shape)
+          } ${t.dtype}`,
+        );
       }
     }
-    const dense = all.map((t) => t.contiguous());
+    if (kind === "ring" && this.dtype !== "u64") throw new TypeError("replicatedProduct: ring products need u64 words");
+    const dense = [this, ...x, ...y, ...r].map((t) => t.contiguous()); // slices as view handles
     try {
-      const out = RingTensor.empty(first.backend, first.shape, first.dtype);
-      const h = dense.map((t) => t.handle);
-      if (kind === "ring" && first.dtype !== "u64") {
-        throw new TypeError("replicatedProduct: ring products need u64 words");
-      }
-      first.backend.replicatedProduct(kind, out.handle, [h[0], h[1]], [h[2], h[3]], [
-        h[4],
-        h[5],
-      ], first.words);
-      return out;
+      const [o, x0, x1, y0, y1, r0, r1] = dense.map((t) => t.handle);
+      this.backend.replicatedProduct(kind, o, [x0, x1], [y0, y1], [r0, r1], this.words);
     } finally {
       dense.forEach((t) => t.dispose());
     }

@@ -82,7 +82,9 @@ bool forced_method(int32_t* out) {
   return false;
 }
 
+void* new_allocation(cg_ctx* ctx, u64 words) { return device_alloc(ctx, words * 8); }
 void release_allocation(cg_ctx* ctx, void* base, u64) { device_free(ctx, base); }
+const char* const kMemory = " of device memory";
 
 #include "../shared/handles.inc"
 
@@ -250,41 +252,6 @@ int cg_ctx_threads(const cg_ctx* ctx, int32_t* out) {
   });
 }
 
-int cg_alloc(cg_ctx* ctx, uint64_t words, cg_buf* out) {
-  return guarded(ctx, "cg_alloc", [&] {
-    require_ptr(out, "cg_alloc", "out");
-    *out = 0;
-    if (words > (uint64_t(1) << 40))
-      fail(CG_ENOMEM, "cg_alloc: " + std::to_string(words) + " words is more than this build allocates");
-    void* p = device_alloc(ctx, words * 8);
-    if (!p) fail(CG_ENOMEM, "cg_alloc: could not allocate " + std::to_string(words) + " words of device memory");
-    try {
-      *out = add_slot(ctx, Buffer{static_cast<uint64_t*>(p), words, 0, p, words}, "cg_alloc");
-    } catch (...) {
-      device_free(ctx, p);
-      throw;
-    }
-  });
-}
-
-int cg_view(cg_ctx* ctx, cg_buf buf, uint64_t off, uint64_t words, cg_buf* out) {
-  return guarded(ctx, "cg_view", [&] {
-    require_ptr(out, "cg_view", "out");
-    *out = 0;
-    *out = add_view(ctx, buf, off, words);
-  });
-}
-
-int cg_free(cg_ctx* ctx, cg_buf buf) {
-  return guarded(ctx, "cg_free", [&] { drop_slot(ctx, buf); });
-}
-
-int cg_buf_words(cg_ctx* ctx, cg_buf buf, uint64_t* out) {
-  return guarded(ctx, "cg_buf_words", [&] {
-    require_ptr(out, "cg_buf_words", "out");
-    *out = lookup(ctx, buf, "cg_buf_words").words;
-  });
-}
 
 int cg_upload(cg_ctx* ctx, cg_buf dst, uint64_t dst_off, const void* host, uint64_t words) {
   return guarded(ctx, "cg_upload", [&] {

@@ -15,11 +15,11 @@ constexpr unsigned kBlock = 256;
 __global__ void inject_kernel(inject::Args a, int32_t role) {
   for (u64 i = thread_index(); i < a.rows; i += thread_count()) {
     if (role == CG_INJECT_LEADER)
-      inject::leader_row(a, i);
+      inject::Leader::row(a, i, a.k);
     else if (role == CG_INJECT_FOLLOWER)
-      inject::follower_row(a, i);
+      inject::Follower::row(a, i, a.k);
     else
-      inject::helper_row(a, i);
+      inject::Helper::row(a, i, a.k);
   }
 }
 

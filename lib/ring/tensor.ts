@@ -789,15 +789,6 @@ export class RingTensor {
   }
 
   /**
-   * The local half of one parallel-prefix carry level's AND (cg_carry_and).
-   * A unit is a (propagate, generate) bit pair; the level pairs adjacent units.
-   * With g: p and g are words of propagate and generate bits, read as units
-   * (0, 0), (p_0, g_0), ..., (p_62, g_62), and the result is [n, 64] bits of
-   * 32 units per word. Without g: p is [rows, width] packed units (width a
-   * multiple of 4) and the result [rows, width / 2]. r: the zero-share draws,
-   * shaped like the result.
-   */
-  /**
    * The local arithmetic of one third of a bit injection, written into
    * `outputs` (cg_bit_inject has the formulas, lib/mpc/bitinject.ts the
    * protocol). `bits` are packed [n, 1] streams, read from row `bitOffset`;
@@ -838,6 +829,15 @@ export class RingTensor {
     }
   }
 
+  /**
+   * The local half of one parallel-prefix carry level's AND (cg_carry_and).
+   * A unit is a (propagate, generate) bit pair; the level pairs adjacent units.
+   * With g: p and g are words of propagate and generate bits, read as units
+   * (0, 0), (p_0, g_0), ..., (p_62, g_62), and the result is [n, 64] bits of
+   * 32 units per word. Without g: p is [rows, width] packed units (width a
+   * multiple of 4) and the result [rows, width / 2]. r: the zero-share draws,
+   * shaped like the result.
+   */
   static carryAnd(
     p: [RingTensor, RingTensor],
     g: [RingTensor, RingTensor] | null,

@@ -4,6 +4,7 @@ import { shareInput } from "../../lib/mpc/input.ts";
 import { reveal, revealTo } from "../../lib/mpc/reveal.ts";
 import { matmul, mul, mulFixed } from "../../lib/mpc/multiply.ts";
 import { truncate } from "../../lib/mpc/truncate.ts";
+import { exchangeInto } from "../../lib/mpc/transfer.ts";
 import { assertWordsEqual, deviceTest, refMatmul, Rng, wrap } from "../helpers.ts";
 import { runParties } from "./harness.ts";
 
@@ -42,6 +43,37 @@ deviceTest("input by each party, reveal to all and to one: exact, with the formu
       assert.deepEqual(r.revealTo, [i === (owner + 2) % 3 ? 8 * 1000 : 0, 1]);
     });
   }
+});
+
+deviceTest("a round received into slices fills exactly those rows, and refuses a strided target", async () => {
+  const results = await runParties(async (p) => {
+    // each party sends rows 0..2 of a [3, 4] block to the next, who lands them in rows 1..3 of a [5, 4] tensor
+    using mine = RingTensor.from(p.backend, BigUint64Array.from({ length: 12 }, (_, i) => BigInt(100 * p.index + i)), [
+      3,
+      4,
+    ]);
+    using whole = RingTensor.full(p.backend, [5, 4], 7n);
+    using rows = whole.slice(0, 1, 4);
+    const s0 = p.mesh.stats();
+    await exchangeInto(p.mesh, [{ to: p.next, tensor: mine }], [{ from: p.prev, into: rows }]);
+    const bytes = p.mesh.stats().bytesSent - s0.bytesSent;
+    using cols = whole.slice(1, 0, 2);
+    await assert.rejects(
+      () => exchangeInto(p.mesh, [], [{ from: p.prev, into: cols }]),
+      /tensors received into must be contiguous/,
+    );
+    return { got: whole.toBigUint64Array(), bytes };
+  });
+  results.forEach(({ got, bytes }, i) => {
+    const from = (i + 2) % 3;
+    const want = [
+      ...Array(4).fill(7n),
+      ...Array.from({ length: 12 }, (_, k) => BigInt(100 * from + k)),
+      ...Array(4).fill(7n),
+    ];
+    assertWordsEqual(got, BigUint64Array.from(want), `party ${i}`);
+    assert.equal(bytes, 96);
+  });
 });
 
 deviceTest("linear operations are local and exact; public constants land once", async () => {

@@ -16,7 +16,10 @@ import { andMany, completeAnds } from "./and.ts";
 import { BShare } from "./binary.ts";
 import type { Party } from "./party.ts";
 
-export const CARRY_BITS = 64 + 64 + 32 + 16 + 8 + 4 + 2;
+/** Bits of the carry's levels after g, each party, per element. */
+export const LEVEL_BITS = 64 + 32 + 16 + 8 + 4 + 2;
+/** With the generate AND's 64. */
+export const CARRY_BITS = 64 + LEVEL_BITS;
 
 /** g = u & v, the round of generate bits (a front end that knows more about u and v may do it itself). */
 export async function generate(party: Party, u: BShare, v: BShare): Promise<BShare> {

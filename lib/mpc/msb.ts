@@ -7,22 +7,29 @@
  *      that every party sends a third of the 64 bits.
  *   2. msb(u + v) = u_63 ^ v_63 ^ carry into bit 63, the carry by the
  *      parallel prefix of carry.ts from p = u ^ v and g = u & v (1 round for
- *      g, 6 for the levels: 7 rounds, CARRY_BITS).
- * 8 rounds. Bits sent per element: CARRY_BITS = 190 by every party, plus
- * 64 / 3 for the inputs (MSB_BITS).
+ *      g, 6 for the levels: 7 rounds). In third j the AND's share from P_j
+ *      is a PRF output that the party it would go to computes itself, so g
+ *      costs 64 bits in two thirds only.
+ * 8 rounds. Bits sent per element by every party: 64 / 3 (input) + 128 / 3
+ * (g) + 126 (levels) = 190 (MSB_BITS).
  */
 import { RingTensor } from "../ring/tensor.ts";
 import type { AShare } from "./arithmetic.ts";
-import { andMany, completeAnds } from "./and.ts";
+import { andMany } from "./and.ts";
 import { BShare } from "./binary.ts";
 import { exchangeInto, type TensorSend } from "./transfer.ts";
 import { third } from "./bitinject.ts";
-import { CARRY_BITS, carryInto63, generate } from "./carry.ts";
+import { CARRY_BITS, carryInto63, generate, LEVEL_BITS } from "./carry.ts";
 import type { Party } from "./party.ts";
 
-/** Bits each party sends per element in msb: [P0, P1, P2], per variant. */
+/**
+ * Bits each party sends per element in msb: [P0, P1, P2], per variant. The
+ * input front end: 64 in one third (the input) and 64 in two thirds (g, which
+ * costs nothing in the third a party inputs), then the levels.
+ */
+const INPUT_BITS = 64 / 3 + (2 * 64) / 3 + LEVEL_BITS;
 export const MSB_BITS = {
-  input: [CARRY_BITS + 64 / 3, CARRY_BITS + 64 / 3, CARRY_BITS + 64 / 3],
+  input: [INPUT_BITS, INPUT_BITS, INPUT_BITS],
   "carry-save": [64 + CARRY_BITS, 64 + CARRY_BITS, 64 + CARRY_BITS],
 } as const;
 
@@ -81,13 +88,21 @@ export async function msb(x: AShare, variant: MsbVariant = "input"): Promise<BSh
  * Neither u nor v is materialised: with their zero shares written out, this
  * party's shares of p in third j are (share j, share next(j)) at P_j,
  * (share next(j), x_prev(j)) at P_next(j) and (x_prev(j), share j) at
- * P_prev(j); and the local half of the AND g = u & v, (u_cur & (v_cur ^
+ * P_prev(j); and the local half L_i of the AND g = u & v, (u_cur & (v_cur ^
  * v_next)) ^ (u_next & v_cur), is zero at P_j (its v shares are zero) and
- * p_cur & p_next at the other two, which is replicatedProduct with both
- * operands doubled: (p_cur & (p_next ^ p_next)) ^ (p_cur & p_next).
+ * p_cur & p_next at the other two.
+ *
+ * The AND's round then needs no message from P_j. Its zero share in third j
+ * is b_j = F(k_prev(j)), b_next(j) = F(k_next(j)), b_prev(j) = F(k_next(j)) ^
+ * F(k_prev(j)) (they XOR to zero, each party holds the keys of its own). P_j's
+ * share z_j = L_j ^ b_j = F(k_prev(j)) is one P_prev(j), to which it would
+ * go, computes itself. Every message still carries a key its receiver lacks:
+ * P_next(j) sends z_next(j) under k_next(j) to P_j, which lacks it, and
+ * P_prev(j) sends z_prev(j) under k_prev(j) to P_next(j), which lacks that.
+ * 2 rounds; 64 bits per element in one third (input) and in two (g).
  */
 async function inputInThirds(p: Party, xCur: RingTensor, xNext: RingTensor, n: number): Promise<[BShare, BShare]> {
-  const [pCur, pNext, z] = [0, 1, 2].map(() => RingTensor.empty(p.backend, [n]));
+  const [pCur, pNext, gCur, gNext] = [0, 1, 2, 3].map(() => RingTensor.empty(p.backend, [n]));
   const held: { dispose(): void }[] = [];
   const own = <T extends { dispose(): void }>(t: T): T => (held.push(t), t);
   try {
@@ -111,19 +126,33 @@ async function inputInThirds(p: Party, xCur: RingTensor, xNext: RingTensor, n: n
     await exchangeInto(p.mesh, sends, recvs);
     const before = p.enter("msb generate");
     try {
-      const [r0, r1] = p.rand.zeroShareParts([n]).map(own);
+      // z_i = L_i ^ b_i, sent to P_prev(i), with the zero share of third j
+      // b_j = F(k_prev(j)), b_next(j) = F(k_next(j)), b_prev(j) = F(k_next(j)) ^ F(k_prev(j)):
+      // P_prev(j) holds k_prev(j) too, so z_j = b_j (L_j is zero) is never sent.
+      const [fOwn, fPrev] = p.rand.zeroShareParts([n]).map(own); // F(k_i), F(k_prev(i))
+      const gSends: TensorSend[] = [], gRecvs: { from: number; into: RingTensor }[] = [];
       for (const { lo, hi, role, pc, pn } of regions) {
-        const [zr, r0r, r1r] = [z, r0, r1].map((t) => own(t.slice(0, lo, hi)));
-        if (role === 0) zr.assignBinary("xor", r0r, r1r);
-        else zr.assignReplicatedProduct("bits", [pc, pc], [pn, pn], [r0r, r1r]);
+        const [gc, gn, fo, fp] = [gCur, gNext, fOwn, fPrev].map((t) => own(t.slice(0, lo, hi)));
+        if (role === 0) { // P_j: z_j = F(k_prev(j)), kept; z_next(j) arrives
+          gc.assign(fp);
+          gRecvs.push({ from: p.next, into: gn });
+        } else if (role === 1) { // P_next(j): z = (p_cur & p_next) ^ F(k_next(j)); z_prev(j) arrives
+          gc.assignBinary("xor", own(pc.and(pn)), fo);
+          gSends.push({ to: p.prev, tensor: gc });
+          gRecvs.push({ from: p.next, into: gn });
+        } else { // P_prev(j): the usual zero share; z_j = F(k_prev(j)) is its own key's
+          gc.assignReplicatedProduct("bits", [pc, pc], [pn, pn], [fo, fp]);
+          gSends.push({ to: p.prev, tensor: gc });
+          gn.assign(fo);
+        }
       }
-      const [g] = await completeAnds(p, [z]);
-      return [new BShare(p, pCur, pNext), g];
+      await exchangeInto(p.mesh, gSends, gRecvs);
+      return [new BShare(p, pCur, pNext), new BShare(p, gCur, gNext)];
     } finally {
       p.enter(before);
     }
   } catch (e) {
-    [pCur, pNext, z].forEach((t) => t.dispose());
+    [pCur, pNext, gCur, gNext].forEach((t) => t.dispose());
     throw e;
   } finally {
     held.forEach((t) => t.dispose());

@@ -1,8 +1,8 @@
 /**
  * DReLU and ReLU on fixed-point sharings: DReLU(x) = 1 - msb(x) and
  * ReLU(x) = (1 - msb(x)) * x, the complement injected directly. msb (8
- * rounds) then one bit injection (2 rounds): 10 rounds; every party sends 190 / 8 + 8 / 3 bytes (msb) and 5/3 words
- * (bit injection), 39.75 bytes per element.
+ * rounds) then one bit injection (2 rounds): 10 rounds; every party sends 190 / 8 bytes (msb) and 5/3 words
+ * (bit injection), 37.08 bytes per element.
  */
 import type { AShare } from "./arithmetic.ts";
 import type { BShare } from "./binary.ts";

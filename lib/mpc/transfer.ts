@@ -54,16 +54,16 @@ export async function exchangeInto(
     if (recvs.some((r) => !r.into.isContiguous())) {
       throw new Error("exchange: tensors received into must be contiguous");
     }
-    const sendsDense = sends.map((s) => dense(s.tensor));
-    const targets = recvs.map((r) => dense(r.into)); // the tensor itself, or a view handle on its words
-    const sendBytes = sendsDense.map((t) => t.hostBytes() ?? t.toBytes());
-    const hostTargets = targets.map((t) => t.hostBytes());
-    const staging = targets.map((t, k) => hostTargets[k] ?? new Uint8Array(t.words * 8));
+    // Host memory (the CPU build) is read and written in place, slices too;
+    // otherwise through a dense copy, and staging bytes uploaded after the round.
+    const sendBytes = sends.map((s) => s.tensor.hostBytes() ?? dense(s.tensor).toBytes());
+    const hostTargets = recvs.map((r) => r.into.hostBytes());
+    const staging = recvs.map((r, k) => hostTargets[k] ?? new Uint8Array(r.into.words * 8));
     await mesh.round(
       sends.map((s, k) => ({ to: s.to, data: sendBytes[k] })),
       recvs.map((r, k) => ({ from: r.from, into: staging[k] })),
     );
-    targets.forEach((t, k) => hostTargets[k] === null && t.setBytes(staging[k]));
+    recvs.forEach((r, k) => hostTargets[k] === null && dense(r.into).setBytes(staging[k])); // dense: a view handle
   } finally {
     held.forEach((t) => t.dispose());
   }

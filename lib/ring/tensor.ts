@@ -254,7 +254,11 @@ export class RingTensor {
    * until the tensor is disposed; writing to it writes the tensor.
    */
   hostBytes(): Uint8Array | null {
-    return this.backend.hostBytes(this.handle, this.words);
+    if (!this.isContiguous()) return null;
+    // A slice is a range of its buffer's view: the backend keeps one view per
+    // buffer, so slices at ever different offsets make no new ones.
+    const s = this.#live, all = this.backend.hostBytes(s.handle, s.words);
+    return all && all.subarray(this.offset * 8, (this.offset + this.words) * 8);
   }
 
   /** Copies a dense tensor's bytes to the host (a GPU tensor's too). */

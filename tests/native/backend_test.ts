@@ -64,6 +64,25 @@ deviceTest("a view handle shares its buffer's words, and the memory outlives whi
   assert.deepEqual(be.liveBuffers(), before);
 });
 
+deviceTest("host views stay right past the view cache's capacity and across reused addresses", () => {
+  const be = backend();
+  if (be.device === "cuda") return; // no host views on a GPU
+  for (let round = 0; round < 2; round++) { // the second round gets the first round's freed blocks back
+    const ts = Array.from({ length: 300 }, (_, i) => RingTensor.zeros(be, [1 + (i % 40)]));
+    try {
+      ts.forEach((t, i) => {
+        const words = new BigUint64Array(t.hostBytes()!.slice().buffer);
+        assert.equal(words.length, t.size);
+        const view = t.hostBytes()!;
+        new DataView(view.buffer, view.byteOffset, view.byteLength).setBigUint64(0, BigInt(1000 * round + i), true);
+      });
+      ts.forEach((t, i) => assert.equal(t.toBigUint64Array()[0], BigInt(1000 * round + i)));
+    } finally {
+      ts.forEach((t) => t.dispose());
+    }
+  }
+});
+
 deviceTest("freed, foreign and unknown handles are refused, never dereferenced", () => {
   const be = backend();
   const other = new NativeBackend({ device: currentDevice(), threads: 1 });

@@ -342,12 +342,50 @@ Kind pick(const Rows& r) {
   return has_fast_pext() ? Kind::bmi2 : Kind::software;
 }
 
+// One bit of every word (w = 64, count = 1: a sign bit, a packBit): 64 input
+// words make an output word. With AVX2, bit k shifted to the top of each
+// lane and read with movemask, four words an instruction, where the general
+// path moves one bit a word through the writer.
+void pack_bit_words(u64* out, const u64* in, unsigned k, u64 w0, u64 w1) {
+  for (u64 w = w0; w < w1; w++) {
+    const u64* x = in + 64 * w;
+    u64 acc = 0;
+    for (unsigned b = 0; b < 64; b++) acc |= ((x[b] >> k) & 1) << b;
+    out[w] = acc;
+  }
+}
+
+__attribute__((target("avx2"))) void pack_bit_words_avx2(u64* out, const u64* in, unsigned k, u64 w0, u64 w1) {
+  const __m128i up = _mm_cvtsi32_si128(int(63 - k));
+  for (u64 w = w0; w < w1; w++) {
+    const u64* x = in + 64 * w;
+    u64 acc = 0;
+    for (unsigned b = 0; b < 64; b += 4) {
+      const __m256i v = _mm256_sll_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + b)), up);
+      acc |= u64(unsigned(_mm256_movemask_pd(_mm256_castsi256_pd(v)))) << b;
+    }
+    out[w] = acc;
+  }
+}
+
+void pack_bit(cg_ctx* ctx, u64* out, const u64* in, u64 n, unsigned k) {
+  const u64 whole = n / 64;
+  const auto words = has_avx2() ? pack_bit_words_avx2 : pack_bit_words;
+  ctx->pool.parallel_for(whole, kGrain / 64, [&](u64 w0, u64 w1) { words(out, in, k, w0, w1); });
+  if (n % 64) {
+    u64 acc = 0;
+    for (u64 b = 0; b < n % 64; b++) acc |= ((in[64 * whole + b] >> k) & 1) << b;
+    out[whole] = acc;
+  }
+}
+
 }  // namespace
 
 void bits_gather(cg_ctx* ctx, cg_buf out, cg_buf in, u64 n, uint32_t w_in, uint32_t start, uint32_t step,
                  uint32_t count) {
   Rows r{};
   if (!plan(ctx, "cg_bits_gather", "w_in", true, out, in, n, w_in, start, step, count, r)) return;
+  if (w_in == 64 && count == 1) return pack_bit(ctx, r.out, r.in, n, start);
   switch (pick(r)) {
     case Kind::contiguous:
       return run<Contiguous>(ctx, r, n, gather_range<Contiguous>);

@@ -165,7 +165,7 @@ deviceTest(
       w.forEach((s) => s.dispose());
       using out = await reveal(y);
       return { y: out.decode(p.fracBits), shape: y.shape };
-    }, { fracBits: 20 });
+    }, { fracBits: 20, truncation: "corrected" }); // as `infer`: Pi_trunc1 would fail on some runs (|z| / 2^63 a product)
     assert.deepEqual(results[0].shape, [100, 10]);
     const err = relativeError(results[0].y, want);
     assert.ok(err <= 1e-3, `average relative error ${err}`);

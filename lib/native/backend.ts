@@ -144,7 +144,7 @@ export class NativeBackend implements Backend {
   #lib: NativeLib;
   #ctx: Deno.PointerValue;
   #out = new BigUint64Array(2);
-  /** Host views by address and length, least recently used first. */
+  /** Host views by address (each as long as the longest buffer seen there), least recently used first. */
   #views = new Map<number | bigint, ArrayBuffer>();
 
   constructor(options: BackendOptions = {}) {

@@ -351,7 +351,7 @@ export class RingTensor {
       return new RingTensor(storage, this.shape, contiguousStrides(this.shape), 0, this.dtype);
     }
     const out = RingTensor.empty(this.backend, this.shape);
-    this.backend.copyStrided(out.handle, 0, out.strides, this.#live.handle, this.offset, this.strides, this.shape);
+    out.assign(this);
     return out;
   }
 

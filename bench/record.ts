@@ -1,5 +1,6 @@
 /** Where benchmark results go: JSON and Markdown under bench/results/, with the machine and commit. */
 import { systemInfo } from "../lib/native/system.ts";
+import { writeFileAtomic } from "../lib/io/atomic.ts";
 
 export interface Provenance {
   date: string;
@@ -41,7 +42,8 @@ export async function writeResults(name: string, json: unknown, markdown: string
   await Deno.mkdir(resultsDir, { recursive: true });
   const jsonPath = new URL(`${name}.json`, resultsDir).pathname;
   const mdPath = new URL(`${name}.md`, resultsDir).pathname;
-  await Deno.writeTextFile(jsonPath, JSON.stringify(json, null, 2) + "\n");
-  await Deno.writeTextFile(mdPath, markdown);
+  // Results are public (they go into the repository): 0644, and atomic so that a killed run leaves the old ones whole.
+  await writeFileAtomic(jsonPath, JSON.stringify(json, null, 2) + "\n", { mode: 0o644 });
+  await writeFileAtomic(mdPath, markdown, { mode: 0o644 });
   return [jsonPath, mdPath];
 }

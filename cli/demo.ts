@@ -16,6 +16,7 @@ import { loadEmbeddedMnist } from "../lib/data/embedded.ts";
 import { subset } from "../lib/data/transform.ts";
 import { shareDataset } from "../lib/data/shares.ts";
 import { sharePath, shareTensors } from "../lib/io/shares.ts";
+import { writeFileAtomic } from "../lib/io/atomic.ts";
 import { initWeights } from "../lib/nn/model.ts";
 import { PlainTensor } from "../lib/nn/plain.ts";
 import { plainCountCorrect } from "../lib/nn/train.ts";
@@ -132,8 +133,8 @@ async function demo(o: DemoOptions): Promise<void> {
 
   const privateLoss = new Map(report.losses.map((l) => [l.iteration, l.loss]));
   const csv = ["iteration,private,plaintext", ...twinLosses.map((l, i) => `${i},${privateLoss.get(i) ?? ""},${l}`)];
-  await Deno.writeTextFile(`${dir}/loss.csv`, csv.join("\n") + "\n");
-  await Deno.writeTextFile(
+  await writeFileAtomic(`${dir}/loss.csv`, csv.join("\n") + "\n");
+  await writeFileAtomic(
     `${dir}/loss.svg`,
     lossChartSvg(`LeNet on digits: private vs plaintext training loss (batch ${batch})`, [
       {

@@ -11,6 +11,7 @@
  * never any plaintext.
  */
 import { z } from "zod";
+import { writeFileAtomic } from "./atomic.ts";
 
 const MAGIC = [0x43, 0x47, 0x54, 0x46]; // "CGTF"
 export const FORMAT_VERSION = 1;
@@ -94,9 +95,8 @@ export async function writeTensorFile(
   new DataView(out.buffer).setUint32(4, json.length, true);
   out.set(json, 8);
   out.set(data, 8 + json.length);
-  // Write then rename, so that a crash never leaves half a file under the name.
-  await Deno.writeFile(`${path}.tmp`, out);
-  await Deno.rename(`${path}.tmp`, path);
+  // Atomic and 0600: a crash never leaves half a file under the name, and shares and plaintext are the owner's only.
+  await writeFileAtomic(path, out);
 }
 
 export async function readTensorFile(path: string): Promise<TensorFile> {

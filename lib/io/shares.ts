@@ -15,6 +15,7 @@ import {
   tensorBytes,
   writeTensorFile,
 } from "./format.ts";
+import { assertNotDirectory } from "./atomic.ts";
 
 const bytesOf = (w: BigUint64Array) => new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
 
@@ -80,9 +81,26 @@ export async function shareTensors(
   return paths;
 }
 
-/** Joins two or three share files of one sharing into a plaintext file. */
+/** Whether two paths name one existing file (`./a`, `a` and a symlink to it alike). */
+async function sameFile(a: string, b: string): Promise<boolean> {
+  try {
+    return (await Deno.realPath(a)) === (await Deno.realPath(b));
+  } catch {
+    return false; // one of them does not exist
+  }
+}
+
+/**
+ * Joins two or three share files of one sharing into a plaintext file. The
+ * output is checked before anything is read: writing over an input would
+ * destroy a share, and a directory cannot take the file.
+ */
 export async function reconstructFiles(backend: Backend, paths: string[], out: string): Promise<Header> {
   if (paths.length < 2 || paths.length > 3) throw new FileFormatError("reconstruct needs two or three share files");
+  await assertNotDirectory(out);
+  for (const p of paths) {
+    if (await sameFile(p, out)) throw new FileFormatError(`the output ${out} is the share file ${p}: choose another`);
+  }
   const files = await Promise.all(paths.map(readTensorFile));
   const first = files[0].header;
   files.forEach((f, k) => {

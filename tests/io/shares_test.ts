@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { relative } from "node:path";
 import { NativeBackend } from "../../lib/native/backend.ts";
 import { readTensorFile, tensorBytes } from "../../lib/io/format.ts";
 import { reconstructFiles, sharePath, shareTensors, writePlainFile } from "../../lib/io/shares.ts";
@@ -42,6 +43,59 @@ Deno.test({
       const other = await shareTensors(backend, { kind: "model", model: "lenet", fracBits: 20 }, weights, `${dir}/n`);
       await assert.rejects(reconstructFiles(backend, [paths[0], other[1]], `${dir}/x`), /belongs to another sharing/);
       await assert.rejects(reconstructFiles(backend, [paths[0], paths[0]], `${dir}/x`), /same party/);
+    } finally {
+      backend.dispose();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "reconstruct refuses its own input and a directory before writing; share and plaintext files are 0600",
+  ignore: !deviceAvailable,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    const backend = new NativeBackend();
+    const names = async (d: string) => (await Array.fromAsync(Deno.readDir(d))).map((e) => e.name).sort();
+    try {
+      const weights = new Map([["w", { shape: [2, 3], data: Float64Array.of(1, -2, 3.5, 4, 5, -6) }]]);
+      const paths = await shareTensors(backend, { kind: "model", model: "any", fracBits: 20 }, weights, `${dir}/m`);
+      for (const p of paths) assert.equal((await Deno.stat(p)).mode! & 0o777, 0o600, p);
+      const before = await Promise.all(paths.map((p) => Deno.readFile(p)));
+      await Deno.symlink(paths[1], `${dir}/link`);
+      await Deno.mkdir(`${dir}/out`);
+      const files = await names(dir);
+
+      // the output is an input under another spelling: "./d/m.p0.share", "d/m.p1.share", a symlink to m.p1.share
+      const d = relative(Deno.cwd(), dir);
+      await assert.rejects(reconstructFiles(backend, [`${d}/m.p0.share`, `${d}/m.p1.share`], `./${d}/m.p0.share`), {
+        message: `the output ./${d}/m.p0.share is the share file ${d}/m.p0.share: choose another`,
+      });
+      await assert.rejects(reconstructFiles(backend, [paths[0], `./${d}/m.p1.share`], `${d}/m.p1.share`), {
+        message: `the output ${d}/m.p1.share is the share file ./${d}/m.p1.share: choose another`,
+      });
+      await assert.rejects(reconstructFiles(backend, [paths[0], paths[1]], `${dir}/link`), {
+        message: `the output ${dir}/link is the share file ${paths[1]}: choose another`,
+      });
+      await assert.rejects(reconstructFiles(backend, [paths[0], paths[1]], `${d}/out`), {
+        message: `${d}/out is a directory`,
+      });
+      assert.deepEqual(await names(dir), files);
+      assert.deepEqual(await names(`${dir}/out`), []);
+      for (let i = 0; i < 3; i++) assert.deepEqual(await Deno.readFile(paths[i]), before[i], `${paths[i]} unchanged`);
+
+      // the CLI says so in one line and leaves no plaintext (it used to leave DIR.tmp)
+      const r = await cryptgpu("reconstruct", paths[0], paths[2], "--out", `${dir}/out`);
+      assert.notEqual(r.code, 0);
+      assert.equal(r.err, `cryptgpu: error: ${dir}/out is a directory`);
+      assert.deepEqual(await names(dir), files);
+      assert.deepEqual(await names(`${dir}/out`), []);
+
+      await reconstructFiles(backend, [paths[2], paths[0]], `${dir}/plain.cgtf`);
+      assert.equal((await Deno.stat(`${dir}/plain.cgtf`)).mode! & 0o777, 0o600);
+      const back = new Float64Array(tensorBytes(await readTensorFile(`${dir}/plain.cgtf`), "w").bytes.buffer);
+      assert.deepEqual([...back], [1, -2, 3.5, 4, 5, -6]);
+      assert.deepEqual(await names(dir), [...files, "plain.cgtf"].sort());
     } finally {
       backend.dispose();
       await Deno.remove(dir, { recursive: true });

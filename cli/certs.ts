@@ -9,7 +9,8 @@ export function certsCommand(): Command {
     .requiredOption("--hosts <h0,h1,h2>", "the three parties' hosts (IP addresses or DNS names)")
     .option("--port <port>", "first port; party i listens on port + i", "7400")
     .option("--days <n>", "validity in days", "825")
-    .action(async (o: { out: string; hosts: string; port: string; days: string }) => {
+    .option("--force", "replace the files of a folder that is not empty")
+    .action(async (o: { out: string; hosts: string; port: string; days: string; force?: boolean }) => {
       const hosts = o.hosts.split(",").map((h) => h.trim());
       if (hosts.length !== 3 || hosts.some((h) => !h)) {
         throw new Error(`--hosts needs three comma-separated hosts, got '${o.hosts}'`);
@@ -24,6 +25,7 @@ export function certsCommand(): Command {
         hosts: hosts as [string, string, string],
         ports: [port, port + 1, port + 2],
         days,
+        force: o.force,
       });
       console.log(`wrote ${file} with ca.crt and p0..p2 certificates and keys in ${o.out}`);
       console.log("copy parties.json, ca.crt and p0.crt..p2.crt to every host, and pI.key to party I's host only");

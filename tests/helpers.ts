@@ -6,25 +6,51 @@
 import { NativeBackend } from "../lib/native/backend.ts";
 import { NativeError } from "../lib/native/errors.ts";
 import { CLI_MAIN, CLI_PERMISSIONS } from "../cli/permissions.ts";
-import { type Device, libraryExists } from "../lib/native/library.ts";
+import { type Device, libraryExists, libraryPath } from "../lib/native/library.ts";
 
 export const M64 = (1n << 64n) - 1n;
 export const wrap = (v: bigint) => BigInt.asUintN(64, v);
 
 /**
- * The devices the suite runs on: CRYPTGPU_DEVICE if set, else both. A device
- * whose build or hardware is absent has its tests reported as ignored; a
- * build that exists but fails to load is an error, not a skip.
+ * The devices the suite runs on: CRYPTGPU_DEVICE if set, else both. The CPU
+ * build must be there and load: CI builds it, and a suite that skipped every
+ * native test for want of it would pass having tested nothing; so without it
+ * each test file fails once, with the path and the cause. The CUDA build only
+ * exists on a GPU machine: without it, or without a GPU, its tests are
+ * reported as ignored. A CUDA build that exists but fails to load is an
+ * error, not a skip.
  */
 export const devices: Device[] = Deno.env.get("CRYPTGPU_DEVICE")
   ? [Deno.env.get("CRYPTGPU_DEVICE") as Device]
   : ["cpu", "cuda"];
 
+/** Why the CPU build cannot be used (path and cause), or null when it loads. */
+function cpuProblem(): string | null {
+  try {
+    new NativeBackend({ device: "cpu" }).dispose();
+    return null;
+  } catch (e) {
+    const causes: string[] = [];
+    for (let c: unknown = e; c !== undefined && causes.length < 4; c = (c as Error)?.cause) {
+      causes.push(c instanceof Error ? c.message.split("\n")[0] : String(c));
+    }
+    return `the CPU library ${libraryPath("cpu")} cannot be used: ${causes.join(": ")}`;
+  }
+}
+
+const cpuLoadError = cpuProblem();
+if (cpuLoadError) {
+  Deno.test("the CPU native library loads (every native test depends on it)", () => {
+    throw new Error(cpuLoadError);
+  });
+}
+
 const availability = new Map<Device, boolean>();
 export function available(d: Device): boolean {
+  if (d === "cpu") return cpuLoadError === null; // its absence already failed the file, once
   if (!availability.has(d)) {
     let ok = libraryExists(d);
-    if (ok && d !== "cpu") {
+    if (ok) {
       try {
         new NativeBackend({ device: d }).dispose();
       } catch (e) {
@@ -37,7 +63,7 @@ export function available(d: Device): boolean {
   return availability.get(d)!;
 }
 
-/** Whether the CPU build is there (CLI and multi-host tests run on it). */
+/** Whether the CPU build loads (CLI and multi-host tests run on it; without it the file has failed already). */
 export const deviceAvailable: boolean = available("cpu");
 
 let current: Device = devices[0];
@@ -54,7 +80,7 @@ export function backend(): NativeBackend {
   return b;
 }
 
-/** Deno.test once per device, reported as ignored where the device is absent. */
+/** Deno.test once per device, reported as ignored where the device is absent (the CPU's absence fails above). */
 export function deviceTest(name: string, fn: () => void | Promise<void>): void {
   for (const d of devices) {
     Deno.test({

@@ -29,20 +29,58 @@ interface Constants {
   lr: PublicScale;
 }
 
+/**
+ * The largest learning rate. The update subtracts lr times the (summed)
+ * gradient as a fixed-point product, so lr times a gradient of magnitude 1
+ * must stay below the ring's safe range 2^(62 - 2f) (ranges.ts): 2^10 is
+ * inside it for every f up to 26, with room for gradients up to 2^(52 - 2f)
+ * (4096 at f = 20, 2^20 at f = 16); lr / batch and lr * weightDecay (both
+ * at most lr) then encode as multipliers of at most 2^(10 + f), far from
+ * wrapping, with their 20 bits of precision. No model trains with a rate
+ * near 1024 anyway; past it the weights only diverge.
+ */
+export const MAX_LR = 2 ** 10;
+
+/**
+ * Refuses settings that would wrap in the ring or undo the update, with one
+ * line naming the flag: 0 < lr <= MAX_LR and lr < 2^(62 - 2f), momentum and
+ * weight decay in [0, 1) (at 1 or more the velocity or the decay grows
+ * without bound, or flips the weights' sign). Without `fracBits` only the
+ * bounds that hold at every f are checked; the command checks with the share
+ * files' f before it connects.
+ */
+export function checkSgdOptions(options: SgdOptions, fracBits?: number): void {
+  const { lr, momentum = 0, weightDecay = 0 } = options;
+  if (!(lr > 0)) throw new RangeError(`--lr must be a positive number, got ${lr}`); // NaN too
+  if (lr > MAX_LR) {
+    throw new RangeError(
+      `--lr must be at most ${MAX_LR} (larger rates only diverge, and lr times a gradient must stay in the ring), ` +
+        `got ${lr}`,
+    );
+  }
+  const ringBound = fracBits === undefined ? Infinity : 2 ** (62 - 2 * fracBits);
+  if (lr >= ringBound) {
+    throw new RangeError(
+      `--lr must be below ${ringBound}, the largest rate whose product with a gradient of 1 stays in the ring at ` +
+        `${fracBits} fractional bits, got ${lr}`,
+    );
+  }
+  for (const [flag, v] of [["--momentum", momentum], ["--weight-decay", weightDecay]] as const) {
+    if (!(v >= 0 && v < 1)) throw new RangeError(`${flag} must be in [0, 1), got ${v}`);
+  }
+}
+
 export class Sgd {
   /** Velocity by parameter name (momentum only). */
   velocity = new Map<string, AShare>();
   plainVelocity = new Map<string, Float64Array>();
 
   constructor(readonly options: SgdOptions) {
-    const { lr, momentum = 0, weightDecay = 0 } = options;
-    for (const [name, v] of Object.entries({ lr, momentum, weightDecay })) {
-      if (!Number.isFinite(v) || v < 0) throw new RangeError(`SGD: ${name} must be a non-negative number, got ${v}`);
-    }
-    if (momentum >= 1) throw new RangeError(`SGD: momentum must be below 1, got ${momentum}`);
+    checkSgdOptions(options);
   }
 
   constants(batch: number, fracBits: number): Constants {
+    checkSgdOptions(this.options, fracBits);
     const { lr, momentum = 0, weightDecay = 0 } = this.options;
     const m = momentum > 0;
     // One shift for the terms that share one truncation: the one that gives the largest constant about 2^20 (so

@@ -9,6 +9,7 @@ import { LAN, protocolBench, type ProtocolRow, TIMED_RUNS } from "../bench/proto
 import { addTrainingBench } from "./bench_training.ts";
 import { inferenceBench, inferenceMarkdown, mergeRows } from "../bench/inference.ts";
 import { modelByName } from "../lib/nn/zoo.ts";
+import { FIXED_DEFAULT_BITS } from "../lib/ring/fixed.ts";
 
 interface RingOptions {
   json?: boolean;
@@ -37,6 +38,8 @@ export function benchCommand(): Command {
       .option("--only <names>", "comma-separated protocol names to run")
       .option("--no-write", "do not write bench/results/")
       .option("--json", "print JSON"),
+    "local",
+    { fracBits: FIXED_DEFAULT_BITS },
   ).action(async (opts: PartyFlags & { maxSize: string; only?: string; write: boolean; json?: boolean }) => {
     await runProtocols(opts);
   });
@@ -51,6 +54,7 @@ export function benchCommand(): Command {
       .option("--no-write", "do not write bench/results/")
       .option("--json", "print JSON"),
     "corrected",
+    { fracBits: FIXED_DEFAULT_BITS },
   ).action(async (opts: InferenceOptions) => {
     await runInference(opts);
   });

@@ -25,6 +25,9 @@ export function addTrainingBench(bench: Command): void {
       .option("--seed <n>", "seed of the weights and the batch", "1")
       .option("--no-write", "do not write bench/results/")
       .option("--json", "print JSON"),
+    "local",
+    // training's precision (README, Private training: f = 16 keeps the local truncation's failures rare)
+    { fracBits: 16 },
   ).action(async (o: TrainingOptions) => {
     await runTraining(o);
   });
@@ -36,7 +39,7 @@ async function runTraining(o: TrainingOptions) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
   }
   modelByName(o.model); // an unknown name fails before connecting
-  const session = await openFromFlags({ ...o, fracBits: o.fracBits === "20" ? "16" : o.fracBits });
+  const session = await openFromFlags(o);
   try {
     const p = session.party;
     const row = await trainingBench(p, { model: o.model, batch, iterations, seed });

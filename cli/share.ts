@@ -5,8 +5,9 @@
  */
 import { Command } from "commander";
 import { NativeBackend } from "../lib/native/backend.ts";
-import { readTensorFile } from "../lib/io/format.ts";
-import { reconstructFiles, shareFile, shareTensors } from "../lib/io/shares.ts";
+import { FileFormatError, type Header, readTensorFile, tensorBytes, type TensorFile } from "../lib/io/format.ts";
+import { reconstructFiles, shareTensors } from "../lib/io/shares.ts";
+import { checkTensors, checkValues, MAX_FRAC_BITS, MIN_FRAC_BITS, sumWarning, type Values } from "../lib/io/ranges.ts";
 import { seededWeights } from "../lib/nn/calibrate.ts";
 import { modelByName } from "../lib/nn/zoo.ts";
 import { FIXED_DEFAULT_BITS } from "../lib/ring/fixed.ts";
@@ -49,8 +50,8 @@ export function shareCommand(): Command {
         throw new Error("give exactly one of --model, --input and --dataset");
       }
       const fracBits = Number(o.fracBits), seed = Number(o.seed);
-      if (!Number.isInteger(fracBits) || fracBits < 8 || fracBits > 32) {
-        throw new Error(`--frac-bits must be in [8, 32], got ${o.fracBits}`);
+      if (!Number.isInteger(fracBits) || fracBits < MIN_FRAC_BITS || fracBits > MAX_FRAC_BITS) {
+        throw new Error(`--frac-bits must be in [${MIN_FRAC_BITS}, ${MAX_FRAC_BITS}], got ${o.fracBits}`);
       }
       if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got ${o.seed}`);
       const backend = new NativeBackend();
@@ -61,21 +62,18 @@ export function shareCommand(): Command {
         } else if (o.model && !(await exists(o.model))) {
           const model = modelByName(o.model);
           const weights = seededWeights(model, seed);
+          checkRanges(`${o.model} (seed ${seed})`, "model", weights, fracBits);
           paths = await shareTensors(backend, { kind: "model", model: o.model, fracBits }, weights, o.out);
         } else if (o.model) {
-          paths = await shareFile(backend, o.model, o.out, fracBits);
+          paths = await sharePlainFile(backend, await readTensorFile(o.model), o.model, o.out, fracBits);
         } else if (o.input!.endsWith(".json")) {
-          const { shape, data } = await readJsonInput(o.input!);
-          paths = await shareTensors(
-            backend,
-            { kind: "input", model: "any", fracBits },
-            new Map([["input", { shape, data }]]),
-            o.out,
-          );
+          const tensors = new Map([["input", await readJsonInput(o.input!)]]);
+          checkRanges(o.input!, "input", tensors, fracBits);
+          paths = await shareTensors(backend, { kind: "input", model: "any", fracBits }, tensors, o.out);
         } else {
           const f = await readTensorFile(o.input!);
           if (f.header.kind !== "input") throw new Error(`${o.input} holds a ${f.header.kind}, not an input`);
-          paths = await shareFile(backend, o.input!, o.out, fracBits);
+          paths = await sharePlainFile(backend, f, o.input!, o.out, fracBits);
         }
         console.log(`wrote ${paths.join(", ")}`);
       } finally {
@@ -110,11 +108,44 @@ async function shareDatasetOption(backend: NativeBackend, o: ShareOptions, fracB
     throw new Error(`--limit must be a positive integer, got ${o.limit}`);
   }
   const dataset = await loadDataset(o.dataset!, { split: o.split, limit });
+  checkValues(dataset.name, "dataset", "images", dataset.images, fracBits); // the labels are one-hot
   const paths = await shareDataset(backend, dataset, o.out, fracBits);
   console.log(
     `${dataset.name} (${dataset.split}): ${dataset.labels.length} samples of [${dataset.shape}], ${dataset.classes} classes`,
   );
   return paths;
+}
+
+/**
+ * Refuses a value that does not fit (ranges.ts) before anything is written;
+ * for a model, warns on stderr where a layer's sum of products may not.
+ */
+function checkRanges(source: string, kind: Header["kind"], tensors: Map<string, Values>, fracBits: number): void {
+  const maxima = checkTensors(
+    source,
+    kind === "model" ? "weight" : kind === "dataset" ? "dataset" : "input",
+    tensors,
+    fracBits,
+  );
+  const warning = kind === "model" ? sumWarning(source, tensors, maxima, fracBits) : null;
+  if (warning) console.error(warning);
+}
+
+/** A plaintext tensor file, checked, split into three share files (its kind and model kept). */
+async function sharePlainFile(
+  backend: NativeBackend,
+  f: TensorFile,
+  path: string,
+  out: string,
+  fracBits: number,
+): Promise<string[]> {
+  if (f.header.share) throw new FileFormatError(`${path} is already a share file`);
+  const tensors = new Map(f.header.tensors.map((e) => {
+    const { bytes } = tensorBytes(f, e.name);
+    return [e.name, { shape: e.shape, data: new Float64Array(bytes.buffer) }];
+  }));
+  checkRanges(path, f.header.kind, tensors, fracBits);
+  return await shareTensors(backend, { kind: f.header.kind, model: f.header.model, fracBits }, tensors, out);
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -136,7 +167,8 @@ async function readJsonInput(path: string): Promise<{ shape: number[]; data: Flo
   if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
     throw new Error(`${path}: "shape" must be a list of sizes`);
   }
-  if (!Array.isArray(data) || !data.every((v) => typeof v === "number" && Number.isFinite(v))) {
+  // 1e999 parses as Infinity: the range check names it with its index
+  if (!Array.isArray(data) || !data.every((v) => typeof v === "number")) {
     throw new Error(`${path}: "data" must be a list of numbers`);
   }
   if (data.length !== shape.reduce((a: number, b: number) => a * b, 1)) {

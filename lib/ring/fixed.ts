@@ -17,7 +17,10 @@ export function encodeFixed(x: number, f: number = FIXED_DEFAULT_BITS): bigint {
   const scaled = x * 2 ** f;
   const rounded = Math.sign(scaled) * Math.round(Math.abs(scaled));
   if (!Number.isFinite(rounded) || Math.abs(rounded) >= 2 ** 63) {
-    throw new RangeError(`${x} does not fit the ring with ${f} fractional bits`);
+    throw new RangeError(
+      `the constant ${x} does not fit the ring at ${f} fractional bits: |x| 2^${f} must be below 2^63, ` +
+        `so |x| below ${(2 ** (63 - f)).toPrecision(3)}`,
+    );
   }
   return BigInt.asUintN(64, BigInt(rounded));
 }

@@ -12,6 +12,7 @@ import { inferCommand } from "./infer.ts";
 import { trainCommand } from "./train.ts";
 import { reconstructCommand, shareCommand } from "./share.ts";
 import { errorLine } from "./output.ts";
+import { unwatchParent, watchParent } from "./parent_watch.ts";
 
 const program = new Command()
   .name("cryptgpu")
@@ -30,8 +31,10 @@ program.addCommand(reconstructCommand());
 program.addCommand(inferCommand());
 program.addCommand(trainCommand());
 
+watchParent();
 try {
   await program.parseAsync(Deno.args, { from: "user" });
+  unwatchParent();
 } catch (e) {
   if (e instanceof CommanderError) Deno.exit(e.exitCode);
   console.error(errorLine(e));

@@ -5,22 +5,35 @@
  *
  *   { "parties": [ { "host": "10.0.0.1", "port": 7400, "cert": "p0.crt", "key": "p0.key" }, ... ],
  *     "ca": "ca.crt" }
+ *
+ * The file name `-` reads the document from standard input instead, where
+ * the material may come inline as PEM text (`caPem`, `certPem`, `keyPem`):
+ * that is how `cryptgpu local` hands each party its key without leaving it
+ * in a file.
  */
 import { z } from "zod";
+import { stdinPipe } from "./stdin_pipe.ts";
+
+const filePath = z.string().min(1);
+const pem = z.string().regex(/-----BEGIN [A-Z ]+-----/, "not PEM text");
 
 const Party = z.object({
   host: z.string().min(1),
   port: z.number().int().min(1).max(65535),
-  cert: z.string().min(1).optional(),
-  key: z.string().min(1).optional(),
-});
+  cert: filePath.optional(),
+  key: filePath.optional(),
+  certPem: pem.optional(),
+  keyPem: pem.optional(),
+}).refine((p) => !(p.cert && p.certPem) && !(p.key && p.keyPem), "give a path or the PEM text, not both");
 
 export const PartiesFile = z.object({
   parties: z.array(Party).length(3, "a parties file names exactly three parties"),
-  ca: z.string().min(1).optional(),
-});
+  ca: filePath.optional(),
+  caPem: pem.optional(),
+}).refine((f) => !(f.ca && f.caPem), "give ca or caPem, not both");
 
-export type PartyAddress = z.infer<typeof Party>;
+/** Where a party listens (the PEM fields, when given inline, stay in the config's tls). */
+export type PartyAddress = { host: string; port: number; cert?: string; key?: string };
 
 export interface PartiesConfig {
   parties: PartyAddress[];
@@ -35,48 +48,54 @@ function resolve(base: string, path: string): string {
 }
 
 /**
- * Reads and validates a parties file. `party` is this process's index: only
- * its own key is read (the other keys are not needed, and usually absent).
+ * Reads and validates a parties file (`-`: standard input). `party` is this
+ * process's index: only its own key is read (the other keys are not needed,
+ * and usually absent).
  */
 export async function loadParties(file: string, party: number): Promise<PartiesConfig> {
+  const name = file === "-" ? "parties file on stdin" : `parties file ${file}`;
   let text: string;
   try {
-    text = await Deno.readTextFile(file);
+    text = file === "-" ? await stdinPipe.document() : await Deno.readTextFile(file);
   } catch (e) {
-    throw new ConfigError(`cannot read parties file ${file}: ${(e as Error).message}`);
+    throw new ConfigError(`cannot read ${name}: ${(e as Error).message}`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new ConfigError(`parties file ${file} is not JSON: ${(e as Error).message}`);
+    throw new ConfigError(`${name} is not JSON: ${(e as Error).message}`);
   }
   const parsed = PartiesFile.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new ConfigError(`parties file ${file}: ${issue.path.join(".") || "(top)"}: ${issue.message}`);
+    throw new ConfigError(`${name}: ${issue.path.join(".") || "(top)"}: ${issue.message}`);
   }
   const cfg = parsed.data;
-  const base = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) : ".";
-  const withTls = cfg.ca !== undefined || cfg.parties.some((p) => p.cert || p.key);
-  if (!withTls) return { parties: cfg.parties };
-  if (!cfg.ca || cfg.parties.some((p) => !p.cert) || !cfg.parties[party].key) {
-    throw new ConfigError(`parties file ${file}: TLS needs "ca", every party's "cert" and this party's "key"`);
+  const parties: PartyAddress[] = cfg.parties.map(({ certPem: _cert, keyPem: _key, ...address }) => address);
+  const base = file === "-" ? "." : file.includes("/") ? file.slice(0, file.lastIndexOf("/")) : ".";
+  const withTls = cfg.ca !== undefined || cfg.caPem !== undefined ||
+    cfg.parties.some((p) => p.cert || p.key || p.certPem || p.keyPem);
+  if (!withTls) return { parties };
+  const me = cfg.parties[party];
+  if (!(cfg.ca || cfg.caPem) || cfg.parties.some((p) => !(p.cert || p.certPem)) || !(me.key || me.keyPem)) {
+    throw new ConfigError(`${name}: TLS needs "ca", every party's "cert" and this party's "key" (paths or PEM text)`);
   }
-  const read = async (what: string, path: string) => {
+  const read = async (what: string, path: string | undefined, inline: string | undefined) => {
+    if (inline !== undefined) return inline;
     try {
-      return await Deno.readTextFile(resolve(base, path));
+      return await Deno.readTextFile(resolve(base, path!));
     } catch (e) {
-      throw new ConfigError(`cannot read ${what} ${resolve(base, path)}: ${(e as Error).message}`);
+      throw new ConfigError(`cannot read ${what} ${resolve(base, path!)}: ${(e as Error).message}`);
     }
   };
   return {
-    parties: cfg.parties,
+    parties,
     tls: {
-      ca: await read("CA certificate", cfg.ca),
-      certs: await Promise.all(cfg.parties.map((p, i) => read(`certificate of party ${i}`, p.cert!))),
+      ca: await read("CA certificate", cfg.ca, cfg.caPem),
+      certs: await Promise.all(cfg.parties.map((p, i) => read(`certificate of party ${i}`, p.cert, p.certPem))),
       keys: await Promise.all(
-        cfg.parties.map((p, i) => (i === party ? read(`key of party ${i}`, p.key!) : Promise.resolve(undefined))),
+        cfg.parties.map((p, i) => (i === party ? read(`key of party ${i}`, p.key, p.keyPem) : undefined)),
       ),
     },
   };

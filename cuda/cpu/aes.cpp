@@ -274,6 +274,13 @@ constexpr u64 kGrainHardware = 1 << 15, kGrainPortable = 1 << 9;
 
 }  // namespace
 
+void aes128_expand_key(const uint8_t* key, uint8_t (*rk)[16]) { expand_key(key, rk); }
+
+void aes128_blocks(const uint8_t (*rk)[16], bool hardware, u64 hi, u64 lo, u64 n, uint8_t* out) {
+  const Kernel kernel = hardware ? (has_vaes() ? ctr_vaes : ctr_aesni) : ctr_portable;
+  ctr_run(kernel, *reinterpret_cast<const RoundKeys*>(rk), hi, lo, n, out);
+}
+
 void aes128_ctr(cg_ctx* ctx, cg_buf out, u64 out_off, u64 words, const uint8_t* key, const uint8_t* iv,
                 int32_t impl) {
   if (key == nullptr) fail(CG_ENULL, "cg_aes128_ctr: key is NULL");

@@ -186,6 +186,10 @@ bool has_aesni() {
   static const bool v = (cpuid_reg(1, 0, 2) & (1u << 25)) && (cpuid_reg(1, 0, 2) & (1u << 19));  // AES, SSE4.1
   return v;
 }
+bool has_pclmul() {
+  static const bool v = cpuid_reg(1, 0, 2) & (1u << 1);
+  return v;
+}
 bool has_bmi2() {
   static const bool v = cpuid_reg(7, 0, 1) & (1u << 8);
   return v;

@@ -44,7 +44,8 @@ typedef enum cg_status {
   CG_EDEVICE = 5,      /* the device failed or is absent */
   CG_ERANGE = 6,       /* a value does not fit (fixed-point encoding) */
   CG_EUNSUPPORTED = 7, /* not available in this build or on this machine */
-  CG_EINTERNAL = 8
+  CG_EINTERNAL = 8,
+  CG_EAUTH = 9 /* an authenticated ciphertext failed its check (cg_gcm_open) */
 } cg_status;
 
 /* ---------------------------------------------------------------- library */
@@ -286,6 +287,18 @@ typedef enum cg_aes_impl {
  * half block. */
 int cg_aes128_ctr(cg_ctx* ctx, cg_buf out, uint64_t out_off, uint64_t words, const uint8_t* key,
                   const uint8_t* iv, int32_t impl);
+
+/* AES-128-GCM (NIST SP 800-38D) of host memory, for the parties' channels:
+ * 16-byte key, 12-byte iv, tag of 16 bytes; in and out may be the same
+ * buffer. cg_gcm_open returns CG_EAUTH, and zeroes out, when the tag does not
+ * match. len and aad_len at most (2^32 - 2) * 16 bytes (CG_EINVAL). impl as
+ * for cg_aes128_ctr (CG_AES_NI also needs PCLMULQDQ). No context: they run on
+ * any thread at once. Host code: only the CPU build exports them; a process
+ * on the CUDA build loads the CPU build for its channels. */
+int cg_gcm_seal(const uint8_t* key, const uint8_t* iv, const uint8_t* aad, uint64_t aad_len, const uint8_t* in,
+                uint8_t* out, uint64_t len, uint8_t* tag, int32_t impl);
+int cg_gcm_open(const uint8_t* key, const uint8_t* iv, const uint8_t* aad, uint64_t aad_len, const uint8_t* in,
+                uint8_t* out, uint64_t len, const uint8_t* tag, int32_t impl);
 
 /* ------------------------------------------------------------ fixed point */
 

@@ -42,19 +42,12 @@ export class Party {
   }
 
   /**
-   * The key setup round: P_i draws k_i from the OS CSPRNG and sends it to
-   * P_next(i), receiving k_prev(i) from P_prev(i).
+   * Correlated randomness from the mesh: k_i, shared by P_i and P_next(i),
+   * is the PRF key of their link, derived at setup from an authenticated key
+   * exchange, so it never crossed the wire and no round is spent on it.
    */
-  static async setup(
-    mesh: Mesh,
-    backend: Backend,
-    fracBits: number,
-    truncation: TruncationMode = "local",
-  ): Promise<Party> {
-    mesh.step = "key setup";
-    const own = crypto.getRandomValues(new Uint8Array(16));
-    const prev = new Uint8Array(16);
-    await mesh.round([{ to: mesh.nextParty, data: own }], [{ from: mesh.prevParty, into: prev }]);
-    return new Party(mesh, backend, new Randomness(backend, own, prev), fracBits, truncation);
+  static setup(mesh: Mesh, backend: Backend, fracBits: number, truncation: TruncationMode = "local"): Party {
+    const rand = new Randomness(backend, mesh.prfKey(mesh.nextParty), mesh.prfKey(mesh.prevParty));
+    return new Party(mesh, backend, rand, fracBits, truncation);
   }
 }

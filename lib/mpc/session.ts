@@ -47,7 +47,7 @@ export async function openSession(o: SessionOptions): Promise<Session> {
       connectTimeoutMs: o.connectTimeoutMs,
       recvTimeoutMs: o.recvTimeoutMs,
     });
-    const party = await Party.setup(mesh, backend, fracBits, truncation);
+    const party = Party.setup(mesh, backend, fracBits, truncation);
     return {
       party,
       close: () => {

@@ -1,42 +1,54 @@
 /**
- * Who is on the other end of a TLS link. Deno's TLS server cannot ask for a
- * client certificate, so TLS proves only the listening side (its certificate
- * chains to the CA and names the host dialed). Both sides then prove their
- * party identity inside the encrypted stream: each signs the two hellos of
- * this connection (each carrying a fresh nonce) with its party key, and the
- * other checks the signature against that party's certificate in the parties
- * file. A signature is bound to one connection by the peer's nonce and to its
- * direction by the order of the hellos, so it cannot be replayed elsewhere.
+ * Who is on the other end of a link. A party trusts exactly the material of
+ * its parties file: the CA, and each party's certificate pinned by its
+ * SHA-256 fingerprint. No system or default root is ever consulted, because
+ * no TLS library decides trust here: each end of a link signs the link's
+ * handshake transcript (handshake.ts) with its party key, and the other
+ * checks the signature against its own copy of that party's certificate.
  */
-import { createPrivateKey, type KeyObject, sign, verify, X509Certificate } from "node:crypto";
+import { createHash, createPrivateKey, type KeyObject, sign, verify, X509Certificate } from "node:crypto";
 
 export class AuthError extends Error {}
 
 /** Certificates name their party as CN=cryptgpu-party-<i>. */
 export const partyCommonName = (i: number) => `cryptgpu-party-${i}`;
 
-const LABEL = new TextEncoder().encode("cryptgpu mesh party authentication v1");
+/** SHA-256 of a certificate's DER encoding, in hex: what the handshake pins and announces. */
+export function fingerprint(cert: X509Certificate): string {
+  return createHash("sha256").update(cert.raw).digest("hex");
+}
+
+/** The trust material of one party: its key, the CA and every party's certificate, checked. */
+export interface Identity {
+  key: KeyObject;
+  ca: X509Certificate;
+  certs: X509Certificate[];
+  caFingerprint: string;
+  fingerprints: string[];
+}
+
+function readCertificate(pem: string, what: string): X509Certificate {
+  try {
+    return new X509Certificate(pem);
+  } catch (e) {
+    throw new AuthError(`${what} cannot be read: ${(e as Error).message}`);
+  }
+}
 
 /** The party certificates of a parties file, each checked to be the CA's and to name its party. */
 export function partyCertificates(ca: string, certs: readonly string[]): X509Certificate[] {
-  let root: X509Certificate;
-  try {
-    root = new X509Certificate(ca);
-  } catch (e) {
-    throw new AuthError(`the CA certificate cannot be read: ${(e as Error).message}`);
-  }
+  const root = readCertificate(ca, "the CA certificate");
   return certs.map((pem, i) => {
-    let c: X509Certificate;
-    try {
-      c = new X509Certificate(pem);
-    } catch (e) {
-      throw new AuthError(`the certificate of party ${i} cannot be read: ${(e as Error).message}`);
-    }
+    const c = readCertificate(pem, `the certificate of party ${i}`);
     if (!c.checkIssued(root) || !c.verify(root.publicKey)) {
       throw new AuthError(`the certificate of party ${i} is not signed by the parties file's CA`);
     }
     if (!c.subject.split("\n").includes(`CN=${partyCommonName(i)}`)) {
       throw new AuthError(`the certificate of party ${i} is for '${c.subject}', not CN=${partyCommonName(i)}`);
+    }
+    const now = Date.now();
+    if (Date.parse(c.validFrom) > now || Date.parse(c.validTo) < now) {
+      throw new AuthError(`the certificate of party ${i} is not valid now (${c.validFrom} to ${c.validTo})`);
     }
     return c;
   });
@@ -50,27 +62,25 @@ export function privateKey(pem: string, party: number): KeyObject {
   }
 }
 
-/** What the signer signs: a label, then its own hello, then the verifier's, each length-prefixed. */
-function transcript(signerHello: Uint8Array, verifierHello: Uint8Array): Uint8Array {
-  const out = new Uint8Array(LABEL.length + 8 + signerHello.length + verifierHello.length);
-  const view = new DataView(out.buffer);
-  out.set(LABEL);
-  let at = LABEL.length;
-  for (const h of [signerHello, verifierHello]) {
-    view.setUint32(at, h.length, true);
-    out.set(h, at + 4);
-    at += 4 + h.length;
+/** Party `party`'s identity from the parties file's PEM texts; its key must match its certificate. */
+export function loadIdentity(party: number, ca: string, certs: readonly string[], keyPem: string): Identity {
+  const root = readCertificate(ca, "the CA certificate");
+  const checked = partyCertificates(ca, certs);
+  const key = privateKey(keyPem, party);
+  const probe = new TextEncoder().encode("cryptgpu key check");
+  if (!verify("sha256", probe, checked[party].publicKey, sign("sha256", probe, key))) {
+    throw new AuthError(`the key of party ${party} does not belong to the certificate of party ${party}`);
   }
-  return out;
+  return { key, ca: root, certs: checked, caFingerprint: fingerprint(root), fingerprints: checked.map(fingerprint) };
 }
 
-export function signHellos(key: KeyObject, mine: Uint8Array, theirs: Uint8Array): Uint8Array {
-  return sign("sha256", transcript(mine, theirs), key);
+export function signTranscript(key: KeyObject, transcript: Uint8Array): Uint8Array {
+  return sign("sha256", transcript, key);
 }
 
-export function verifyHellos(cert: X509Certificate, theirs: Uint8Array, mine: Uint8Array, sig: Uint8Array): boolean {
+export function verifyTranscript(cert: X509Certificate, transcript: Uint8Array, sig: Uint8Array): boolean {
   try {
-    return verify("sha256", transcript(theirs, mine), cert.publicKey, sig);
+    return verify("sha256", transcript, cert.publicKey, sig);
   } catch {
     return false;
   }

@@ -1,13 +1,8 @@
 /**
- * A `Link` is one authenticated byte stream to a peer over Deno's own sockets:
- * plain TCP, or TLS (rustls, which is about three times faster here than
- * node:tls's event streams). Reads go straight into the caller's buffer,
- * which may be a view of native tensor memory.
- *
- * A TLS link is two connections, one per direction, each dialed by its
- * sender: only a dialing socket can have Nagle's algorithm turned off before
- * TLS starts on it (Deno.listenTls offers no such switch), and a small frame
- * held back by Nagle waits for a delayed ACK, about 20 ms a round.
+ * A `Link` is one byte stream to a peer over a TCP socket (Nagle off). Reads
+ * go straight into the caller's buffer, which may be a view of native tensor
+ * memory. Confidentiality and integrity are the channel's (channel.ts), not
+ * the socket's.
  */
 
 export interface Link {
@@ -16,7 +11,7 @@ export interface Link {
   /** Fills target exactly; rejects on end of stream. */
   readInto(target: Uint8Array): Promise<void>;
   close(): void;
-  /** Whether the stream is encrypted and mutually authenticated. */
+  /** Whether the channel on it seals its frames (a link set up with the parties file's keys). */
   readonly secure: boolean;
 }
 
@@ -28,6 +23,8 @@ const GONE = [
   Deno.errors.BrokenPipe,
   Deno.errors.ConnectionAborted,
   Deno.errors.UnexpectedEof,
+  Deno.errors.BadResource,
+  Deno.errors.Interrupted,
 ];
 
 function peerGone(e: unknown): never {
@@ -35,17 +32,14 @@ function peerGone(e: unknown): never {
   throw e;
 }
 
-/** Writes to `out` and reads from `inbound` (the same connection unless TLS's one-way pair). */
 export class ConnLink implements Link {
-  #out: Deno.Conn;
-  #in: Deno.Conn;
-  constructor(readonly secure: boolean, out: Deno.Conn, inbound: Deno.Conn = out) {
-    this.#out = out;
-    this.#in = inbound;
+  #conn: Deno.Conn;
+  constructor(readonly secure: boolean, conn: Deno.Conn) {
+    this.#conn = conn;
   }
   async write(data: Uint8Array): Promise<void> {
     try {
-      for (let off = 0; off < data.length;) off += await this.#out.write(data.subarray(off));
+      for (let off = 0; off < data.length;) off += await this.#conn.write(data.subarray(off));
     } catch (e) {
       peerGone(e);
     }
@@ -54,7 +48,7 @@ export class ConnLink implements Link {
     for (let off = 0; off < target.length;) {
       let n: number | null;
       try {
-        n = await this.#in.read(target.subarray(off));
+        n = await this.#conn.read(target.subarray(off));
       } catch (e) {
         peerGone(e);
       }
@@ -63,10 +57,8 @@ export class ConnLink implements Link {
     }
   }
   close(): void {
-    for (const c of new Set([this.#out, this.#in])) {
-      try {
-        c.close();
-      } catch { /* already closed */ }
-    }
+    try {
+      this.#conn.close();
+    } catch { /* already closed */ }
   }
 }

@@ -1,56 +1,37 @@
 /**
- * The three-party mesh: one connection per pair of parties, a handshake that
- * checks who is on the other end and that both run the same session with the
- * same settings, and rounds in which every party sends and receives at once.
+ * The three-party mesh: one link per pair of parties (connect.ts), set up by
+ * a handshake that authenticates both ends against the parties file alone,
+ * derives the link's keys and compares everything the three must agree on
+ * (handshake.ts); then rounds in which every party sends and receives at
+ * once, each frame sealed under its link's keys (channel.ts).
  *
- * Over TLS every party listens and dials both others (one connection per
- * direction, see link.ts), and the two ends of each connection prove their
- * party identity with a signature (auth.ts). Over plain TCP the
- * lower-numbered party of a pair listens and the higher one dials. Dialing
- * retries until a deadline. A peer that disconnects or stalls makes this party
- * fail with an error naming the peer and the protocol step, and close its
- * links so that the third party fails too instead of waiting.
+ * A peer that disconnects or stalls makes this party fail with an error
+ * naming the peer and the protocol step, and close its links so that the
+ * third party fails too instead of waiting.
  */
-import type { KeyObject, X509Certificate } from "node:crypto";
-import { partyCertificates, partyCommonName, privateKey, signHellos, verifyHellos } from "./auth.ts";
-import { Channel, PeerClosedError } from "./channel.ts";
+import { type Identity, loadIdentity, partyCommonName } from "./auth.ts";
+import { type Channel, PeerClosedError } from "./channel.ts";
 import { allLoopback, type PartiesConfig } from "./config.ts";
-import { ConnLink, type Link } from "./link.ts";
+import { connectLinks, MeshError } from "./connect.ts";
+import { PROTOCOL_VERSION, type Settings } from "./handshake.ts";
 
-export const PROTOCOL_VERSION = 1;
+export { MeshError, partyCommonName, PROTOCOL_VERSION };
 
 export interface MeshOptions {
   party: number;
   config: PartiesConfig;
   /** Identifies one joint run; all three must agree. */
   session: string;
-  /** Settings the three must agree on (fixed-point bits, ...), compared at the handshake. */
-  settings?: Record<string, string | number | boolean>;
-  /** Plain TCP instead of TLS; refused unless every host is loopback. */
+  /** Everything the three must agree on (file ids, model, fixed point, training settings), compared at setup. */
+  settings?: Settings;
+  /** Plain TCP without encryption or authentication; refused unless every host is loopback. */
   insecure?: boolean;
+  /** The whole of setup: TCP, handshake, key exchange, agreement. */
   connectTimeoutMs?: number;
   /** How long a round may wait for a peer before failing. */
   recvTimeoutMs?: number;
-}
-
-export class MeshError extends Error {}
-
-export { partyCommonName };
-
-interface Hello {
-  protocol: "cryptgpu";
-  version: number;
-  party: number;
-  session: string;
-  settings: Record<string, string | number | boolean>;
-  /** Fresh per connection: what makes the peer's signature over the hellos unique to it. */
-  nonce: string;
-}
-
-/** This party's key and every party's certificate, for the signatures of the handshake. */
-interface Identity {
-  key: KeyObject;
-  certs: X509Certificate[];
+  /** Where connections dropped during setup are reported (stderr by default). */
+  log?: (line: string) => void;
 }
 
 export interface Send {
@@ -82,12 +63,20 @@ export class Mesh {
    */
   onReceive: ((from: number, payload: Uint8Array) => void) | null = null;
   #channels: (Channel | null)[];
+  #prfKeys: (Uint8Array | null)[];
   #recvTimeoutMs: number;
   #failed: Error | null = null;
 
-  private constructor(party: number, channels: (Channel | null)[], secure: boolean, recvTimeoutMs: number) {
+  private constructor(
+    party: number,
+    channels: (Channel | null)[],
+    prfKeys: (Uint8Array | null)[],
+    secure: boolean,
+    recvTimeoutMs: number,
+  ) {
     this.party = party;
     this.#channels = channels;
+    this.#prfKeys = prfKeys;
     this.secure = secure;
     this.#recvTimeoutMs = recvTimeoutMs;
   }
@@ -117,23 +106,36 @@ export class Mesh {
     if (secure) {
       const t = config.tls!;
       try {
-        identity = { key: privateKey(t.keys[party]!, party), certs: partyCertificates(t.ca, t.certs) };
+        identity = loadIdentity(party, t.ca, t.certs, t.keys[party]!);
       } catch (e) {
         throw new MeshError(`party ${party}: ${(e as Error).message}`);
       }
     }
-    const deadline = Date.now() + (o.connectTimeoutMs ?? 30_000);
-    const hello = (): Hello => ({
-      protocol: "cryptgpu",
-      version: PROTOCOL_VERSION,
+    const timeoutMs = o.connectTimeoutMs ?? 30_000;
+    const links = await connectLinks({
       party,
+      config,
       session: o.session,
       settings: o.settings ?? {},
-      nonce: [...crypto.getRandomValues(new Uint8Array(32))].map((b) => b.toString(16).padStart(2, "0")).join(""),
+      identity,
+      deadline: Date.now() + timeoutMs,
+      timeoutMs,
+      log: o.log ?? ((line) => console.error(line)),
     });
-    const links = identity ? await connectTls(o, identity, hello, deadline) : await connectTcp(o, hello, deadline);
-    const channels = links.map((l, j) => (l ? new Channel(j, l) : null));
-    return new Mesh(party, channels, secure, o.recvTimeoutMs ?? 60_000);
+    return new Mesh(
+      party,
+      links.map((l) => l?.channel ?? null),
+      links.map((l) => l?.prfKey ?? null),
+      secure,
+      o.recvTimeoutMs ?? 60_000,
+    );
+  }
+
+  /** The PRF key this party shares with `peer` alone, derived at setup (it never crossed the wire). */
+  prfKey(peer: number): Uint8Array {
+    const k = this.#prfKeys[peer];
+    if (!k) throw new MeshError(`party ${this.party} has no link to party ${peer}`);
+    return k;
   }
 
   /**
@@ -216,294 +218,4 @@ export class Mesh {
   close(): void {
     for (const c of this.#channels) c?.close();
   }
-}
-
-// ------------------------------------------------------------ connecting
-
-function listenHost(host: string): string {
-  return /^(127\.|localhost$|::1$|\[::1\]$)/.test(host) ? host.replace(/^\[|\]$/g, "") : "0.0.0.0";
-}
-
-async function withDeadline<T>(p: Promise<T>, deadline: number, what: string, onTimeout: () => void): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          onTimeout();
-          reject(new MeshError(what));
-        }, Math.max(0, deadline - Date.now()));
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-const unbracket = (host: string) => host.replace(/^\[|\]$/g, "");
-
-/** Closes connections, ignoring those already closed. */
-function closeConns(conns: Iterable<Deno.Conn>): void {
-  for (const c of conns) {
-    try {
-      c.close();
-    } catch { /* already closed */ }
-  }
-}
-
-/** Awaits both, and if either fails closes what the other made before rethrowing. */
-async function bothOrNeither<A extends Deno.Conn, B extends Deno.Conn>(a: Promise<A[]>, b: Promise<B[]>) {
-  const [x, y] = await Promise.allSettled([a, b]);
-  if (x.status === "rejected" || y.status === "rejected") {
-    if (x.status === "fulfilled") closeConns(x.value);
-    if (y.status === "fulfilled") closeConns(y.value);
-    throw x.status === "rejected" ? x.reason : (y as PromiseRejectedResult).reason;
-  }
-  return [x.value, y.value] as const;
-}
-
-/** Plain TCP: one connection per pair, the lower-numbered party listening. Links indexed by peer. */
-async function connectTcp(o: MeshOptions, hello: () => Hello, deadline: number): Promise<(Link | null)[]> {
-  const higher = [0, 1, 2].filter((j) => j > o.party), lower = [0, 1, 2].filter((j) => j < o.party);
-  const [acc, dia] = await bothOrNeither(
-    higher.length ? accept(o, higher, deadline, listenTcp(o)) : Promise.resolve([]),
-    Promise.all(lower.map((j) => dial(o, j, deadline))),
-  );
-  for (const c of [...acc, ...dia]) (c as Deno.TcpConn).setNoDelay(true);
-  const links: (Link | null)[] = [null, null, null];
-  try {
-    const peers = await Promise.all([
-      ...acc.map((c) => handshake(new ConnLink(false, c), hello(), null, deadline, null)),
-      ...dia.map((c, k) => handshake(new ConnLink(false, c), hello(), lower[k], deadline, null)),
-    ]);
-    [...acc, ...dia].forEach((c, k) => {
-      if (links[peers[k]]) throw new MeshError(`party ${peers[k]} connected twice`);
-      links[peers[k]] = new ConnLink(false, c);
-    });
-    return links;
-  } catch (e) {
-    closeConns([...acc, ...dia]);
-    throw e;
-  }
-}
-
-/**
- * TLS: this party dials both others (its sending connections, Nagle off) and
- * accepts their two (its receiving ones); every connection's two ends sign
- * their hellos. Links indexed by peer.
- */
-async function connectTls(
-  o: MeshOptions,
-  me: Identity,
-  hello: () => Hello,
-  deadline: number,
-): Promise<(Link | null)[]> {
-  const peers = [0, 1, 2].filter((j) => j !== o.party);
-  const [incoming, outgoing] = await bothOrNeither(
-    accept(o, peers, deadline, listenTls(o)),
-    Promise.all(peers.map((j) => dial(o, j, deadline))),
-  );
-  try {
-    const [from, to] = await Promise.all([
-      Promise.all(incoming.map((c) => handshake(new ConnLink(true, c), hello(), null, deadline, me))),
-      Promise.all(outgoing.map((c, k) => handshake(new ConnLink(true, c), hello(), peers[k], deadline, me))),
-    ]);
-    const links: (Link | null)[] = [null, null, null];
-    for (const [k, j] of to.entries()) {
-      const ins = from.flatMap((p, i) => (p === j ? [incoming[i]] : []));
-      if (ins.length !== 1) throw new MeshError(`party ${o.party}: party ${j} connected ${ins.length} times`);
-      links[j] = new ConnLink(true, outgoing[k], ins[0]);
-    }
-    return links;
-  } catch (e) {
-    closeConns([...incoming, ...outgoing]);
-    throw e;
-  }
-}
-
-function listenTcp(o: MeshOptions): Deno.Listener {
-  const me = o.config.parties[o.party];
-  try {
-    return Deno.listen({ hostname: listenHost(me.host), port: me.port });
-  } catch (e) {
-    throw new MeshError(`party ${o.party}: cannot listen on ${me.host}:${me.port}: ${(e as Error).message}`);
-  }
-}
-
-function listenTls(o: MeshOptions): Deno.TlsListener {
-  const me = o.config.parties[o.party], t = o.config.tls!;
-  try {
-    return Deno.listenTls({
-      hostname: listenHost(me.host),
-      port: me.port,
-      cert: t.certs[o.party],
-      key: t.keys[o.party]!,
-    });
-  } catch (e) {
-    throw new MeshError(`party ${o.party}: cannot listen on ${me.host}:${me.port}: ${(e as Error).message}`);
-  }
-}
-
-/**
- * Accepts a connection from each party of `from` (who is who, the handshake
- * tells). A TLS connection whose handshake fails (a client that does not
- * trust our certificate, a stray scanner) is dropped and the wait goes on;
- * the dialing side reports the reason.
- */
-async function accept(o: MeshOptions, from: number[], deadline: number, listener: Deno.Listener): Promise<Deno.Conn[]> {
-  const me = o.config.parties[o.party], count = from.length;
-  const ready: Deno.Conn[] = [], pending = new Set<Deno.Conn>();
-  try {
-    return await withDeadline(
-      new Promise<Deno.Conn[]>((resolve, reject) => {
-        (async () => {
-          while (ready.length < count) {
-            const c = await listener.accept();
-            if (!("handshake" in c)) {
-              ready.push(c);
-              continue;
-            }
-            pending.add(c);
-            (c as Deno.TlsConn).handshake().then(
-              () => ready.push(c) === count && resolve(ready),
-              () => closeConns([c]),
-            ).finally(() => pending.delete(c));
-          }
-          if (ready.length === count) resolve(ready);
-        })().catch(reject);
-      }),
-      deadline,
-      `party ${o.party}: timed out waiting for party ${from.join(" and ")} to connect on port ${me.port}`,
-      () => closeConns([...ready, ...pending]),
-    );
-  } finally {
-    listener.close();
-  }
-}
-
-/** Dials party j until it answers or the deadline passes; over TLS, checks its certificate (CA and host). */
-async function dial(o: MeshOptions, j: number, deadline: number): Promise<Deno.Conn> {
-  const peer = o.config.parties[j], host = unbracket(peer.host);
-  let last: unknown;
-  while (Date.now() < deadline) {
-    let tcp: Deno.TcpConn;
-    try {
-      tcp = await Deno.connect({ hostname: host, port: peer.port });
-    } catch (e) {
-      last = e;
-      await new Promise((r) => setTimeout(r, 100));
-      continue;
-    }
-    if (o.insecure) return tcp;
-    tcp.setNoDelay(true); // before TLS starts: this connection carries our frames to party j
-    try {
-      const c = await Deno.startTls(tcp, { hostname: host, caCerts: [o.config.tls!.ca] });
-      await c.handshake();
-      return c;
-    } catch (e) {
-      closeConns([tcp]);
-      throw new MeshError(
-        `party ${o.party}: TLS to party ${j} at ${peer.host}:${peer.port} failed: ${(e as Error).message}`,
-      );
-    }
-  }
-  throw new MeshError(
-    `party ${o.party}: could not reach party ${j} at ${peer.host}:${peer.port} before the deadline: ${
-      (last as Error)?.message ?? "no answer"
-    }`,
-  );
-}
-
-/** Length-prefixed messages of the handshake. */
-async function writeMessage(link: Link, body: Uint8Array): Promise<void> {
-  const frame = new Uint8Array(4 + body.length);
-  new DataView(frame.buffer).setUint32(0, body.length, true);
-  frame.set(body, 4);
-  await link.write(frame);
-}
-
-async function readMessage(link: Link, me: number): Promise<Uint8Array> {
-  const len = new Uint8Array(4);
-  await link.readInto(len);
-  const n = new DataView(len.buffer).getUint32(0, true);
-  if (n > 65536) throw new MeshError(`party ${me}: the peer's handshake is malformed (${n} bytes)`);
-  const buf = new Uint8Array(n);
-  await link.readInto(buf);
-  return buf;
-}
-
-/**
- * Exchanges hellos (and with an identity, signatures over both) on one
- * connection and checks the peer: the party it claims to be (the one dialed,
- * if this side dialed), its signature, version, session and settings.
- * Returns the peer's index; closes the link on any refusal.
- */
-async function handshake(
-  link: Link,
-  hello: Hello,
-  expected: number | null,
-  deadline: number,
-  identity: Identity | null,
-): Promise<number> {
-  const me = hello.party;
-  const mine = new TextEncoder().encode(JSON.stringify(hello));
-  const exchange = async (): Promise<[Hello, boolean | null]> => {
-    const [, theirs] = await Promise.all([writeMessage(link, mine), readMessage(link, me)]);
-    let peer: Hello;
-    try {
-      peer = JSON.parse(new TextDecoder().decode(theirs));
-    } catch {
-      throw new MeshError(`party ${me}: the peer's handshake is not cryptgpu's`);
-    }
-    if (!identity) return [peer, null];
-    const [, sig] = await Promise.all([
-      writeMessage(link, signHellos(identity.key, mine, theirs)),
-      readMessage(link, me),
-    ]);
-    // what the peer signed is checked below, once its claimed party is known to be valid
-    return [peer, verifyHellosOf(identity, peer, theirs, mine, sig)];
-  };
-  const [peer, verified] = await withDeadline(
-    exchange(),
-    deadline,
-    `party ${me}: handshake timed out`,
-    () => link.close(),
-  ).catch((e) => {
-    link.close();
-    throw e instanceof MeshError ? e : new MeshError(`party ${me}: handshake failed: ${(e as Error).message}`);
-  });
-  const fail = (msg: string): never => {
-    link.close();
-    throw new MeshError(`handshake refused: ${msg}`);
-  };
-  if (peer?.protocol !== "cryptgpu") fail(`party ${me}: the peer does not speak the cryptgpu protocol`);
-  const p = peer.party;
-  if (!Number.isInteger(p) || p < 0 || p > 2 || p === me) fail(`party ${me}: the peer claims to be party ${p}`);
-  if (expected !== null && p !== expected) fail(`party ${me} dialed party ${expected} but party ${p} answered`);
-  // over plain TCP the lower-numbered party of a pair listens; over TLS every party dials
-  if (!identity && expected === null && p < me) {
-    fail(`party ${me}: party ${p} dialed, but lower-numbered parties listen`);
-  }
-  if (identity && verified !== true) {
-    fail(`party ${me}: the peer claiming to be party ${p} did not sign with party ${p}'s key`);
-  }
-  if (peer.version !== PROTOCOL_VERSION) {
-    fail(`protocol version: party ${me} runs ${PROTOCOL_VERSION}, party ${p} runs ${peer.version}`);
-  }
-  if (peer.session !== hello.session) {
-    fail(`session: party ${me} has '${hello.session}', party ${p} has '${peer.session}'`);
-  }
-  const keys = new Set([...Object.keys(hello.settings), ...Object.keys(peer.settings ?? {})]);
-  for (const k of [...keys].sort()) {
-    const mine = hello.settings[k], theirs = peer.settings?.[k];
-    if (mine !== theirs) fail(`setting ${k}: party ${me} has ${mine}, party ${p} has ${theirs}`);
-  }
-  return p;
-}
-
-/** Whether `sig` is the claimed party's signature over (its hello, ours); false for an invalid claim. */
-function verifyHellosOf(me: Identity, peer: Hello, theirs: Uint8Array, mine: Uint8Array, sig: Uint8Array): boolean {
-  const cert = Number.isInteger(peer?.party) ? me.certs[peer.party] : undefined;
-  return cert !== undefined && verifyHellos(cert, theirs, mine, sig);
 }

@@ -39,7 +39,7 @@ export async function runParties<T>(fn: (p: Party) => Promise<T>, o: RunOptions 
     ),
   );
   try {
-    const parties = await Promise.all(meshes.map((m, i) => Party.setup(m, backends[i], fracBits, o.truncation)));
+    const parties = meshes.map((m, i) => Party.setup(m, backends[i], fracBits, o.truncation));
     return await Promise.all(parties.map(fn));
   } finally {
     meshes.forEach((m) => m.close());

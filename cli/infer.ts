@@ -13,6 +13,8 @@ import { revealTo } from "../lib/mpc/reveal.ts";
 import { emptyBreakdown, sharedParams } from "../lib/nn/model.ts";
 import { modelByName } from "../lib/nn/zoo.ts";
 import { argmaxRows } from "../lib/nn/plain.ts";
+import { architectureDigest } from "../lib/nn/architecture.ts";
+import { commonId } from "../lib/mpc/common_id.ts";
 import { addPartyOptions, openFromFlags, type PartyFlags } from "./party_options.ts";
 import { si, table } from "./output.ts";
 
@@ -53,13 +55,26 @@ async function infer(o: InferOptions): Promise<void> {
   const model = modelByName(mh.model);
   const inputEntry = ih.tensors.find((t) => t.name === "input");
   if (!inputEntry) throw new FileFormatError(`${inputPath} has no tensor named input`);
+  if (inputEntry.shape[0] === 0) {
+    throw new FileFormatError(`${inputPath} holds an empty batch (shape [${inputEntry.shape}])`);
+  }
   const outShape = model.checkInput(inputEntry.shape);
   checkModelTensors(modelPath, mh, model.paramShapes());
   if (ih.fracBits !== mh.fracBits) {
     throw new FileFormatError(`the model uses ${mh.fracBits} fractional bits, the input ${ih.fracBits}`);
   }
 
-  const session = await openFromFlags({ ...o, fracBits: String(mh.fracBits) });
+  // What the three must hold in common, compared before any protocol: a share file of another sharing, another
+  // model or another disclosure on one party is refused by name instead of computed on.
+  const session = await openFromFlags(o, mh.fracBits, {
+    command: "infer",
+    model: mh.model,
+    architecture: architectureDigest(model),
+    modelSharing: mh.share!.id,
+    inputSharing: ih.share!.id,
+    inputShape: inputEntry.shape.join("x"),
+    output: o.out ? "shares" : `revealed to party ${revealParty}`,
+  });
   try {
     const p = session.party;
     const weights = await loadShares(p, modelPath), input = await loadShares(p, inputPath);
@@ -73,12 +88,7 @@ async function infer(o: InferOptions): Promise<void> {
     const cost = { seconds, bytesSent: s1.bytesSent - s0.bytesSent, rounds: s1.rounds - s0.rounds };
     if (o.out) {
       const path = sharePath(o.out, p.index);
-      await saveShares(
-        p,
-        path,
-        { kind: "output", model: mh.model, id: `${ih.share!.id}/${mh.share!.id}` },
-        new Map([["output", y]]),
-      );
+      await saveShares(p, path, { kind: "output", model: mh.model, id: await commonId(p) }, new Map([["output", y]]));
       if (!o.json) console.error(`party ${p.index}: wrote ${path}`);
       return;
     }

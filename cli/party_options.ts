@@ -1,6 +1,7 @@
 /** The options every three-party subcommand takes, and opening the session from them. */
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { openSession, type Session, type SessionOptions } from "../lib/mpc/session.ts";
+import type { Settings } from "../lib/net/handshake.ts";
 import { TRUNCATION_MODES, type TruncationMode } from "../lib/mpc/party.ts";
 import { FIXED_DEFAULT_BITS } from "../lib/ring/fixed.ts";
 import { MAX_FRAC_BITS, MIN_FRAC_BITS } from "../lib/io/ranges.ts";
@@ -124,6 +125,7 @@ export function partySettings(f: PartyFlags, fracBits?: number): SessionOptions 
   };
 }
 
-export function openFromFlags(f: PartyFlags, fracBits?: number): Promise<Session> {
-  return openSession(partySettings(f, fracBits));
+/** Opens the session; `agree` is what else the three must hold in common (file ids, model, settings). */
+export function openFromFlags(f: PartyFlags, fracBits?: number, agree?: Settings): Promise<Session> {
+  return openSession({ ...partySettings(f, fracBits), agree });
 }

@@ -16,8 +16,12 @@ import { loadDatasetShares } from "../lib/data/shares.ts";
 import type { AShare } from "../lib/mpc/arithmetic.ts";
 import type { Party } from "../lib/mpc/party.ts";
 import { emptyBreakdown, type Model } from "../lib/nn/model.ts";
-import { Sgd } from "../lib/nn/optim.ts";
-import { countCorrect } from "../lib/nn/train.ts";
+import { checkSgdOptions, Sgd } from "../lib/nn/optim.ts";
+import { architectureDigest } from "../lib/nn/architecture.ts";
+import { commonId } from "../lib/mpc/common_id.ts";
+import { agreeOnCheckpoint, commitCheckpoint, findCheckpoints } from "../lib/io/checkpoint.ts";
+import { assertNotDirectory, writeFileAtomic } from "../lib/io/atomic.ts";
+import { revealCount, sharedCorrect } from "../lib/nn/train.ts";
 import { type Schedule, trainPrivate } from "../lib/nn/trainer.ts";
 import { batchCount } from "../lib/data/batches.ts";
 import { modelByName } from "../lib/nn/zoo.ts";
@@ -93,7 +97,13 @@ async function plan(o: TrainOptions) {
   const at = (path: string) => path.replaceAll("{i}", String(party));
   if (!o.model === !o.resume) throw new Error("give exactly one of --model and --resume");
   const modelPath = at(o.model ?? o.resume!);
-  const mh = await checkShareFile(modelPath, party, "model");
+  // A resumed run reads every whole checkpoint of the path (committed, previous, staged): which one the three
+  // continue from is agreed once connected.
+  const checkpoints = o.resume ? await findCheckpoints(modelPath) : null;
+  const mh = checkpoints ? checkpoints[0].header : await checkShareFile(modelPath, party, "model");
+  if (mh.share?.party !== party) {
+    throw new FileFormatError(`${modelPath} is party ${mh.share?.party}'s share file, not party ${party}'s`);
+  }
   if (o.resume && !mh.training) throw new FileFormatError(`${modelPath} is a model, not a training checkpoint`);
   const model = modelByName(mh.model);
   checkModelTensors(
@@ -131,6 +141,7 @@ async function plan(o: TrainOptions) {
       weightDecay: positive("--weight-decay", o.weightDecay, false),
     },
   };
+  checkSgdOptions(schedule.sgd, mh.fracBits);
   const t = mh.training;
   if (t) {
     const mismatch = (["batch", "seed", "lr", "momentum", "weightDecay"] as const).filter((k) =>
@@ -145,26 +156,51 @@ async function plan(o: TrainOptions) {
       throw new Error(`${modelPath} is already at iteration ${t.iteration} of ${iterations}`);
     }
   }
-  let evalPath: string | undefined;
+  let evalPath: string | undefined, evalSharing: string | undefined;
   if (o.evalData) {
     evalPath = at(o.evalData);
     const eh = await checkShareFile(evalPath, party, "dataset"), es = dataShape(evalPath, eh);
+    evalSharing = eh.share!.id;
     if (es.sample.join() !== sampleShape.sample.join() || es.classes !== sampleShape.classes) {
       throw new FileFormatError(`${evalPath} does not match the training data's samples and classes`);
     }
   }
+  const lossTo = o.lossTo === undefined ? undefined : partyIndex("--loss-to", o.lossTo);
+  const accuracyTo = partyIndex("--accuracy-to", o.accuracyTo ?? "0");
+  // Everything the three must hold in common, compared at setup before any protocol: one party's other seed,
+  // learning rate, model, data or checkpoint run is refused by name instead of trained on.
+  const agree = {
+    command: "train",
+    model: mh.model,
+    architecture: architectureDigest(model),
+    [o.resume ? "checkpointRun" : "modelSharing"]: mh.share!.id,
+    dataSharing: dh.share!.id,
+    evalSharing: evalSharing ?? "none",
+    batch,
+    iterations,
+    seed: schedule.seed,
+    lr: schedule.sgd.lr,
+    momentum: schedule.sgd.momentum ?? 0,
+    weightDecay: schedule.sgd.weightDecay ?? 0,
+    lossTo: lossTo ?? "none",
+    accuracyTo: evalPath ? accuracyTo : "none",
+    checkpoint: o.checkpoint ? "yes" : "no",
+    output: o.out ? "shares" : "none",
+  };
   return {
     party,
     model,
     modelPath,
+    checkpoints,
     header: mh,
     dataPath,
     evalPath,
     schedule,
     perEpoch,
     start: t?.iteration ?? 0,
-    lossTo: o.lossTo === undefined ? undefined : partyIndex("--loss-to", o.lossTo),
-    accuracyTo: partyIndex("--accuracy-to", o.accuracyTo ?? "0"),
+    lossTo,
+    accuracyTo,
+    agree,
     at,
   };
 }
@@ -195,10 +231,18 @@ export interface TrainReport {
 
 async function train(o: TrainOptions): Promise<void> {
   const pl = await plan(o);
-  const session = await openFromFlags({ ...o, fracBits: String(pl.header.fracBits) });
+  if (pl.lossTo !== undefined && o.lossCsv) await assertNotDirectory(o.lossCsv);
+  if (o.report) await assertNotDirectory(pl.at(o.report));
+  const session = await openFromFlags(o, pl.header.fracBits, pl.agree);
   try {
     const p = session.party;
-    const loaded = await loadShares(p, pl.modelPath);
+    let start = pl.start, modelPath = pl.modelPath;
+    if (pl.checkpoints) {
+      const chosen = await agreeOnCheckpoint(p, pl.modelPath, pl.checkpoints);
+      start = chosen.header.training!.iteration;
+      modelPath = chosen.path;
+    }
+    const loaded = await loadShares(p, modelPath);
     const params = new Map<string, AShare>(), sgd = new Sgd(pl.schedule.sgd);
     for (const [name, x] of loaded.shares) {
       if (name.startsWith("velocity.")) sgd.velocity.set(name.slice("velocity.".length), x);
@@ -209,13 +253,13 @@ async function train(o: TrainOptions): Promise<void> {
     const quiet = o.json || p.index !== (pl.lossTo ?? 0);
     const progress = quiet ? null : new Progress(pl.schedule.iterations, `${pl.header.model} private training`);
     const s0 = p.mesh.stats(), t0 = performance.now();
-    const id = await commonId(p);
+    // A resumed run keeps its run's id, so that its checkpoints stay one run's.
+    const id = pl.checkpoints ? pl.header.share!.id : await commonId(p);
     const save = async (prefix: string, iteration: number) => {
       const tensors = new Map(params);
       for (const [n, v] of sgd.velocity) tensors.set(`velocity.${n}`, v);
       const { batch, seed, sgd: { lr, momentum = 0, weightDecay = 0 } } = pl.schedule;
-      await saveShares(p, sharePath(prefix, p.index), {
-        kind: "model",
+      await commitCheckpoint(p, sharePath(prefix, p.index), {
         model: pl.header.model,
         id,
         training: { iteration, batch, seed, lr, momentum, weightDecay },
@@ -227,7 +271,7 @@ async function train(o: TrainOptions): Promise<void> {
       sgd,
       data,
       schedule: pl.schedule,
-      start: pl.start,
+      start,
       lossTo: pl.lossTo,
       breakdown,
       onStep: async ({ iteration, loss }) => {
@@ -237,11 +281,11 @@ async function train(o: TrainOptions): Promise<void> {
           await save(o.checkpoint, done);
         }
         const sent = p.mesh.stats().bytesSent - s0.bytesSent;
-        progress?.update(done - pl.start, `sent ${si(sent)}B${loss !== null ? ` loss ${loss.toFixed(4)}` : ""}`);
+        progress?.update(done - start, `sent ${si(sent)}B${loss !== null ? ` loss ${loss.toFixed(4)}` : ""}`);
       },
     });
     const seconds = (performance.now() - t0) / 1000, s1 = p.mesh.stats();
-    const ran = pl.schedule.iterations - pl.start;
+    const ran = pl.schedule.iterations - start;
     if (o.out) {
       await saveShares(p, sharePath(o.out, p.index), { kind: "model", model: pl.header.model, id }, params);
     }
@@ -252,7 +296,7 @@ async function train(o: TrainOptions): Promise<void> {
       party: p.index,
       model: pl.header.model,
       iterations: pl.schedule.iterations,
-      startedAt: pl.start,
+      startedAt: start,
       batch: pl.schedule.batch,
       seconds,
       secondsPerIteration: seconds / Math.max(ran, 1),
@@ -263,9 +307,9 @@ async function train(o: TrainOptions): Promise<void> {
       accuracy,
       breakdown,
     };
-    if (o.report) await Deno.writeTextFile(pl.at(o.report), JSON.stringify(report, null, 2));
+    if (o.report) await writeFileAtomic(pl.at(o.report), JSON.stringify(report, null, 2));
     if (o.lossCsv && losses.length) {
-      await Deno.writeTextFile(
+      await writeFileAtomic(
         o.lossCsv,
         "iteration,loss\n" + losses.map((l) => `${l.iteration},${l.loss}`).join("\n") + "\n",
       );
@@ -295,31 +339,28 @@ async function train(o: TrainOptions): Promise<void> {
 }
 
 /**
- * A fresh id the three parties share, for the sharings they write together
- * (files of one sharing carry one id; `reconstruct` refuses mixed ones):
- * party 0 draws it and sends it to the others.
+ * Correct predictions on a held-out shared dataset, disclosed to one party
+ * as one count for the whole set: the chunks' shared counts are added before
+ * the only reveal, so nothing per chunk or per sample is opened. Null
+ * elsewhere.
  */
-async function commonId(p: Party): Promise<string> {
-  const id = new Uint8Array(16);
-  if (p.index === 0) {
-    crypto.getRandomValues(id);
-    await p.mesh.round([{ to: 1, data: id }, { to: 2, data: id }], []);
-  } else {
-    await p.mesh.round([], [{ from: 0, into: id }]);
-  }
-  return Array.from(id, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** Correct predictions on a held-out shared dataset, disclosed to one party as a count; null elsewhere. */
 async function heldOut(p: Party, model: Model, params: Map<string, AShare>, path: string, to: number) {
   const data = await loadDatasetShares(p, path);
-  let correct = 0;
   const chunk = 100;
-  for (let start = 0; start < data.size; start += chunk) {
-    const idx = Array.from({ length: Math.min(chunk, data.size - start) }, (_, k) => start + k);
-    const { images, labels } = data.batch(idx);
-    using x = images, y = labels;
-    correct += (await countCorrect(model, params, x, y, to)) ?? 0;
+  let total: AShare | null = null;
+  try {
+    for (let start = 0; start < data.size; start += chunk) {
+      const idx = Array.from({ length: Math.min(chunk, data.size - start) }, (_, k) => start + k);
+      const { images, labels } = data.batch(idx);
+      using x = images, y = labels;
+      using part = await sharedCorrect(model, params, x, y);
+      const sum: AShare = total ? total.add(part) : part.map((t) => t.clone());
+      total?.dispose();
+      total = sum;
+    }
+    const correct = await revealCount(total!, to);
+    return correct === null ? null : { correct, total: data.size };
+  } finally {
+    total?.dispose();
   }
-  return p.index === to ? { correct, total: data.size } : null;
 }

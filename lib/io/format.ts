@@ -106,8 +106,17 @@ export async function readTensorFile(path: string): Promise<TensorFile> {
   } catch (e) {
     throw new FileFormatError(`cannot read ${path}: ${(e as Error).message}`);
   }
+  return await parseTensorFile(bytes, path);
+}
+
+/**
+ * A tensor file's bytes, checked and parsed; `name` (the path) prefixes every
+ * refusal. Pure apart from hashing, so a fuzzer can call it without the disk.
+ * The data section and the tensors are views into `bytes`.
+ */
+export async function parseTensorFile(bytes: Uint8Array, name: string): Promise<TensorFile> {
   const fail = (why: string): never => {
-    throw new FileFormatError(`${path}: ${why}`);
+    throw new FileFormatError(`${name}: ${why}`);
   };
   if (bytes.length < 8 || MAGIC.some((b, i) => bytes[i] !== b)) fail("not a cryptgpu tensor file");
   const len = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true);

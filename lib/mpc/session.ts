@@ -6,6 +6,7 @@
 import { type BackendOptions, NativeBackend } from "../native/backend.ts";
 import { loadParties } from "../net/config.ts";
 import { Mesh } from "../net/mesh.ts";
+import type { Settings } from "../net/handshake.ts";
 import { checkFracBits, FIXED_DEFAULT_BITS } from "../ring/fixed.ts";
 import { Party, TRUNCATION_MODES, type TruncationMode } from "./party.ts";
 
@@ -20,6 +21,12 @@ export interface SessionOptions {
   backend?: BackendOptions;
   connectTimeoutMs?: number;
   recvTimeoutMs?: number;
+  /**
+   * What else the three must hold in common before any protocol: the ids of
+   * the sharings in use, the model and its architecture, the command's
+   * settings. Compared at setup with fixed point, truncation and timeouts.
+   */
+  agree?: Settings;
 }
 
 export interface Session {
@@ -42,10 +49,17 @@ export async function openSession(o: SessionOptions): Promise<Session> {
       party: o.party,
       config,
       session: o.session ?? "default",
-      settings: { fracBits, truncation, abi: Number(backend.build.abi) },
+      settings: {
+        ...o.agree,
+        fracBits,
+        truncation,
+        abi: Number(backend.build.abi),
+        connectTimeoutMs: o.connectTimeoutMs ?? 30_000,
+        roundTimeoutMs: o.recvTimeoutMs ?? 60_000,
+      },
       insecure: o.insecure,
-      connectTimeoutMs: o.connectTimeoutMs,
-      recvTimeoutMs: o.recvTimeoutMs,
+      connectTimeoutMs: o.connectTimeoutMs ?? 30_000,
+      recvTimeoutMs: o.recvTimeoutMs ?? 60_000,
     });
     const party = Party.setup(mesh, backend, fracBits, truncation);
     return {

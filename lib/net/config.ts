@@ -47,6 +47,22 @@ function resolve(base: string, path: string): string {
   return path.startsWith("/") ? path : `${base}/${path}`;
 }
 
+/** A parties document's text, parsed and validated (no file is read); `name` begins every refusal. */
+export function parsePartiesDocument(text: string, name: string): z.infer<typeof PartiesFile> {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`${name} is not JSON: ${(e as Error).message}`);
+  }
+  const parsed = PartiesFile.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ConfigError(`${name}: ${issue.path.join(".") || "(top)"}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
 /**
  * Reads and validates a parties file (`-`: standard input). `party` is this
  * process's index: only its own key is read (the other keys are not needed,
@@ -60,18 +76,7 @@ export async function loadParties(file: string, party: number): Promise<PartiesC
   } catch (e) {
     throw new ConfigError(`cannot read ${name}: ${(e as Error).message}`);
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError(`${name} is not JSON: ${(e as Error).message}`);
-  }
-  const parsed = PartiesFile.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new ConfigError(`${name}: ${issue.path.join(".") || "(top)"}: ${issue.message}`);
-  }
-  const cfg = parsed.data;
+  const cfg = parsePartiesDocument(text, name);
   const parties: PartyAddress[] = cfg.parties.map(({ certPem: _cert, keyPem: _key, ...address }) => address);
   const base = file === "-" ? "." : file.includes("/") ? file.slice(0, file.lastIndexOf("/")) : ".";
   const withTls = cfg.ca !== undefined || cfg.caPem !== undefined ||

@@ -110,7 +110,7 @@ async function writeMessage(link: Link, body: Uint8Array): Promise<void> {
   await link.write(frame);
 }
 
-async function readMessage(link: Link, what: string): Promise<Uint8Array> {
+export async function readMessage(link: Link, what: string): Promise<Uint8Array> {
   const len = new Uint8Array(4);
   await link.readInto(len);
   const n = new DataView(len.buffer).getUint32(0, true);
@@ -236,7 +236,8 @@ async function agree(p: HandshakeParams, peer: number, channel: Channel): Promis
     throw new SetupError(`party ${peer}'s settings message is not JSON`);
   }
   if (typeof other !== "object" || other === null) throw new SetupError(`party ${peer}'s settings are malformed`);
-  for (const k of [...new Set([...Object.keys(p.settings), ...Object.keys(other)])].sort()) {
+  // in the order this party lists them (what identifies the run first), then any the peer has in addition
+  for (const k of new Set([...Object.keys(p.settings), ...Object.keys(other)])) {
     const a = p.settings[k], b = other[k];
     if (a !== b) {
       throw new SetupError(

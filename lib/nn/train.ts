@@ -70,21 +70,30 @@ export function plainTrainStep(
 }
 
 /**
- * How many of the batch the model classifies correctly, opened to party
- * `to` only (a disclosure of that count, nothing per sample): the private
- * argmax one-hot times the one-hot label, summed.
+ * How many of the batch the model classifies correctly, still shared (shape
+ * [1], at scale f): the private argmax one-hot times the one-hot label,
+ * summed. Chunks of a held-out set add up these before one reveal.
  */
-export async function countCorrect(model: Model, params: Map<string, AShare>, x: AShare, y: AShare, to: number) {
-  const p = x.party;
+export async function sharedCorrect(model: Model, params: Map<string, AShare>, x: AShare, y: AShare): Promise<AShare> {
   using z = await model.net.forward(x, sharedParams(params));
   const { max, argmax } = await maxLastAxis(z, true);
   using _m = max, hot = argmax!;
   // 0/1 integers times fixed-point labels: already at scale f, no truncation
   using hits = await mul(hot, y);
   using flat = hits.reshape([hits.size]);
-  using total = flat.sum(0, true);
-  using opened = await revealTo(total, to);
-  return opened ? Math.round(opened.decode(p.fracBits)[0]) : null;
+  return flat.sum(0, true);
+}
+
+/** A shared count opened to party `to` only (a disclosure of that one number); null elsewhere. */
+export async function revealCount(count: AShare, to: number): Promise<number | null> {
+  using opened = await revealTo(count, to);
+  return opened ? Math.round(opened.decode(count.party.fracBits)[0]) : null;
+}
+
+/** sharedCorrect of one batch, opened to party `to` only. */
+export async function countCorrect(model: Model, params: Map<string, AShare>, x: AShare, y: AShare, to: number) {
+  using total = await sharedCorrect(model, params, x, y);
+  return await revealCount(total, to);
 }
 
 export function plainCountCorrect(model: Model, weights: Weights, x: PlainTensor, labels: Int32Array): number {

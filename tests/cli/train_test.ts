@@ -108,7 +108,7 @@ Deno.test({
         ],
         [
           ["--resume", `${dir}/w.p1.share`, "--data", `${dir}/d.p1.share`],
-          /w\.p1\.share is a model, not a training checkpoint/,
+          /w\.p1\.share is not a training checkpoint/,
         ],
         [
           ["--model", `${dir}/w.p1.share`, "--data", `${dir}/d.p1.share`, "--batch", "4", "--lr", "fast"],

@@ -7,6 +7,7 @@ import { si, table } from "./output.ts";
 import { addPartyOptions, openFromFlags, type PartyFlags } from "./party_options.ts";
 import { LAN, protocolBench, type ProtocolRow, TIMED_RUNS } from "../bench/protocols.ts";
 import { addTrainingBench } from "./bench_training.ts";
+import { addFuzzBench } from "./bench_fuzz.ts";
 import { inferenceBench, inferenceMarkdown, mergeRows } from "../bench/inference.ts";
 import { modelByName } from "../lib/nn/zoo.ts";
 import { FIXED_DEFAULT_BITS } from "../lib/ring/fixed.ts";
@@ -59,6 +60,7 @@ export function benchCommand(): Command {
     await runInference(opts);
   });
   addTrainingBench(bench);
+  addFuzzBench(bench);
   return bench;
 }
 

@@ -99,6 +99,15 @@ export async function writeTensorFile(
   await writeFileAtomic(path, out);
 }
 
+/** A name from a file, for a one-line message: quoted, control and line-break characters escaped, cut at 64. */
+function quoted(s: string): string {
+  const q = JSON.stringify(s.length > 64 ? `${s.slice(0, 64)}...` : s);
+  return q.replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** A shape for a message: a header may claim thousands of dimensions. */
+const dims = (shape: number[]) => `[${shape.slice(0, 8)}${shape.length > 8 ? `,... (${shape.length} dims)` : ""}]`;
+
 export async function readTensorFile(path: string): Promise<TensorFile> {
   let bytes: Uint8Array;
   try {
@@ -137,10 +146,20 @@ export async function parseTensorFile(bytes: Uint8Array, name: string): Promise<
   const end = header.tensors.reduce((m, t) => Math.max(m, t.offset + t.bytes), 0);
   if (data.length < end) fail(`truncated: the data section has ${data.length} bytes, the header needs ${end}`);
   if (data.length > end) fail(`${data.length - end} unexpected bytes after the tensors`);
+  const names = new Set<string>();
+  let at = 0;
   for (const t of header.tensors) {
     const n = t.shape.reduce((a, b) => a * b, 1);
     const want = n * (t.dtype === "f64" ? 8 : 16);
-    if (t.bytes !== want) fail(`tensor ${t.name}: ${t.bytes} bytes for shape [${t.shape}] (${want} expected)`);
+    if (t.bytes !== want) {
+      fail(`tensor ${quoted(t.name)}: ${t.bytes} bytes for shape ${dims(t.shape)} (${want} expected)`);
+    }
+    if (names.has(t.name)) fail(`two tensors named ${quoted(t.name)}`);
+    names.add(t.name);
+    // writeTensorFile lays the tensors out one after another. The checksum covers the data, not the header, so a
+    // header whose offsets overlap or swap two tensors of one size would otherwise pass, every tensor misread.
+    if (t.offset !== at) fail(`tensor ${quoted(t.name)} at offset ${t.offset}, expected ${at} (after the one before)`);
+    at += t.bytes;
   }
   if ((await sha256(data)) !== header.sha256) fail("checksum mismatch: the data is corrupt");
   if (header.share && header.tensors.some((t) => t.dtype !== "u64-pair")) fail("a share file holds only ring shares");

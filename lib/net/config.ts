@@ -53,7 +53,13 @@ export function parsePartiesDocument(text: string, name: string): z.infer<typeof
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new ConfigError(`${name} is not JSON: ${(e as Error).message}`);
+    // V8 quotes the text around the error, line breaks included: escape them so that the refusal stays one line.
+    const why = (e as Error).message.replace(
+      // deno-lint-ignore no-control-regex -- control characters are what it escapes
+      /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+    );
+    throw new ConfigError(`${name} is not JSON: ${why}`);
   }
   const parsed = PartiesFile.safeParse(json);
   if (!parsed.success) {

@@ -190,6 +190,10 @@ bool has_pclmul() {
   static const bool v = cpuid_reg(1, 0, 2) & (1u << 1);
   return v;
 }
+bool has_vpclmul() {
+  static const bool v = has_avx2() && (cpuid_reg(7, 0, 2) & (1u << 10));
+  return v;
+}
 bool has_bmi2() {
   static const bool v = cpuid_reg(7, 0, 1) & (1u << 8);
   return v;

@@ -104,13 +104,18 @@ __attribute__((target("pclmul,sse4.1"))) inline __m128i reduce(Wide w) {
   return _mm_xor_si128(hi, folded);
 }
 
+// Eight blocks per reduction: the products of C1..C8 with H^8..H^1 are
+// independent and pipeline, and only the one reduction sits on the chain
+// from one group of blocks to the next.
+constexpr int kFold = 8;
+
 struct GhashClmul {
-  __m128i reverse, h[4], y;  // h[k] = H^(k+1)
+  __m128i reverse, h[kFold], y;  // h[k] = H^(k+1)
 
   __attribute__((target("pclmul,sse4.1"))) explicit GhashClmul(const uint8_t* hkey) {
     reverse = _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     h[0] = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(hkey)), reverse);
-    for (int k = 1; k < 4; k++) h[k] = reduce(clmul_wide(h[k - 1], h[0]));
+    for (int k = 1; k < kFold; k++) h[k] = reduce(clmul_wide(h[k - 1], h[0]));
     y = _mm_setzero_si128();
   }
 
@@ -121,13 +126,13 @@ struct GhashClmul {
     return _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)), reverse);
   }
 
-  // Y <- (((Y + C1) H + C2) H + C3) H + C4) H = (Y + C1) H^4 + C2 H^3 + C3 H^2 + C4 H: one reduction per four blocks.
+  // Y <- (Y + C1) H^8 + C2 H^7 + ... + C8 H, which is eight steps of Y <- (Y + C) H.
   __attribute__((target("pclmul,sse4.1"))) void update(const uint8_t* p, u64 n) {
-    u64 off = 0;
-    for (; off + 64 <= n; off += 64) {
-      Wide acc = clmul_wide(_mm_xor_si128(y, load(p + off, 16)), h[3]);
-      for (int k = 1; k < 4; k++) {
-        const Wide w = clmul_wide(load(p + off + 16 * k, 16), h[3 - k]);
+    u64 off = has_vpclmul() ? update_wide(p, n) : 0;
+    for (; off + 16 * kFold <= n; off += 16 * kFold) {
+      Wide acc = clmul_wide(_mm_xor_si128(y, load(p + off, 16)), h[kFold - 1]);
+      for (int k = 1; k < kFold; k++) {
+        const Wide w = clmul_wide(load(p + off + 16 * k, 16), h[kFold - 1 - k]);
         acc.lo = _mm_xor_si128(acc.lo, w.lo);
         acc.hi = _mm_xor_si128(acc.hi, w.hi);
       }
@@ -136,10 +141,74 @@ struct GhashClmul {
     for (; off < n; off += 16) y = reduce(clmul_wide(_mm_xor_si128(y, load(p + off, n - off)), h[0]));
   }
 
+  // The same eight-block step with VPCLMULQDQ, two blocks per instruction; returns the bytes it consumed.
+  __attribute__((target("vpclmulqdq,avx2,pclmul,sse4.1"))) u64 update_wide(const uint8_t* p, u64 n) {
+    const __m256i rev = _mm256_broadcastsi128_si256(reverse);
+    __m256i pw[4];  // [H^8, H^7], [H^6, H^5], [H^4, H^3], [H^2, H^1]: block k of a group meets H^(8-k)
+    for (int i = 0; i < 4; i++) pw[i] = _mm256_set_m128i(h[kFold - 2 - 2 * i], h[kFold - 1 - 2 * i]);
+    u64 off = 0;
+    for (; off + 16 * kFold <= n; off += 16 * kFold) {
+      __m256i lo = _mm256_setzero_si256(), hi = lo, mid = lo;
+      for (int i = 0; i < 4; i++) {
+        __m256i d = _mm256_shuffle_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + off + 32 * i)), rev);
+        if (i == 0) d = _mm256_xor_si256(d, _mm256_set_m128i(_mm_setzero_si128(), y));
+        lo = _mm256_xor_si256(lo, _mm256_clmulepi64_epi128(d, pw[i], 0x00));
+        hi = _mm256_xor_si256(hi, _mm256_clmulepi64_epi128(d, pw[i], 0x11));
+        mid = _mm256_xor_si256(mid, _mm256_xor_si256(_mm256_clmulepi64_epi128(d, pw[i], 0x01),
+                                                     _mm256_clmulepi64_epi128(d, pw[i], 0x10)));
+      }
+      // the two lanes' sums add up (the products are linear in the blocks)
+      const __m128i l = _mm_xor_si128(_mm256_castsi256_si128(lo), _mm256_extracti128_si256(lo, 1));
+      const __m128i m = _mm_xor_si128(_mm256_castsi256_si128(mid), _mm256_extracti128_si256(mid, 1));
+      const __m128i u = _mm_xor_si128(_mm256_castsi256_si128(hi), _mm256_extracti128_si256(hi, 1));
+      y = reduce({_mm_xor_si128(l, _mm_slli_si128(m, 8)), _mm_xor_si128(u, _mm_srli_si128(m, 8))});
+    }
+    return off;
+  }
+
   __attribute__((target("pclmul,sse4.1"))) void digest(uint8_t* out) const {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_shuffle_epi8(y, reverse));
   }
 };
+
+// The AES-128 key schedule by AESKEYGENASSIST: as constant-time as the
+// bitsliced one, and some hundred times faster, which matters for a
+// frame of a few bytes.
+template <int Rcon>
+__attribute__((target("aes,sse4.1"))) inline __m128i expand_step(__m128i k) {
+  const __m128i t = _mm_shuffle_epi32(_mm_aeskeygenassist_si128(k, Rcon), 0xff);
+  k = _mm_xor_si128(k, _mm_slli_si128(k, 4));
+  k = _mm_xor_si128(k, _mm_slli_si128(k, 4));
+  k = _mm_xor_si128(k, _mm_slli_si128(k, 4));
+  return _mm_xor_si128(k, t);
+}
+
+__attribute__((target("aes,sse4.1"))) void expand_key_aesni(const uint8_t* key, uint8_t (*rk)[16]) {
+  __m128i k[11];
+  k[0] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(key));
+  k[1] = expand_step<0x01>(k[0]);
+  k[2] = expand_step<0x02>(k[1]);
+  k[3] = expand_step<0x04>(k[2]);
+  k[4] = expand_step<0x08>(k[3]);
+  k[5] = expand_step<0x10>(k[4]);
+  k[6] = expand_step<0x20>(k[5]);
+  k[7] = expand_step<0x40>(k[6]);
+  k[8] = expand_step<0x80>(k[7]);
+  k[9] = expand_step<0x1b>(k[8]);
+  k[10] = expand_step<0x36>(k[9]);
+  for (int r = 0; r < 11; r++) _mm_storeu_si128(reinterpret_cast<__m128i*>(rk[r]), k[r]);
+}
+
+// out = in ^ ks, sixteen bytes at a time where it can.
+__attribute__((target("sse2"))) inline void xor_into(uint8_t* out, const uint8_t* in, const uint8_t* ks, u64 n) {
+  u64 i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ks + i));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm_xor_si128(a, b));
+  }
+  for (; i < n; i++) out[i] = in[i] ^ ks[i];
+}
 
 // ------------------------------------------------------ GCM
 
@@ -147,7 +216,8 @@ template <class Ghash>
 int gcm(bool hardware, bool seal, const uint8_t* key, const uint8_t* iv, const uint8_t* aad, u64 aad_len,
         const uint8_t* in, uint8_t* out, u64 len, uint8_t* tag) {
   uint8_t rk[11][16];
-  aes128_expand_key(key, rk);
+  if (hardware) expand_key_aesni(key, rk);
+  else aes128_expand_key(key, rk);
   uint8_t hkey[16], ekj0[16];
   aes128_blocks(rk, hardware, 0, 0, 1, hkey);  // H = E_K(0^128)
   // J0 = iv || 0^31 1; the data's counter blocks are J0 + 1, J0 + 2, ... Frames
@@ -163,7 +233,7 @@ int gcm(bool hardware, bool seal, const uint8_t* key, const uint8_t* iv, const u
     const u64 n = len - off < sizeof ks ? len - off : sizeof ks;
     aes128_blocks(rk, hardware, hi, lo + block, (n + 15) / 16, ks);
     if (!seal) g.update(in + off, n);
-    for (u64 i = 0; i < n; i++) out[off + i] = in[off + i] ^ ks[i];
+    xor_into(out + off, in + off, ks, n);
     if (seal) g.update(out + off, n);
   }
   uint8_t lengths[16];

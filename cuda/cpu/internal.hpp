@@ -160,6 +160,7 @@ void aes128_ctr(cg_ctx* ctx, cg_buf out, u64 out_off, u64 words, const uint8_t* 
 void aes128_expand_key(const uint8_t* key, uint8_t (*rk)[16]);
 void aes128_blocks(const uint8_t (*rk)[16], bool hardware, u64 hi, u64 lo, u64 n, uint8_t* out);
 bool has_pclmul();
+bool has_vpclmul();
 
 void bits_gather(cg_ctx* ctx, cg_buf out, cg_buf in, u64 n, uint32_t w_in, uint32_t start, uint32_t step,
                  uint32_t count);

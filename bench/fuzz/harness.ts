@@ -32,8 +32,12 @@ export interface FuzzReport {
   findings: Record<FindingKind, number>;
   /** The first few findings of each kind. */
   examples: Finding[];
+  /** The slowest case as timed in the run (a garbage collection or a busy core can land on any case). */
   slowestMs: number;
   slowestCase: number;
+  /** The run's slowest cases replayed alone, 3 times each: the worst of their best times, what the parser costs. */
+  slowestReplayMs: number;
+  slowestReplayCase: number;
   /** The largest allocation the harness observed that a length field could drive, in bytes. */
   largestAllocation: number;
   /** What bounds it. */
@@ -71,7 +75,10 @@ export interface Target<I> {
 export interface RunOptions {
   cases: number;
   seed: bigint;
-  /** A case slower than this is a finding (an unbounded wait shows up as the test's timeout instead). */
+  /**
+   * A case slower than this, in the run and again when replayed alone, is a finding (an unbounded wait shows up
+   * as the test's timeout instead).
+   */
   slowMs?: number;
   progress?: (done: number) => void;
   /** Run only this case (a replay of a finding). */
@@ -85,6 +92,7 @@ export function oneLine(message: string): boolean {
 }
 
 const MAX_EXAMPLES = 3;
+const REPLAYED = 5;
 
 function b64(bytes: Uint8Array): string {
   let s = "";
@@ -126,11 +134,15 @@ export async function fuzz<I>(t: Target<I>, o: RunOptions): Promise<FuzzReport> 
     examples: [],
     slowestMs: 0,
     slowestCase: -1,
+    slowestReplayMs: 0,
+    slowestReplayCase: -1,
     largestAllocation: 0,
     allocationCap: t.allocationCap,
     longestMessage: 0,
     seconds: 0,
   };
+  // The slowest cases so far (and any over slowMs), replayed after the run.
+  const slow: { i: number; ms: number; input: I }[] = [], over = new Map<number, I>();
   const start = performance.now();
   for (let i = o.only ?? 0; i < (o.only === undefined ? o.cases : o.only + 1); i++) {
     const input = t.mutate(Rng.forCase(o.seed, i), i);
@@ -157,7 +169,12 @@ export async function fuzz<I>(t: Target<I>, o: RunOptions): Promise<FuzzReport> 
     }
     const ms = performance.now() - t0;
     if (ms > r.slowestMs) r.slowestMs = ms, r.slowestCase = i;
-    if (ms > slowMs) found("slow", `${ms.toFixed(0)} ms`);
+    if (slow.length < REPLAYED || ms > slow[slow.length - 1].ms) {
+      slow.push({ i, ms, input });
+      slow.sort((a, b) => b.ms - a.ms);
+      slow.length = Math.min(slow.length, REPLAYED);
+    }
+    if (ms > slowMs && over.size < 20) over.set(i, input);
     for (const over of probe.over) found("over-allocation", over);
     for (const wrong of probe.wrong) found("inconsistent", wrong);
     r.largestAllocation = Math.max(r.largestAllocation, probe.largest);
@@ -165,5 +182,21 @@ export async function fuzz<I>(t: Target<I>, o: RunOptions): Promise<FuzzReport> 
     if (o.progress && (i + 1) % 10000 === 0) o.progress(i + 1);
   }
   r.seconds = (performance.now() - start) / 1000;
+  for (const c of slow) over.set(c.i, c.input);
+  for (const [i, input] of over) {
+    let best = Infinity;
+    for (let k = 0; k < 3; k++) {
+      const t0 = performance.now();
+      try {
+        await t.run(input, new Probe());
+      } catch { /* its outcome was counted in the run */ }
+      best = Math.min(best, performance.now() - t0);
+    }
+    if (best > r.slowestReplayMs) r.slowestReplayMs = best, r.slowestReplayCase = i;
+    if (best > slowMs) {
+      r.findings.slow++;
+      r.examples.push({ kind: "slow", case: i, detail: `${best.toFixed(0)} ms alone`, input: b64(t.bytesOf(input)) });
+    }
+  }
   return r;
 }

@@ -41,7 +41,7 @@ export function fuzzMarkdown(
     `Each case is a valid input under 1 to 8 stacked mutations (bit flips, interesting bytes and words, insertions, ` +
     `deletions, truncations, duplicated chunks, splices, structure-aware JSON edits). A crash is any throw outside ` +
     `the parser's error classes; a refusal must be one printable line; "other" counts refusals of several lines, ` +
-    `reads past the cap and inconsistent acceptances. "Slowest alone" is the worst of the run's five slowest cases ` +
+    `reads past the cap and inconsistent acceptances. "Slowest alone" is the worst of the run's 30 slowest cases ` +
     `replayed alone (best of 3); the run's own times include garbage collection and the machine's other work. ` +
     `"Largest alloc" is the largest buffer a length field could size: the largest read asked of the link, or ` +
     `tensorBytes' copy.\n\n`;
@@ -61,7 +61,10 @@ export function fuzzMarkdown(
   const details = reports.map((r) => {
     const accepted = Object.entries(r.acceptedAs).map(([k, v]) => `${k}: ${v}`).join("; ");
     // JSON string escapes: a detail may hold a peer's control characters, which have no place in a Markdown file.
-    const examples = r.examples.map((f) => `- ${f.kind}, case ${f.case}: ${JSON.stringify(f.detail)}`).join("\n");
+    const examples = r.examples.map((f) => {
+      const detail = JSON.stringify(f.detail);
+      return `- ${f.kind}, case ${f.case}: ${detail.length > 200 ? `${detail.slice(0, 200)}..."` : detail}`;
+    }).join("\n");
     const findings = Object.entries(r.findings).map(([k, v]) => `${k} ${v}`).join(", ");
     return `\n## ${r.parser}\n\nAccepted: ${accepted || "none"}.\n\nFindings: ${findings}. ` +
       `Allocation cap: ${r.allocationCap}. Longest refusal: ${r.longestMessage} characters. ` +

@@ -35,7 +35,7 @@ export interface FuzzReport {
   /** The slowest case as timed in the run (a garbage collection or a busy core can land on any case). */
   slowestMs: number;
   slowestCase: number;
-  /** The run's slowest cases replayed alone, 3 times each: the worst of their best times, what the parser costs. */
+  /** The run's 30 slowest cases replayed alone, 3 times each: the worst of their best times, what the parser costs. */
   slowestReplayMs: number;
   slowestReplayCase: number;
   /** The largest allocation the harness observed that a length field could drive, in bytes. */
@@ -92,7 +92,8 @@ export function oneLine(message: string): boolean {
 }
 
 const MAX_EXAMPLES = 3;
-const REPLAYED = 5;
+/** How many of the run's slowest cases are replayed alone: enough that cases slow by themselves are among them. */
+const REPLAYED = 30;
 
 function b64(bytes: Uint8Array): string {
   let s = "";

@@ -81,6 +81,24 @@ const toHex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2,
 const fromHex = (s: string) => Uint8Array.from(s.match(/../g)!, (h) => parseInt(h, 16));
 const short = (fp: string) => fp.slice(0, 16);
 
+/**
+ * A value from an unauthenticated peer, fit for one line of a message: JSON-escaped (no line breaks or control
+ * characters), at most 80 characters. `quote` false leaves a string's quotes off.
+ */
+export function printable(x: unknown, quote = true): string {
+  let text: string;
+  try {
+    text = quote ? JSON.stringify(x) ?? String(x) : JSON.stringify(String(x)).slice(1, -1);
+  } catch {
+    text = "(unprintable)"; // an object whose toString throws
+  }
+  const one = text.replace(
+    /[\u007f-\u009f\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+  return one.length > 80 ? `${one.slice(0, 80)}...` : one;
+}
+
 /** A hello, a refusal or nothing valid: what an unauthenticated peer sent, parsed with every field checked. */
 export function parseHello(bytes: Uint8Array): { hello: Hello } | { refused: string } {
   let json: unknown;
@@ -93,12 +111,13 @@ export function parseHello(bytes: Uint8Array): { hello: Hello } | { refused: str
   if (refusal.success) return { refused: refusal.data.refused };
   const v = (json as { version?: unknown })?.version;
   if ((json as { protocol?: unknown })?.protocol === "cryptgpu" && v !== PROTOCOL_VERSION) {
-    throw new SetupError(`the peer runs cryptgpu protocol version ${v}, this party ${PROTOCOL_VERSION}`);
+    throw new SetupError(`the peer runs cryptgpu protocol version ${printable(v)}, this party ${PROTOCOL_VERSION}`);
   }
   const parsed = Hello.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new RejectedConnection(`the peer's hello is malformed (${issue.path.join(".") || "top"}: ${issue.message})`);
+    const where = printable(issue.path.join(".") || "top", false);
+    throw new RejectedConnection(`the peer's hello is malformed (${where}: ${printable(issue.message, false)})`);
   }
   return { hello: parsed.data };
 }
@@ -179,7 +198,9 @@ function checkHello(p: HandshakeParams, h: Hello, expectedFrom: number | null): 
     );
   }
   if (h.session !== p.session) {
-    throw new SetupError(`session: party ${p.me} has '${p.session}', party ${h.from} has '${h.session}'`);
+    throw new SetupError(
+      `session: party ${p.me} has ${printable(p.session)}, party ${h.from} has ${printable(h.session)}`,
+    );
   }
   const id = p.identity;
   if (!id) return;
@@ -241,7 +262,9 @@ async function agree(p: HandshakeParams, peer: number, channel: Channel): Promis
     const a = p.settings[k], b = other[k];
     if (a !== b) {
       throw new SetupError(
-        `party ${p.me} and party ${peer} disagree on ${k}: party ${p.me} has ${a}, party ${peer} has ${b}`,
+        `party ${p.me} and party ${peer} disagree on ${printable(k, false)}: party ${p.me} has ${
+          printable(a, false)
+        }, party ${peer} has ${printable(b, false)}`,
       );
     }
   }
@@ -269,7 +292,9 @@ export async function dialerHandshake(p: HandshakeParams, link: Link, to: number
   let h: Hello;
   try {
     const answer = parseHello(helloLBytes);
-    if ("refused" in answer) throw new SetupError(`party ${to} refused the connection: ${answer.refused}`);
+    if ("refused" in answer) {
+      throw new SetupError(`party ${to} refused the connection: ${printable(answer.refused, false)}`);
+    }
     h = answer.hello;
     checkHello(p, h, to);
   } catch (err) {

@@ -27,7 +27,7 @@ Deno.test("a session mismatch is refused at the handshake, naming both sides", a
   closeAll(results);
   const msgs = reasons(results);
   assert.ok(
-    msgs.some((m) => /session: party \d has '(main|other)', party \d has '(main|other)'/.test(m)),
+    msgs.some((m) => /session: party \d has "(main|other)", party \d has "(main|other)"/.test(m)),
     msgs.join("\n"),
   );
 });
@@ -63,7 +63,7 @@ Deno.test("plain TCP is refused unless every host is loopback", async () => {
   );
   await assert.rejects(
     Mesh.connect({ party: 0, config: loopbackConfig(), session: "s" }),
-    /no TLS material/,
+    /no certificates and keys/,
   );
 });
 

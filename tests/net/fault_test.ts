@@ -131,7 +131,7 @@ test("fault 1: kill -9 of a party during setup: the other two stop within the co
       codes: ex.map(exitCode),
       seconds: Math.max(secondsSince(t0, ex[0]), secondsSince(t0, ex[2])),
       bound: CONNECT + MARGIN,
-      message: `party 0: ${lastLine(procs[0])} / party 2: ${lastLine(procs[2])}`,
+      message: `${lastLine(procs[0])} / ${lastLine(procs[2])}`,
     });
     assert.equal(ex[1].signal, "SIGKILL");
     for (const i of [0, 2]) {
@@ -187,7 +187,7 @@ Deno.test({
             codes: ex.map(exitCode),
             seconds: Math.max(...others.map((i) => secondsSince(t0, ex[i]))),
             bound: ROUND + MARGIN,
-            message: others.map((i) => `party ${i}: ${lastLine(procs[i])}`).join(" / "),
+            message: others.map((i) => lastLine(procs[i])).join(" / "),
           });
           assert.equal(ex[victim].signal, "SIGKILL");
           for (const i of others) {
@@ -228,9 +228,9 @@ test("fault 3: SIGSTOP of a listening party during setup: the others stop at the
       codes: [exitCode(e0), ...ex.map(exitCode)],
       seconds: Math.max(...ex.map((e) => e.seconds)),
       bound: CONNECT + MARGIN,
-      message: `party 1: ${lastLine(procs[1])} / party 2: ${lastLine(procs[2])} / after SIGCONT, in ${
+      message: `${lastLine(procs[1])} / ${lastLine(procs[2])} / after SIGCONT, in ${
         secondsSince(t0, e0).toFixed(2)
-      } s, party 0: ${lastLine(procs[0])}`,
+      } s, ${lastLine(procs[0])}`,
     });
     for (const [k, i] of [1, 2].entries()) {
       assertStopped(ex[k], `party ${i}`);
@@ -268,9 +268,9 @@ test("fault 4: SIGSTOP of a party mid-run: the others stop at the round timeout,
       codes: [...ex.map(exitCode), exitCode(e2)],
       seconds: Math.max(...ex.map((e) => secondsSince(t0, e))),
       bound: ROUND + MARGIN,
-      message: `party 0: ${lastLine(procs[0])} / party 1: ${lastLine(procs[1])} / after SIGCONT, in ${
+      message: `${lastLine(procs[0])} / ${lastLine(procs[1])} / after SIGCONT, in ${
         secondsSince(t1, e2).toFixed(2)
-      } s, party 2: ${lastLine(procs[2])}`,
+      } s, ${lastLine(procs[2])}`,
     });
     assertStopped(e2, "party 2");
     await assertNothingLeft(out);
@@ -302,7 +302,7 @@ test("fault 5: a silent listener on party 0's port: parties 1 and 2 stop at the 
       codes: ["-", ...ex.map(exitCode)],
       seconds: Math.max(...ex.map((e) => e.seconds)),
       bound: CONNECT + MARGIN,
-      message: `party 1: ${lastLine(procs[1])}`,
+      message: lastLine(procs[1]),
     });
     for (const [k, i] of [1, 2].entries()) {
       assertStopped(ex[k], `party ${i}`);
@@ -454,7 +454,7 @@ test("fault 8: party 1 given another CA's parties file: every party stops, party
       codes: ex.map(exitCode),
       seconds: Math.max(...ex.map((e) => e.seconds)),
       bound: CONNECT + MARGIN,
-      message: `party 1: ${lastLine(procs[1])} / party 0: ${lastLine(procs[0])} / party 2: ${lastLine(procs[2])}`,
+      message: `${lastLine(procs[1])} / ${lastLine(procs[0])} / ${lastLine(procs[2])}`,
     });
     ex.forEach((e, i) => {
       assertStopped(e, `party ${i}`);
@@ -530,7 +530,7 @@ test("fault 9: a man in the middle with a trusted root (DENO_CERT) answering as 
       codes: ex.map(exitCode),
       seconds: Math.max(...ex.map((e) => e.seconds)),
       bound: CONNECT + MARGIN,
-      message: `party 1: ${lastLine(procs[1])} / party 0: ${lastLine(procs[0])} / party 2: ${lastLine(procs[2])}`,
+      message: `${lastLine(procs[1])} / ${lastLine(procs[0])} / ${lastLine(procs[2])}`,
     });
     ex.forEach((e, i) => {
       assertStopped(e, `party ${i}`);
@@ -648,9 +648,9 @@ test("fault 11: a relay that flips one byte of a large frame from party 0 to par
       codes: ex.map(exitCode),
       seconds: Math.max(...ex.map((e) => secondsSince(t0, e))),
       bound: ROUND + MARGIN,
-      message: `frame of round ${frame.round}, ${frame.bytes} bytes / party 1: ${lastLine(procs[1])} / party 0: ${
-        lastLine(procs[0])
-      } / party 2: ${lastLine(procs[2])}`,
+      message: `frame of round ${frame.round}, ${frame.bytes} bytes / ${lastLine(procs[1])} / ${lastLine(procs[0])} / ${
+        lastLine(procs[2])
+      }`,
     });
     ex.forEach((e, i) => {
       assertStopped(e, `party ${i}`);
@@ -682,7 +682,7 @@ test("fault 12: --insecure on one party and TLS on the others: one line naming t
       name: "12. --insecure on party 2 only",
       codes: ex.map(exitCode),
       seconds: ex[2].seconds,
-      message: [2, 0, 1].map((i) => `party ${i} (in ${ex[i].seconds.toFixed(2)} s): ${lastLine(procs[i])}`).join(" / "),
+      message: [2, 0, 1].map((i) => `${lastLine(procs[i])} (after ${ex[i].seconds.toFixed(2)} s)`).join(" / "),
     });
     ex.forEach((e, i) => {
       assertStopped(e, `party ${i}`);

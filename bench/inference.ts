@@ -250,7 +250,7 @@ export function inferenceMarkdown(record: InferenceRecord, table: Table): string
     `Each row is a private forward pass of a batch through a zoo model (the second of two where the first took ` +
     `under ${WARM_LIMIT} s; "cold" is the first, with its JIT compilation and fresh buffers), as \`cryptgpu local bench ` +
     `inference --model NAME --batch K\` runs it: three processes on one machine, the three parties sharing its cores, ` +
-    `over loopback (TLS unless marked). Weights (seeded, Kaiming-uniform; batch normalization calibrated on one seeded image, as a trained network's statistics would be: lib/nn/calibrate.ts) are shared by party 0 and the input ` +
+    `over loopback (sealed channels unless marked). Weights (seeded, Kaiming-uniform; batch normalization calibrated on one seeded image, as a trained network's statistics would be: lib/nn/calibrate.ts) are shared by party 0 and the input ` +
     `(seeded, values in [0, 1)) by party 1 before the clock starts; revealing the output is not timed. ` +
     `Time is the slowest party's; bytes are payload bytes sent during the pass. "LAN" is what those rounds and the ` +
     `busiest party's bytes take on the paper's LAN (${LAN.bytesPerSecond / 1e9} GB/s, ${
@@ -278,7 +278,7 @@ export function inferenceMarkdown(record: InferenceRecord, table: Table): string
     `${r.ratio.toFixed(r.ratio >= 10 ? 0 : 2)}x`,
     r.relativeError.toExponential(1),
     `${r.argmaxAgree}/${r.batch}`,
-    `${r.tls ? "TLS" : "TCP"}, ${r.threads} thr`,
+    `${r.tls ? "sealed" : "TCP"}, ${r.threads} thr`,
     r.provenance ? `${r.provenance.commit}${r.provenance.dirty ? "+" : ""} ${r.provenance.date.slice(0, 10)}` : "",
   ]);
   const measured = table(

@@ -1,6 +1,6 @@
 /**
  * `cryptgpu demo`, the README's main job: on this machine, three local
- * parties (three processes, mutual TLS) privately train LeNet on the embedded
+ * parties (three processes, authenticated and encrypted channels) privately train LeNet on the embedded
  * handwritten digits, then privately classify held-out digits; the same
  * training runs in the clear (the float64 twin, same initialization, batch
  * order and optimizer constants) for comparison. Prints both accuracies, the
@@ -48,7 +48,7 @@ export function demoCommand(): Command {
     .option("--lr <lr>", "learning rate (SGD, momentum 0.9)", "0.05")
     .option("--eval <n>", "held-out digits to classify", "500")
     .option("--out <dir>", "where the loss curves, reports and trained model shares go", "cryptgpu-demo")
-    .option("--insecure", "plain TCP between the local parties instead of TLS")
+    .option("--insecure", "plain TCP between the local parties (no encryption or authentication)")
     .action(async (o: DemoOptions) => {
       await demo(o);
     });

@@ -1,6 +1,6 @@
 /**
  * `cryptgpu local <subcommand> ...`: the three parties of a subcommand as three
- * processes on this machine, over loopback with mutual TLS (certificates made
+ * processes on this machine, over loopback with authenticated, encrypted channels (certificates made
  * for the run) unless --insecure is among the arguments. Party 0's output is
  * the command's; the others' error lines come prefixed. The native threads
  * are split between the three.

@@ -61,9 +61,9 @@ export function addPartyOptions(
 ): Command {
   cmd
     .requiredOption("--party <i>", "this party's index: 0, 1 or 2")
-    .requiredOption("--parties <file>", "the parties file (hosts, ports, TLS material)")
+    .requiredOption("--parties <file>", "the parties file (hosts, ports, certificates and keys)")
     .option("--session <id>", "session id the three must share", "default")
-    .option("--insecure", "plain TCP instead of TLS (loopback only)");
+    .option("--insecure", "plain TCP without encryption or authentication (loopback only)");
   if (config.fracBits !== undefined) {
     cmd.option("--frac-bits <f>", "fixed-point fractional bits", String(config.fracBits));
   }
@@ -76,7 +76,7 @@ export function addPartyOptions(
     .addOption(new Option("--device <device>", "backend").choices(["cpu", "cuda"]).default("cpu"))
     .option("--threads <n>", "native threads (default: CRYPTGPU_THREADS or every core)")
     .addOption(
-      new Option("--connect-timeout <s>", "seconds for the whole setup: TCP, TLS, hello, key exchange")
+      new Option("--connect-timeout <s>", "seconds for the whole setup: TCP connect, hello, key exchange, agreement")
         .argParser(seconds("--connect-timeout"))
         .default(DEFAULT_CONNECT_TIMEOUT_S),
     )

@@ -10,7 +10,14 @@
  * accepted delivers exactly the bytes that were sent.
  */
 import { GcmKey, TAG_BYTES } from "../../lib/net/aead.ts";
-import { Channel, ChannelError, FRAME_HEADER_BYTES, PeerClosedError } from "../../lib/net/channel.ts";
+import {
+  ABORT_MAX_BYTES,
+  Channel,
+  ChannelError,
+  FRAME_HEADER_BYTES,
+  PeerAbortError,
+  PeerClosedError,
+} from "../../lib/net/channel.ts";
 import { SETTINGS_MAX_BYTES } from "../../lib/net/handshake.ts";
 import type { Probe, Target } from "./harness.ts";
 import { MemoryLink } from "./memory_link.ts";
@@ -73,8 +80,8 @@ export async function channelTarget(): Promise<Target<ChannelCase>> {
   const words = [...sizes, SETTINGS_MAX_BYTES, 0xffff_ffff].map(BigInt);
   return {
     parser: "channel frames (recvSetup + recvInto, plain and sealed)",
-    expected: [ChannelError, PeerClosedError],
-    allocationCap: "recvSetup's max; recvInto's target (16-byte headers and tags aside)",
+    expected: [ChannelError, PeerClosedError, PeerAbortError],
+    allocationCap: "recvSetup's max; recvInto's target (16-byte headers and tags aside); a stop notice, 1024",
     valid: streams.map((s, stream) => ({ stream, sealed: s.sealed, bytes: s.bytes, max: SETTINGS_MAX_BYTES })),
     mutate(rng) {
       const stream = rng.int(streams.length), s = streams[stream];
@@ -91,7 +98,8 @@ export async function channelTarget(): Promise<Target<ChannelCase>> {
       const link = new MemoryLink(c.bytes, c.sealed, probe);
       const s = streams[c.stream];
       const ch = new Channel(0, link, keys(s.sealed, s.seed, false));
-      const headers = Math.max(FRAME_HEADER_BYTES, TAG_BYTES);
+      // a stop notice (up to ABORT_MAX_BYTES) may stand in any frame's place
+      const headers = Math.max(FRAME_HEADER_BYTES, TAG_BYTES, ABORT_MAX_BYTES);
       link.cap = Math.max(headers, c.max);
       const setup = await ch.recvSetup(c.max);
       if (setup.length > c.max) probe.inconsistent(`a ${setup.length}-byte setup message under max ${c.max}`);

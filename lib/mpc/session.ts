@@ -1,6 +1,6 @@
 /**
  * Opening one party's side of a three-party session from the command line's
- * settings: the parties file, the mesh (TLS unless insecure), the backend and
+ * settings: the parties file, the mesh (sealed channels unless insecure), the backend and
  * the key setup.
  */
 import { type BackendOptions, NativeBackend } from "../native/backend.ts";

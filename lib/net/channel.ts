@@ -20,8 +20,19 @@ const HEADER = 16;
 const COALESCE = 1 << 16;
 /** The round field of setup messages, which are not protocol rounds. */
 const SETUP_ROUND = 0xffff_ffff;
+/** The round field of the notice a party sends its peers when it stops: why, so that they can say so. */
+const ABORT_ROUND = 0xffff_fffe;
+/** The longest stop notice read: the one read a peer can ask for beyond the size the receiver expects. */
+export const ABORT_MAX_BYTES = 1024;
 
 export class ChannelError extends Error {}
+
+/** The peer stopped the run and said why (its own error line). */
+export class PeerAbortError extends Error {
+  constructor(readonly peer: number, readonly reason: string) {
+    super(`party ${peer} stopped: ${reason}`);
+  }
+}
 
 export interface DirectionKeys {
   send: GcmKey;
@@ -40,6 +51,8 @@ export class Channel {
   #stage = new Uint8Array(0);
   #sendCounter = 0n;
   #recvCounter = 0n;
+  /** The write under way, if any: an abort notice must not land inside a frame. */
+  #writing: Promise<void> | null = null;
 
   constructor(readonly peer: number, readonly link: Link, readonly keys: DirectionKeys | null = null) {}
 
@@ -80,7 +93,40 @@ export class Channel {
     return out;
   }
 
-  async #write(round: number, payload: Uint8Array): Promise<void> {
+  /**
+   * Tells the peer why this party stops, after any frame being written (for
+   * at most `waitMs`: a peer that does not read cannot hold the stop up),
+   * then closes the link. Never throws.
+   */
+  async abort(reason: string, waitMs = 500): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const gaveUp = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), waitMs)));
+    try {
+      const notice = new TextEncoder().encode(reason).subarray(0, ABORT_MAX_BYTES);
+      const sent = (async () => {
+        await this.#writing?.catch(() => {});
+        await this.#write(ABORT_ROUND, notice);
+        return true;
+      })().catch(() => false);
+      if (await Promise.race([sent, gaveUp])) {
+        clearTimeout(timer);
+        if (this.link.closeGracefully) return await this.link.closeGracefully(waitMs);
+      }
+    } finally {
+      clearTimeout(timer);
+      this.close();
+    }
+  }
+
+  #write(round: number, payload: Uint8Array): Promise<void> {
+    const w = this.#writeFrame(round, payload);
+    this.#writing = w;
+    return w.finally(() => {
+      if (this.#writing === w) this.#writing = null;
+    });
+  }
+
+  async #writeFrame(round: number, payload: Uint8Array): Promise<void> {
     const header = new Uint8Array(HEADER);
     const view = new DataView(header.buffer);
     view.setUint32(0, MAGIC, true);
@@ -111,6 +157,13 @@ export class Channel {
     const magic = view.getUint32(0, true), r = view.getUint32(4, true), len = view.getBigUint64(8, true);
     if (magic !== MAGIC) {
       throw new ChannelError(`malformed frame from party ${this.peer} (bad magic ${magic.toString(16)})`);
+    }
+    if (r === ABORT_ROUND) {
+      if (len > BigInt(ABORT_MAX_BYTES)) throw new ChannelError(`party ${this.peer} sent an oversized stop notice`);
+      const notice = new Uint8Array(Number(len));
+      await this.#readPayload(notice);
+      const text = new TextDecoder().decode(notice).replace(/[\u0000-\u001f\u007f-\u009f]/g, " ");
+      throw new PeerAbortError(this.peer, text);
     }
     const name = (x: number) => (x === SETUP_ROUND ? "setup" : `round ${x}`);
     if (r !== round) {

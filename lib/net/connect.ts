@@ -154,7 +154,13 @@ function acceptPeers(
         (conn as Deno.TcpConn).setNoDelay(true);
         pending.add(conn);
         const link = new ConnLink(c.identity !== null, conn);
-        beforeDeadline(listenerHandshake(handshakeParams(c), link, from), c.deadline, "handshake", () => link.close())
+        const progress = { claimed: null as number | null };
+        beforeDeadline(
+          listenerHandshake(handshakeParams(c), link, from, progress),
+          c.deadline,
+          "handshake",
+          () => link.close(),
+        )
           .then((s) => {
             pending.delete(conn);
             if (settled || done.has(s.peer)) {
@@ -174,11 +180,14 @@ function acceptPeers(
               return;
             }
             const why = e instanceof StepTimeout
-              ? "it sent no hello before the deadline"
+              ? progress.claimed === null
+                ? "it sent no hello before the deadline"
+                : "it did not finish the handshake before the deadline"
               : e instanceof PeerClosedError
               ? "it closed the connection during the handshake"
               : (e as Error).message;
-            if (e instanceof RejectedConnection && e.claimed !== null) lastRefusal.set(e.claimed, why);
+            const claimed = e instanceof RejectedConnection && e.claimed !== null ? e.claimed : progress.claimed;
+            if (claimed !== null) lastRefusal.set(claimed, why);
             c.log(`party ${c.party}: dropped a connection from ${peerName}: ${why}`);
           });
       }

@@ -327,6 +327,7 @@ export async function listenerHandshake(
   p: HandshakeParams,
   link: Link,
   expected: readonly number[],
+  progress: { claimed: number | null } = { claimed: null },
 ): Promise<LinkSecrets & { peer: number }> {
   const helloDBytes = await readMessage(link, "hello");
   let h: Hello;
@@ -341,6 +342,7 @@ export async function listenerHandshake(
       );
     }
     checkHello(p, h, null);
+    progress.claimed = h.from; // for the listener's report, should this connection fail from here on
   } catch (err) {
     // Nothing is proven yet, so nothing here may end setup: an outsider could send any hello. Tell the dialer
     // why (nothing secret), so that a misconfigured genuine peer names the cause on its side and stops.

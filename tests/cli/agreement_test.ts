@@ -254,3 +254,92 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "train: kill -9 of a party while the three checkpoint every iteration; the three then resume together",
+  ignore: !deviceAvailable,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "cryptgpu-ckpt-kill-" });
+    try {
+      await ok("share", "--model", "lenet", "--seed", "2", "--frac-bits", "16", "--out", `${dir}/w`);
+      // 16 samples in batches of 16: every iteration ends an epoch, so every iteration commits a checkpoint
+      await ok("share", "--dataset", "mnist", "--limit", "16", "--frac-bits", "16", "--out", `${dir}/d`);
+      const file = await partiesFile(dir);
+      const args = (i: number, extra: string[]) => [
+        "run",
+        ...CLI_PERMISSIONS,
+        CLI_MAIN,
+        "train",
+        "--data",
+        `${dir}/d.p${i}.share`,
+        "--batch",
+        "16",
+        "--iterations",
+        "40",
+        "--checkpoint",
+        `${dir}/ck`,
+        ...extra,
+        "--party",
+        String(i),
+        "--parties",
+        file,
+        "--insecure",
+        "--connect-timeout",
+        "10",
+        "--round-timeout",
+        "5",
+      ];
+      const spawn = (i: number, extra: string[]) =>
+        new Deno.Command(Deno.execPath(), {
+          args: args(i, extra),
+          stdout: "piped",
+          stderr: "piped",
+          env: { NO_COLOR: "1", CRYPTGPU_THREADS: "1" },
+        }).spawn();
+      const children = [0, 1, 2].map((i) => spawn(i, ["--model", `${dir}/w.p${i}.share`]));
+      // let a few checkpoints land, then kill party 1 at an arbitrary point of an iteration or a commit
+      const t0 = Date.now();
+      while (Date.now() - t0 < 60_000) {
+        const done = await Promise.all(
+          [0, 1, 2].map((i) =>
+            readTensorFile(`${dir}/ck.p${i}.share`).then((f) => f.header.training!.iteration, () => 0)
+          ),
+        );
+        if (Math.min(...done) >= 3) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await new Promise((r) => setTimeout(r, 137));
+      children[1].kill("SIGKILL");
+      const killed = await Promise.all(children.map(async (c) => (await c.output()).code));
+      assert.notEqual(killed[0], 0);
+      assert.notEqual(killed[2], 0);
+
+      // what the kill left: each party holds some of PATH, .prev, .next; they resume from one common iteration
+      const resumed = await Promise.all([0, 1, 2].map(async (i) => {
+        const out = await spawn(i, ["--resume", `${dir}/ck.p${i}.share`, "--json"]).output();
+        return {
+          code: out.code,
+          stdout: new TextDecoder().decode(out.stdout),
+          stderr: new TextDecoder().decode(out.stderr),
+        };
+      }));
+      assert.deepEqual(resumed.map((r) => r.code), [0, 0, 0], resumed.map((r) => r.stderr).join("\n"));
+      const report = JSON.parse(resumed[0].stdout);
+      assert.ok(report.startedAt >= 3, `resumed from ${report.startedAt}`);
+      assert.equal(report.iterations, 40);
+      const final = await Promise.all(
+        [0, 1, 2].map(async (i) => (await readTensorFile(`${dir}/ck.p${i}.share`)).header),
+      );
+      assert.deepEqual(final.map((h) => h.training!.iteration), [40, 40, 40]);
+      assert.equal(new Set(final.map((h) => h.share!.id)).size, 1, "one run's checkpoints");
+      const left = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => /^ck\./.test(n) || n.includes(".tmp-"));
+      assert.deepEqual(
+        left.sort(),
+        ["ck.p0.share", "ck.p1.share", "ck.p2.share"],
+        "no staged, previous or temporary file left",
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

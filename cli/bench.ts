@@ -149,7 +149,7 @@ function protocolsMarkdown(
 ): string {
   const head = `# Protocol benchmark, three parties, ${record.device} build\n\n` +
     `${record.machine.cpu}, ${record.machine.cores} cores shared by the three parties (${record.threads} native threads each); ` +
-    `${record.tls ? "mutual TLS" : "plain TCP"} on loopback; commit ${record.commit}${
+    `${record.tls ? "sealed channels (signed X25519, AES-128-GCM)" : "plain TCP"} on loopback; commit ${record.commit}${
       record.dirty ? " (uncommitted changes)" : ""
     }; ${record.date}.\n` +
     `Each time is the median of ${TIMED_RUNS} runs after an untimed run of the same operation, with the fastest and ` +

@@ -543,13 +543,12 @@ test("fault 9: a man in the middle with a trusted root (DENO_CERT) answering as 
     );
     assert.ok(mitm.outcomes.length >= 1 && mitm.outcomes.every((x) => x === "closed"), mitm.outcomes.join(", "));
     assert.match(ex[0].stderr, /party 1 did not connect/);
-    // party 1's hello did reach party 0 (relayed), which answered before the relay hung up: its line should not
-    // say that no connection came
-    assert.match(
-      ex[0].stderr,
-      /dropped a connection from 127\.0\.0\.1:\d+: it (closed the connection during|did not finish) the handshake/,
-    );
-    assert.doesNotMatch(lastLine(procs[0]), /no connection from party 1 arrived/);
+    // Whether the relayed hello reached party 0 before party 1 refused and the relay hung up is a race (a loaded
+    // machine loses it): if it did, party 0 says so instead of claiming that no connection came.
+    if (/dropped a connection from 127\.0\.0\.1:\d+/.test(ex[0].stderr)) {
+      assert.match(ex[0].stderr, /it (closed the connection during|did not finish) the handshake/);
+      assert.doesNotMatch(lastLine(procs[0]), /no connection from party 1 arrived/);
+    }
     await assertNothingLeft(out);
   } finally {
     listener.close();

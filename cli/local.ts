@@ -1,7 +1,8 @@
 /**
  * `cryptgpu local <subcommand> ...`: the three parties of a subcommand as three
- * processes on this machine, over loopback with authenticated, encrypted channels (certificates made
- * for the run) unless --insecure is among the arguments. Party 0's output is
+ * processes on this machine, over loopback with authenticated, encrypted
+ * channels (certificates made for the run) unless --insecure is among the
+ * arguments. Party 0's output is
  * the command's; the others' error lines come prefixed. The native threads
  * are split between the three.
  *
@@ -49,7 +50,7 @@ function refuseLauncherFlags(args: string[]): void {
   throw new Error(`local sets ${flag} itself; run \`cryptgpu ${command} ${given} ...\` on a host instead`);
 }
 
-/** Each party's configuration, as one line of JSON; TLS material inline, only party i's key for party i. */
+/** Each party's configuration, as one line of JSON; certificates inline, only party i's key for party i. */
 async function partyConfigs(insecure: boolean, onDir: (dir: string | undefined) => void): Promise<string[]> {
   const ports = [freePort(), freePort(), freePort()] as [number, number, number];
   const hosts = ["127.0.0.1", "127.0.0.1", "127.0.0.1"] as [string, string, string];

@@ -1,5 +1,5 @@
 /**
- * Making the TLS material of a deployment with openssl: a CA, and for each
+ * Making the certificates and keys of a deployment with openssl: a CA, and for each
  * party a key and a certificate named CN=cryptgpu-party-<i> (with the host as
  * subject alternative name), plus a parties file that points at them. Each
  * party's key goes to that party's host only.

@@ -17,7 +17,7 @@
  * key of correlated randomness comes from the same HKDF and never crosses
  * the wire.
  *
- * Without TLS material (--insecure, loopback only) the same exchange runs
+ * Without certificates (--insecure, loopback only) the same exchange runs
  * unsigned and frames go unsealed; the PRF keys still never cross the wire.
  */
 import { z } from "zod";

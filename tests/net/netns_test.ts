@@ -1,7 +1,7 @@
 /**
  * Three real hosts: network namespaces with their own addresses joined by a
  * bridge (scripts/netns-hosts.sh), rate-limited to the paper's 1.25 GB/s,
- * running a subcommand through scripts/run-3hosts.sh over mutual TLS. Needs
+ * running a subcommand through scripts/run-3hosts.sh over sealed channels. Needs
  * root and iproute2; reported as ignored elsewhere.
  */
 import assert from "node:assert/strict";
@@ -25,7 +25,7 @@ async function run(cmd: string, args: string[]): Promise<{ code: number; out: st
 }
 
 Deno.test({
-  name: "three network-namespace hosts run a subcommand over TLS through run-3hosts.sh",
+  name: "three network-namespace hosts run a subcommand over sealed channels through run-3hosts.sh",
   ignore: !deviceAvailable || !canMakeNamespaces(),
   fn: async () => {
     const prefix = `cgt${Deno.pid % 1000}`;

@@ -21,6 +21,27 @@ export interface RunOptions {
   config?: MeshOptions["config"];
   insecure?: boolean;
   truncation?: TruncationMode;
+  /**
+   * Fixed PRF keys instead of the ones the handshake derives, indexed by pair:
+   * keys[i] is k_i, shared by P_i and P_next(i) (pairIndex). Privacy tests
+   * re-draw one key and keep the others.
+   */
+  keys?: readonly Uint8Array[];
+  /** Filled with every payload each party receives (received[party]), with its round, peer and step. */
+  received?: Received[][];
+}
+
+/** One payload a party received. */
+export interface Received {
+  round: number;
+  from: number;
+  step: string;
+  payload: Uint8Array;
+}
+
+/** The index of the key parties a and b share: k_i belongs to P_i and P_next(i). */
+export function pairIndex(a: number, b: number): number {
+  return b === (a + 1) % 3 ? a : b;
 }
 
 export async function runParties<T>(fn: (p: Party) => Promise<T>, o: RunOptions = {}): Promise<T[]> {
@@ -39,6 +60,15 @@ export async function runParties<T>(fn: (p: Party) => Promise<T>, o: RunOptions 
     ),
   );
   try {
+    const keys = o.keys;
+    if (keys) meshes.forEach((m) => m.prfKey = (peer) => keys[pairIndex(m.party, peer)]);
+    const received = o.received;
+    if (received) {
+      meshes.forEach((m, i) =>
+        m.onReceive = (from, payload) =>
+          received[i].push({ round: m.rounds - 1, from, step: m.step, payload: payload.slice() })
+      );
+    }
     const parties = meshes.map((m, i) => Party.setup(m, backends[i], fracBits, o.truncation));
     return await Promise.all(parties.map(fn));
   } finally {

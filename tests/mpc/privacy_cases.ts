@@ -64,7 +64,7 @@ const input = (p: Party, shape: Shape, seed: number, lo = -8, hi = 8) =>
   fixedShares(p, reals(size(shape), lo, hi, seed), shape, seed + 1);
 
 /** Runs fn with the party's truncation set to mode (one session runs both, so that one nonce counter spans all). */
-async function truncating(p: Party, mode: TruncationMode, fn: () => Promise<void>): Promise<void> {
+export async function truncating(p: Party, mode: TruncationMode, fn: () => Promise<void>): Promise<void> {
   const q = p as { truncation: TruncationMode };
   const before = q.truncation;
   q.truncation = mode;

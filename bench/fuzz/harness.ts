@@ -66,7 +66,7 @@ export interface Target<I> {
   allocationCap: string;
   /** The unmutated inputs: each must be accepted (a refusal there fails the run before any mutation). */
   valid: readonly I[];
-  mutate(rng: Rng, index: number): I;
+  mutate(rng: Rng, index: number): I | Promise<I>;
   /** Resolves with a note on what was accepted, or throws the parser's refusal. */
   run(input: I, probe: Probe): Promise<string>;
   bytesOf(input: I): Uint8Array;
@@ -146,7 +146,7 @@ export async function fuzz<I>(t: Target<I>, o: RunOptions): Promise<FuzzReport> 
   const slow: { i: number; ms: number; input: I }[] = [], over = new Map<number, I>();
   const start = performance.now();
   for (let i = o.only ?? 0; i < (o.only === undefined ? o.cases : o.only + 1); i++) {
-    const input = t.mutate(Rng.forCase(o.seed, i), i);
+    const input = await t.mutate(Rng.forCase(o.seed, i), i);
     const probe = new Probe();
     const found = (kind: FindingKind, detail: string) => {
       r.findings[kind]++;

@@ -1,16 +1,16 @@
 /**
  * Tensor and share files (lib/io/format.ts), parsed from bytes. Valid inputs
  * are written by writeTensorFile: a plain model file, a share file and a
- * checkpoint share file. The SHA-256 covers the data section only, so most
- * data mutations stop at the checksum; to reach the header's checks the
- * fuzzer also edits the header JSON (generically, as text, and with
- * tensor-aware edits: offsets, shapes whose product overflows, dtypes,
- * duplicated and renamed entries) under a correct length prefix, and in a
- * quarter of the cases resizes the data and recomputes the checksum, as a
- * writer that got the header wrong would.
+ * checkpoint share file. The digest covers the header and the data (format
+ * version 2), so most mutations stop at the checksum; to reach the header's
+ * checks the fuzzer also edits the header JSON (generically, as text, and
+ * with tensor-aware edits: offsets, shapes whose product overflows, dtypes,
+ * duplicated and renamed entries) under a correct length prefix and, in most
+ * of those cases, signs the edited header again (and in some resizes the
+ * data), as a writer that got the header wrong would.
  */
 import { createHash } from "node:crypto";
-import { FileFormatError, parseTensorFile, tensorBytes, writeTensorFile } from "../../lib/io/format.ts";
+import { FileFormatError, parseTensorFile, signedHeader, tensorBytes, writeTensorFile } from "../../lib/io/format.ts";
 import type { Probe, Target } from "./harness.ts";
 import { mutateJson } from "./json.ts";
 import { mutateBytes } from "./mutate.ts";
@@ -37,7 +37,26 @@ function assemble(header: Uint8Array, data: Uint8Array): Uint8Array {
   return out;
 }
 
-const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
+/** A header object's text, signed again over `data` (the sha256 field dropped and recomputed). */
+async function resign(h: Doc, data: Uint8Array): Promise<string> {
+  const { sha256: _old, ...unsigned } = h;
+  let text: string;
+  try {
+    text = JSON.stringify(unsigned);
+  } catch {
+    return "{}"; // nested past JSON.stringify's stack: an empty header, refused by the parser like any other
+  }
+  return await signedHeader(text, data);
+}
+
+/** Version 2's digest, computed here from its definition (not through format.ts's own code). */
+function expectedDigest(headerText: string, data: Uint8Array): string | null {
+  const m = headerText.match(/,"sha256":"([0-9a-f]{64})"\}$/);
+  if (!m) return null;
+  const inner = createHash("sha256").update(data).digest("hex");
+  return createHash("sha256").update(headerText.slice(0, -m[0].length) + "}").update(new Uint8Array([0]))
+    .update(inner).digest("hex");
+}
 
 /** JSON with sorted keys: what two headers mean, whatever order their keys came in. */
 function canonical(v: unknown): string {
@@ -49,11 +68,11 @@ function canonical(v: unknown): string {
 }
 
 /**
- * What an accepted header changed against the file it came from: the header is not covered by the checksum, so a
- * mutation that keeps it valid passes; the note names the fields, to show which ones that can be.
+ * What an accepted header changed against the file it came from. The digest covers the header, so only a header
+ * signed again (as the fuzzer does for some edits) can pass changed; the note names the fields.
  */
 function changes(original: Doc | undefined, h: Doc): string {
-  if (!original) return "new data, checksum recomputed";
+  if (!original) return "header or data changed, digest recomputed";
   const fields = [...new Set([...Object.keys(original), ...Object.keys(h)])].filter((k) => k !== "tensors")
     .filter((k) => canonical(original[k]) !== canonical(h[k]));
   const ts: Doc[] = h.tensors, was: Doc[] = original.tensors;
@@ -183,7 +202,7 @@ export async function tensorFileTarget(): Promise<Target<Uint8Array>> {
     expected: [FileFormatError],
     allocationCap: "views into the input; tensorBytes copies at most the data section",
     valid: files.map((f) => f.bytes),
-    mutate(rng) {
+    async mutate(rng) {
       const f = rng.pick(files);
       const mode = rng.int(20);
       if (mode < 5) {
@@ -195,15 +214,25 @@ export async function tensorFileTarget(): Promise<Target<Uint8Array>> {
         });
       }
       const header = encoder.encode(JSON.stringify(f.header));
-      if (mode < 11) return assemble(encoder.encode(mutateJson(rng, f.header, { maxString: 1 << 14 })), f.data);
+      if (mode < 11) {
+        const text = mutateJson(rng, f.header, { maxString: 1 << 14 });
+        // half of the generic edits are signed again, so that they reach the header's validation
+        let doc: unknown = null;
+        try {
+          doc = JSON.parse(text);
+        } catch { /* not JSON: refused before the digest */ }
+        const signed = mode < 8 && doc !== null && typeof doc === "object" && !Array.isArray(doc);
+        // a document nested too deeply for JSON.stringify stays as it is (the parser meets it unsigned)
+        const header = signed ? await resign(doc as Doc, f.data).catch(() => text) : text;
+        return assemble(encoder.encode(header), f.data);
+      }
       if (mode < 14) return assemble(mutateBytes(rng, header, { others: files.map((g) => g.bytes) }), f.data);
       const h = structuredClone(f.header);
       const edits = rng.chance(0.7) ? 1 : 2;
       for (let i = 0; i < edits && h.tensors.length; i++) tensorEdit(rng, h, f.data.length);
-      if (mode < 17) return assemble(encoder.encode(JSON.stringify(h)), f.data);
+      if (mode < 17) return assemble(encoder.encode(await resign(h, f.data)), f.data);
       const data = resized(rng, h, f.data);
-      h.sha256 = sha256(data);
-      return assemble(encoder.encode(JSON.stringify(h)), data);
+      return assemble(encoder.encode(await resign(h, data)), data);
     },
     async run(bytes: Uint8Array, probe: Probe) {
       const f = await parseTensorFile(bytes, NAME);
@@ -226,7 +255,11 @@ export async function tensorFileTarget(): Promise<Target<Uint8Array>> {
         const copy = tensorBytes(f, t.name).bytes;
         probe.alloc(copy.length, f.data.length, "tensorBytes");
       }
-      if (sha256(f.data) !== f.header.sha256) probe.inconsistent("accepted with a wrong checksum");
+      const len = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true);
+      const text = decoder.decode(bytes.subarray(8, 8 + len));
+      if (f.header.version !== 2 || expectedDigest(text, f.data) !== f.header.sha256) {
+        probe.inconsistent("accepted with a wrong checksum");
+      }
       ranges.sort((a, b) => a[0] - b[0]);
       if (ranges.some(([s], i) => i > 0 && s < ranges[i - 1][1])) probe.inconsistent("overlapping tensors");
       if (duplicate) probe.inconsistent("two tensors of one name");

@@ -6,7 +6,11 @@
  * The header (validated with zod) names the file's kind, the model it belongs
  * to, the fixed-point bits, for share files the party and the sharing id, and
  * every tensor with its shape, dtype, offset and length in the data section,
- * plus a SHA-256 of the data. Plain files hold float64 values; a share file
+ * and a SHA-256 over the header and the data: in version 2 (written now),
+ * SHA-256(header text without its sha256 field, 0x00, SHA-256(data)), so a
+ * header edited into another valid one (a reshape, a renamed tensor, another
+ * party or sharing id) is refused like corrupt data. Version 1 files, whose
+ * digest covers the data only, are still read. Plain files hold float64 values; a share file
  * holds, per tensor, party i's pair of ring shares (x_i then x_next(i)) and
  * never any plaintext.
  */
@@ -14,7 +18,7 @@ import { z } from "zod";
 import { writeFileAtomic } from "./atomic.ts";
 
 const MAGIC = [0x43, 0x47, 0x54, 0x46]; // "CGTF"
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
 
 const TensorEntry = z.object({
   name: z.string().min(1),
@@ -26,7 +30,7 @@ const TensorEntry = z.object({
 
 export const Header = z.object({
   format: z.literal("cryptgpu"),
-  version: z.literal(FORMAT_VERSION),
+  version: z.union([z.literal(1), z.literal(FORMAT_VERSION)]),
   /** "dataset": training samples and one-hot labels (tensors "images" and "labels"). */
   kind: z.enum(["model", "input", "output", "dataset"]),
   /** The zoo model and its options, e.g. "lenet" or "lenet:max"; for a dataset, its name and split. */
@@ -62,6 +66,26 @@ async function sha256(data: Uint8Array): Promise<string> {
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** Version 2's digest: the header's text without its sha256 field, then the data's own digest. */
+async function fileDigest(headerText: string, data: Uint8Array): Promise<string> {
+  const head = new TextEncoder().encode(headerText), inner = await sha256(data);
+  const all = new Uint8Array(head.length + 1 + inner.length);
+  all.set(head);
+  all.set(new TextEncoder().encode(inner), head.length + 1);
+  return await sha256(all);
+}
+
+/** How a version 2 header ends: the digest is the last field, so the text before it is what was hashed. */
+const digestSuffix = (digest: string) => `,"sha256":"${digest}"}`;
+
+/**
+ * A version 2 header's text for `unsigned` (a JSON object's text without the sha256 field) over `data`: what
+ * writeTensorFile writes, exported for tools that build files field by field (the fuzzer).
+ */
+export async function signedHeader(unsigned: string, data: Uint8Array): Promise<string> {
+  return unsigned.slice(0, -1) + digestSuffix(await fileDigest(unsigned, data));
+}
+
 export interface NewTensor {
   name: string;
   shape: readonly number[];
@@ -82,14 +106,8 @@ export async function writeTensorFile(
   });
   const data = new Uint8Array(offset);
   tensors.forEach((t, i) => data.set(t.bytes, entries[i].offset));
-  const header: Header = {
-    format: "cryptgpu",
-    version: FORMAT_VERSION,
-    ...meta,
-    tensors: entries,
-    sha256: await sha256(data),
-  };
-  const json = new TextEncoder().encode(JSON.stringify(header));
+  const unsigned = JSON.stringify({ format: "cryptgpu", version: FORMAT_VERSION, ...meta, tensors: entries });
+  const json = new TextEncoder().encode(await signedHeader(unsigned, data));
   const out = new Uint8Array(8 + json.length + data.length);
   out.set(MAGIC);
   new DataView(out.buffer).setUint32(4, json.length, true);
@@ -130,9 +148,10 @@ export async function parseTensorFile(bytes: Uint8Array, name: string): Promise<
   if (bytes.length < 8 || MAGIC.some((b, i) => bytes[i] !== b)) fail("not a cryptgpu tensor file");
   const len = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true);
   if (8 + len > bytes.length) fail("truncated header");
-  let json: unknown;
+  let json: unknown, text = "";
   try {
-    json = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + len)));
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + len));
+    json = JSON.parse(text);
   } catch {
     fail("corrupt header (not JSON)");
   }
@@ -161,7 +180,16 @@ export async function parseTensorFile(bytes: Uint8Array, name: string): Promise<
     if (t.offset !== at) fail(`tensor ${quoted(t.name)} at offset ${t.offset}, expected ${at} (after the one before)`);
     at += t.bytes;
   }
-  if ((await sha256(data)) !== header.sha256) fail("checksum mismatch: the data is corrupt");
+  if (header.version === 1) {
+    if ((await sha256(data)) !== header.sha256) fail("checksum mismatch: the data is corrupt");
+  } else {
+    const suffix = digestSuffix(header.sha256);
+    if (!text.endsWith(suffix)) fail("corrupt header (the digest is not its last field)");
+    const unsigned = text.slice(0, -suffix.length) + "}";
+    if ((await fileDigest(unsigned, data)) !== header.sha256) {
+      fail("checksum mismatch: the header or the data is corrupt");
+    }
+  }
   if (header.share && header.tensors.some((t) => t.dtype !== "u64-pair")) fail("a share file holds only ring shares");
   if (!header.share && header.tensors.some((t) => t.dtype !== "f64")) fail("a plain file holds only float64 values");
   return { header, data };

@@ -47,7 +47,8 @@ export class Party {
    * exchange, so it never crossed the wire and no round is spent on it.
    */
   static setup(mesh: Mesh, backend: Backend, fracBits: number, truncation: TruncationMode = "local"): Party {
-    const rand = new Randomness(backend, mesh.prfKey(mesh.nextParty), mesh.prfKey(mesh.prevParty));
+    // The mesh names the step and round of each draw in the ledger and in errors.
+    const rand = new Randomness(backend, mesh.prfKey(mesh.nextParty), mesh.prfKey(mesh.prevParty), mesh);
     return new Party(mesh, backend, rand, fracBits, truncation);
   }
 }

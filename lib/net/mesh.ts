@@ -66,6 +66,8 @@ export class Mesh {
   #prfKeys: (Uint8Array | null)[];
   #recvTimeoutMs: number;
   #failed: Error | null = null;
+  /** The round now running and its step: a second round meanwhile means two protocol calls overlap. */
+  #inFlight: { round: number; step: string } | null = null;
 
   private constructor(
     party: number,
@@ -145,7 +147,14 @@ export class Mesh {
    */
   async round(sends: readonly Send[], recvs: readonly Recv[]): Promise<void> {
     if (this.#failed) throw this.#failed;
+    // Nonces and round numbers stay in step only if a party's protocol calls run one after another.
+    if (this.#inFlight) {
+      throw new MeshError(
+        `two protocol calls overlap on party ${this.party}: round ${this.rounds} of step '${this.step}' started while round ${this.#inFlight.round} of step '${this.#inFlight.step}' runs; protocol calls on one Party must be awaited one after another`,
+      );
+    }
     const r = this.rounds++;
+    this.#inFlight = { round: r, step: this.step };
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -187,6 +196,7 @@ export class Mesh {
       throw this.#failed;
     } finally {
       clearTimeout(timer);
+      this.#inFlight = null;
     }
     if (this.onReceive) { for (const x of recvs) this.onReceive(x.from, x.into); }
   }

@@ -6,7 +6,12 @@
 import { NativeBackend } from "../../lib/native/backend.ts";
 import { Mesh, type MeshOptions } from "../../lib/net/mesh.ts";
 import { Party, type TruncationMode } from "../../lib/mpc/party.ts";
+import { Randomness } from "../../lib/mpc/randomness.ts";
 import { currentDevice } from "../helpers.ts";
+import { assertLedgers } from "./ledger.ts";
+
+// Every test run records each party's draws; runParties checks the ledgers after fn (ledger.ts).
+Randomness.recording = true;
 
 let nextPort = 20000 + Math.floor(Math.random() * 20000);
 
@@ -70,7 +75,9 @@ export async function runParties<T>(fn: (p: Party) => Promise<T>, o: RunOptions 
       );
     }
     const parties = meshes.map((m, i) => Party.setup(m, backends[i], fracBits, o.truncation));
-    return await Promise.all(parties.map(fn));
+    const results = await Promise.all(parties.map(fn));
+    assertLedgers(parties.map((p) => p.rand.ledger!));
+    return results;
   } finally {
     meshes.forEach((m) => m.close());
     backends.forEach((b) => b.dispose());

@@ -1,5 +1,5 @@
 /** Checks of a share file's header that need no session: run before any protocol starts. */
-import { FileFormatError, type Header, readTensorFile } from "./format.ts";
+import { dims, FileFormatError, type Header, quoted, readTensorFile } from "./format.ts";
 
 /** The header of `path`, which must be party `party`'s share file of the given kind. */
 export async function checkShareFile(path: string, party: number, kind: Header["kind"]): Promise<Header> {
@@ -17,7 +17,7 @@ export function checkModelTensors(path: string, h: Header, paramShapes: [string,
   const expected = new Map(paramShapes.map(([n, s]) => [n, s.join()]));
   for (const t of h.tensors) {
     if (expected.get(t.name) !== t.shape.join()) {
-      throw new FileFormatError(`${path}: tensor ${t.name} [${t.shape}] is not in ${h.model}`);
+      throw new FileFormatError(`${path}: tensor ${quoted(t.name)} ${dims(t.shape)} is not in ${quoted(h.model)}`);
     }
   }
   const missing = [...expected.keys()].filter((n) => !h.tensors.some((t) => t.name === n));

@@ -118,13 +118,14 @@ export async function writeTensorFile(
 }
 
 /** A name from a file, for a one-line message: quoted, control and line-break characters escaped, cut at 64. */
-function quoted(s: string): string {
+export function quoted(s: string): string {
   const q = JSON.stringify(s.length > 64 ? `${s.slice(0, 64)}...` : s);
   return q.replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /** A shape for a message: a header may claim thousands of dimensions. */
-const dims = (shape: number[]) => `[${shape.slice(0, 8)}${shape.length > 8 ? `,... (${shape.length} dims)` : ""}]`;
+export const dims = (shape: number[]) =>
+  `[${shape.slice(0, 8)}${shape.length > 8 ? `,... (${shape.length} dims)` : ""}]`;
 
 export async function readTensorFile(path: string): Promise<TensorFile> {
   let bytes: Uint8Array;

@@ -39,8 +39,15 @@ function peerGone(e: unknown): never {
   throw e;
 }
 
+/** Reads of less than this go through the link's buffer: one read then serves a frame's header, body and tag. */
+const BUFFERED = 1 << 16;
+
 export class ConnLink implements Link {
   #conn: Deno.Conn;
+  /** Bytes read ahead of the caller: buffer[start, end). */
+  #buffer = new Uint8Array(BUFFERED);
+  #start = 0;
+  #end = 0;
   constructor(readonly secure: boolean, conn: Deno.Conn) {
     this.#conn = conn;
   }
@@ -51,17 +58,44 @@ export class ConnLink implements Link {
       peerGone(e);
     }
   }
+  /**
+   * Small reads are served from a buffer that one socket read fills as far as
+   * the peer has sent, so a small frame costs one read instead of three; a
+   * large target, once the buffer is drained, is read into directly (it may be
+   * native tensor memory, and copying it would cost more than the reads).
+   */
   async readInto(target: Uint8Array): Promise<void> {
-    for (let off = 0; off < target.length;) {
-      let n: number | null;
-      try {
-        n = await this.#conn.read(target.subarray(off));
-      } catch (e) {
-        peerGone(e);
+    let off = this.#take(target, 0);
+    while (off < target.length) {
+      if (target.length - off >= BUFFERED) {
+        off += await this.#read(target.subarray(off));
+        continue;
       }
-      if (n === null) throw new PeerClosedError("connection closed");
-      off += n;
+      this.#start = 0;
+      this.#end = await this.#read(this.#buffer);
+      off = this.#take(target, off);
     }
+  }
+
+  /** Copies buffered bytes into target from off; returns the new offset. */
+  #take(target: Uint8Array, off: number): number {
+    const n = Math.min(this.#end - this.#start, target.length - off);
+    if (n > 0) {
+      target.set(this.#buffer.subarray(this.#start, this.#start + n), off);
+      this.#start += n;
+    }
+    return off + n;
+  }
+
+  async #read(into: Uint8Array): Promise<number> {
+    let n: number | null;
+    try {
+      n = await this.#conn.read(into);
+    } catch (e) {
+      peerGone(e);
+    }
+    if (n === null) throw new PeerClosedError("connection closed");
+    return n;
   }
   close(): void {
     try {

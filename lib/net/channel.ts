@@ -162,7 +162,11 @@ export class Channel {
       if (len > BigInt(ABORT_MAX_BYTES)) throw new ChannelError(`party ${this.peer} sent an oversized stop notice`);
       const notice = new Uint8Array(Number(len));
       await this.#readPayload(notice);
-      const text = new TextDecoder().decode(notice).replace(/[\u0000-\u001f\u007f-\u009f]/g, " ");
+      // a peer's words, kept to one line: control characters become spaces
+      const text = Array.from(new TextDecoder().decode(notice), (c) => {
+        const code = c.charCodeAt(0);
+        return code < 0x20 || (code >= 0x7f && code <= 0x9f) ? " " : c;
+      }).join("");
       throw new PeerAbortError(this.peer, text);
     }
     const name = (x: number) => (x === SETUP_ROUND ? "setup" : `round ${x}`);

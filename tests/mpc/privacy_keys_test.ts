@@ -53,8 +53,11 @@ let base: Promise<View[]> | null = null;
  * bits of packed-bit messages: a message of L packed bits ends in a word
  * whose bits from L mod 64 up are zero padding (public, never masked), and a
  * word of t live bits stays unchanged under one re-draw with probability
- * 2^-t. Such a short word (t <= 32) must instead flip every bit below its
- * highest flipping bit in one of the re-draws (false alarm 2^-24 per bit).
+ * 2^-t. So every word must flip each bit below its highest flipping bit in
+ * one of the re-draws (all 64 for a u64 word; false alarm 2^-24 per bit,
+ * about 2^-6 for the whole test), bits above it must be zero in every
+ * session and occur only in a message's last word, and the single re-draw
+ * checks (changed, by its own amount) apply to words of more than 32 live bits.
  */
 const REDRAWS = 24;
 const SHORT = 32;
@@ -74,7 +77,7 @@ for (const r of [0, 1, 2]) {
     const problems: string[] = [];
     const diffs = new Map<bigint, string>(), xors = new Map<bigint, string>();
     const counts = new Map<string, number>();
-    let short = 0;
+    let short = 0, tails = 0;
     for (const b of others) assert.equal(b.received.length, a.received.length, "the same messages in every session");
     a.received.forEach((m, k) => {
       const got = others.map((b) => b.received[k]);
@@ -86,19 +89,21 @@ for (const r of [0, 1, 2]) {
       const wa = words(m.payload), wb = got.map((n) => words(n.payload));
       counts.set(name, (counts.get(name) ?? 0) + wa.length);
       wa.forEach((x, i) => {
-        const where = `${name}: round ${m.round} (${m.step}) from party ${m.from}, word ${i}`;
+        const where = `${name}: round ${m.round} (${m.step}), message ${k} from party ${m.from}, word ${i}`;
         const ys = wb.map((w) => w[i]);
         const flipped = ys.reduce((o, y) => o | (x ^ y), 0n), live = bitLength(flipped);
         if (flipped === 0n) {
           return void problems.push(`${where}: unchanged under ${REDRAWS} re-draws (${x.toString(16)})`);
         }
-        if (live <= SHORT) { // the last word of a packed-bit message: see REDRAWS
-          short++;
+        const mask = (1n << BigInt(live)) - 1n;
+        if (live < 64) { // the last word of a packed-bit message, zero above its live bits: see REDRAWS
+          tails++;
           if (i !== wa.length - 1) problems.push(`${where}: only ${live} bits change, not at a message's end`);
-          if (flipped !== (1n << BigInt(live)) - 1n) problems.push(`${where}: bits ${flipped.toString(2)} change`);
-          if ([x, ...ys].some((y) => y >> BigInt(live))) problems.push(`${where}: padding above bit ${live} not zero`);
-          return;
+          if ([x, ...ys].some((y) => y & ~mask)) problems.push(`${where}: padding above bit ${live} not zero`);
         }
+        // every live bit flips in some re-draw: a mask scaled by 2^j, or cut short, leaves bits open
+        if (flipped !== mask) problems.push(`${where}: bits ${(mask ^ flipped).toString(2)} never change`);
+        if (live <= SHORT) return void short++; // one re-draw leaves it unchanged with probability 2^-live
         if (ys.some((y) => y === x)) problems.push(`${where}: unchanged under a re-draw (${x.toString(16)})`);
         const d = (ys[0] - x) & M64, up = d > M64 - d + 1n ? (M64 - d + 1n) & M64 : d; // up to sign
         const sameD = diffs.get(up), sameX = xors.get(ys[0] ^ x);
@@ -109,7 +114,11 @@ for (const r of [0, 1, 2]) {
       });
     });
     const total = [...counts.values()].reduce((x, y) => x + y, 0);
-    console.log(`party ${r}: ${total} words (${short} short): ${[...counts].map(([c, n]) => `${c}: ${n}`).join("; ")}`);
+    console.log(
+      `party ${r}: ${total} words (${tails} packed tails, ${short} of them of <= ${SHORT} bits): ${
+        [...counts].map(([c, n]) => `${c}: ${n}`).join("; ")
+      }`,
+    );
     assert.ok(total > 0, `party ${r} received nothing at all`);
     assert.deepEqual(problems.slice(0, 30), [], `${problems.length} problems in ${total} words`);
   });

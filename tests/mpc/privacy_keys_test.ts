@@ -7,6 +7,28 @@
  * difference mod 2^64, up to sign, or as an xor): a shared change is a shared
  * mask. All protocols run in one session, so that one nonce counter spans
  * them and the check covers collisions across protocols too.
+ *
+ * Mutations tried in lib/mpc, each reverted; M1-M3 in a copy of the tree
+ * without the nonce ledger's guards (randomness.ts, ledger.ts), which refuse
+ * M2 and M3 at the draw and M1 at the ledger check before this test looks:
+ *   M1 a mask under the receiver's key (truncate.ts: P0's y_0 drawn "own",
+ *      k_0, which P1 holds): P1's words of the local truncation unchanged.
+ *   M2 a reused nonce (truncate.ts: the corrected truncation's masks w drawn
+ *      with y_0's nonce c, so w_0 = y_0): P1's first offers unchanged.
+ *   M3 a reused nonce (bitinject.ts: s' drawn with s's nonce): B and A's
+ *      first column changed by the same amounts (the collision check).
+ *   M4 a dropped zero share (multiply.ts: multiplyWith's z_i without a_i):
+ *      matmul's and conv2d's words unchanged, for every party.
+ *   M5 a dropped zero share in msb's third j (msb.ts: P_next(j)'s generate
+ *      share without F(k_next(j))): P_j's words of that round unchanged.
+ *   M6 the wrap bit in the clear (truncate_corrected.ts: P0's two offers
+ *      without the masks w, so their difference, the correction, is open to
+ *      P1): offers 0 and 1 of an element changed by the same amount.
+ *   M7 P2 receiving y_1 in the corrected truncation: P2's new words unchanged
+ *      (and privacy_silence_test.ts counts its bytes).
+ *   M8 a mask scaled by 2 (truncate.ts: m_0 = A' - 2 y_0): bit 0 of P1's
+ *      words never flips.
+ * Every one failed this test; privacy_silence_test.ts failed on M7 only.
  */
 import assert from "node:assert/strict";
 import { deviceTest, M64, Rng } from "../helpers.ts";

@@ -12,6 +12,10 @@
  *   - Bit injection, third j: the leader P_j receives nothing; the follower
  *     2k + 1 words a row from P_j and k from the helper, then the helper k
  *     words a row from the follower.
+ *
+ * Mutation tried (reverted): truncate_corrected.ts with P1 sending y_1 to P2
+ * as well in round 2: P2's count of round 2 from P1 was 8 bytes per element,
+ * and the test failed.
  */
 import assert from "node:assert/strict";
 import type { Party } from "../../lib/mpc/party.ts";

@@ -31,9 +31,10 @@ import type { Party } from "../../lib/mpc/party.ts";
 import { truncate } from "../../lib/mpc/truncate.ts";
 import { msb } from "../../lib/mpc/msb.ts";
 import { relu } from "../../lib/mpc/relu.ts";
+import { bitInject } from "../../lib/mpc/bitinject.ts";
 import { deviceTest, M64, Rng, wrap } from "../helpers.ts";
 import { type Received, runParties } from "./harness.ts";
-import { truncating } from "./privacy_cases.ts";
+import { fixedBits, truncating } from "./privacy_cases.ts";
 
 /** 255 degrees of freedom: the 99.99th percentile is about 347. */
 const CHI2_LIMIT = 347;
@@ -75,6 +76,14 @@ const CASES: { name: string; run(p: Party, x: AShare): Promise<void> }[] = [
   },
   { name: "msb", run: async (_p, x) => (await msb(x)).dispose() },
   { name: "ReLU", run: async (_p, x) => (await relu(x)).dispose() },
+  {
+    name: "bit injection, k = 4",
+    run: async (p, x) => {
+      using bits = fixedBits(p, Array.from({ length: N / 4 }, (_, i) => i % 2), 13);
+      using rows = x.reshape([N / 4, 4]);
+      (await bitInject(bits, rows)).dispose();
+    },
+  },
 ];
 
 const words = (b: Uint8Array) => new BigUint64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));

@@ -79,6 +79,9 @@ const cases: Case[] = [
   },
 ];
 
+/** The round rows: bytes each party sends to each peer, and rounds timed in a row. */
+const ROUND_CASES: [number, number][] = [[0, 200], [8, 200], [131072, 50], [1e6, 20]];
+
 export interface ProtocolRow {
   protocol: string;
   elements: number;
@@ -152,6 +155,20 @@ export async function protocolBench(p: Party, o: ProtocolBenchOptions = {}): Pro
       );
       await measure(c.name, n, () => c.run(x));
     }
+  }
+  // What a round costs on its own: every party sends `bytes` to both peers and receives as much from both, `count`
+  // times in a row; "elements" is the number of rounds, so seconds / elements is the time of one round.
+  for (const [bytes, count] of ROUND_CASES) {
+    const name = `round: ${bytes === 0 ? "empty" : bytes < 1e6 ? `${bytes}-byte` : `${bytes / 1e6} MB`} exchange`;
+    if (o.only && !o.only.some((s) => name.includes(s.toLowerCase()))) continue;
+    const out = new Uint8Array(bytes), ins = [new Uint8Array(bytes), new Uint8Array(bytes)];
+    const peers = [p.next, p.prev];
+    await measure(name, count, async () => {
+      for (let k = 0; k < count; k++) {
+        await p.mesh.round(peers.map((to) => ({ to, data: out })), peers.map((from, j) => ({ from, into: ins[j] })));
+      }
+      return { dispose() {} };
+    });
   }
   if (!o.only || o.only.some((s) => "matmul".includes(s.toLowerCase()))) {
     const d = 512;

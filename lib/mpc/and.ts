@@ -5,9 +5,10 @@
  * a word).
  */
 import { BShare } from "./binary.ts";
+import { replicatedProduct } from "./local_steps.ts";
 import type { Party } from "./party.ts";
 import { exchange } from "./transfer.ts";
-import { RingTensor } from "../ring/tensor.ts";
+import type { RingTensor } from "../ring/tensor.ts";
 
 export async function andMany(p: Party, pairs: readonly [BShare, BShare][], step = "and"): Promise<BShare[]> {
   const before = p.enter(step);
@@ -15,7 +16,7 @@ export async function andMany(p: Party, pairs: readonly [BShare, BShare][], step
     const zs: RingTensor[] = pairs.map(([x, y]) => {
       const [r0, r1] = p.rand.zeroShareParts(x.shape, x.dtype);
       using _r0 = r0, _r1 = r1;
-      return RingTensor.replicatedProduct("bits", [x.cur, x.next], [y.cur, y.next], [r0, r1]);
+      return replicatedProduct("bits", [x.cur, x.next], [y.cur, y.next], [r0, r1]);
     });
     return await completeAnds(p, zs);
   } finally {

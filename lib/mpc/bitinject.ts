@@ -24,6 +24,7 @@
 import { RingTensor } from "../ring/tensor.ts";
 import { AShare } from "./arithmetic.ts";
 import type { BShare } from "./binary.ts";
+import { injectStep } from "./local_steps.ts";
 import type { Party } from "./party.ts";
 import { exchange, exchangeInto, type TensorRecv, type TensorSend } from "./transfer.ts";
 
@@ -142,7 +143,7 @@ const roles: [
     const [rMask, r2Mask] = [p.rand.draw("prev", shape, r), p.rand.draw("prev", shape, r2)].map(own);
     const [A, B, T] = [shape, col, shape].map((sh) => own(RingTensor.empty(p.backend, sh)));
     // c = b_L ^ b_F (^ 1), u = a_L + a_F: A = (1 - 2c) u + s, B = c + s', T = c u - r, share L = r + r'
-    RingTensor.injectStep(
+    injectStep(
       "leader",
       [bits.cur, bits.next],
       bitOffset,
@@ -171,7 +172,7 @@ const roles: [
       second: ([A, B, T, W]) => {
         p.rand.drawInto("prev", shareF, f);
         // d = b_H: share H = d A + (1 - 2d) a_H B + T + W + d a_H - f
-        RingTensor.injectStep("follower", [bits.next], bitOffset, [a.next, A, B, T, W, shareF], [shareH]);
+        injectStep("follower", [bits.next], bitOffset, [a.next, A, B, T, W, shareF], [shareH]);
         return { sends: [{ to: p.next, tensor: shareH }], recvs: [] };
       },
     };
@@ -183,7 +184,7 @@ const roles: [
     const [rMask, r2Mask] = [p.rand.draw("own", shape, r), p.rand.draw("own", shape, r2)].map(own);
     const W = own(RingTensor.empty(p.backend, shape));
     // d = b_H: W = -(d s + (1 - 2d) a_H s' + r'), share L = r + r'
-    RingTensor.injectStep("helper", [bits.cur], bitOffset, [a.cur, ...masks, rMask, r2Mask], [W, shareL]);
+    injectStep("helper", [bits.cur], bitOffset, [a.cur, ...masks, rMask, r2Mask], [W, shareL]);
     return {
       sends: [{ to: p.prev, tensor: W }],
       recvs: nothing,

@@ -11,9 +11,9 @@
  * work and its local AND in two passes. 7 rounds; bits sent per element by
  * every party: 64 (g) + 64 + 32 + 16 + 8 + 4 + 2 (the levels) = CARRY_BITS.
  */
-import { RingTensor } from "../ring/tensor.ts";
 import { andMany, completeAnds } from "./and.ts";
 import { BShare } from "./binary.ts";
+import { carryAnd, carryMerge } from "./local_steps.ts";
 import type { Party } from "./party.ts";
 
 /** Bits of the carry's levels after g, each party, per element. */
@@ -44,13 +44,13 @@ async function carryLevel(party: Party, a: BShare, g: BShare | null, level: numb
     const shape = a.dtype === "u64" ? [a.cur.size, 64] : [a.shape[0], a.shape[1] / 2];
     const [r0, r1] = party.rand.zeroShareParts(shape, "bit");
     using _r0 = r0, _r1 = r1;
-    const z = RingTensor.carryAnd([a.cur, a.next], g && [g.cur, g.next], [r0, r1]);
+    const z = carryAnd([a.cur, a.next], g && [g.cur, g.next], [r0, r1]);
     using and = (await completeAnds(party, [z]))[0];
     const source = g ?? a; // where each pair's G_hi comes from
     return new BShare(
       party,
-      RingTensor.carryMerge(source.cur, and.cur),
-      RingTensor.carryMerge(source.next, and.next),
+      carryMerge(source.cur, and.cur),
+      carryMerge(source.next, and.next),
     );
   } finally {
     party.enter(before);

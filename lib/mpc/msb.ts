@@ -19,6 +19,7 @@ import { andMany } from "./and.ts";
 import { BShare } from "./binary.ts";
 import { exchangeInto, type TensorSend } from "./transfer.ts";
 import { third } from "./bitinject.ts";
+import { assignReplicatedProduct } from "./local_steps.ts";
 import { CARRY_BITS, carryInto63, generate, LEVEL_BITS } from "./carry.ts";
 import type { Party } from "./party.ts";
 
@@ -141,7 +142,7 @@ async function inputInThirds(p: Party, xCur: RingTensor, xNext: RingTensor, n: n
           gSends.push({ to: p.prev, tensor: gc });
           gRecvs.push({ from: p.next, into: gn });
         } else { // P_prev(j): the usual zero share; z_j = F(k_prev(j)) is its own key's
-          gc.assignReplicatedProduct("bits", [pc, pc], [pn, pn], [fo, fp]);
+          assignReplicatedProduct(gc, "bits", [pc, pc], [pn, pn], [fo, fp]);
           gSends.push({ to: p.prev, tensor: gc });
           gn.assign(fo);
         }

@@ -6,8 +6,9 @@
  * element per party. The result has the product's scale: fixed-point values
  * then need `truncate` by f.
  */
-import { RingTensor } from "../ring/tensor.ts";
+import type { RingTensor } from "../ring/tensor.ts";
 import { sameShape } from "../ring/shape.ts";
+import { replicatedProduct } from "./local_steps.ts";
 import type { Party } from "./party.ts";
 import type { Conv2dOptions } from "../ring/tensor.ts";
 import { AShare } from "./arithmetic.ts";
@@ -33,7 +34,7 @@ export function mul(x: AShare, y: AShare): Promise<AShare> {
   return reshare(x.party, "multiply", () => {
     const [r0, r1] = x.party.rand.zeroShareParts(x.shape);
     using _r0 = r0, _r1 = r1;
-    return RingTensor.replicatedProduct("ring", [x.cur, x.next], [y.cur, y.next], [r0, r1]);
+    return replicatedProduct("ring", [x.cur, x.next], [y.cur, y.next], [r0, r1]);
   });
 }
 

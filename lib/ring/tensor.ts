@@ -9,7 +9,7 @@
  * is freed when the last view is disposed.
  */
 import type { Backend, Conv2dGeometry, MatmulOptions } from "../native/backend.ts";
-import type { AesImpl, BinaryOp, CarryLayout, InjectRole, Method, UnaryOp } from "../native/symbols.ts";
+import type { AesImpl, BinaryOp, Method, UnaryOp } from "../native/symbols.ts";
 import { broadcastPlan, checkShape, contiguousStrides, fmt, normAxis, sameShape, type Shape, size } from "./shape.ts";
 import { track } from "./scope.ts";
 
@@ -42,22 +42,6 @@ const COMMUTES: Partial<Record<BinaryOp, BinaryOp>> = {
   or: "or",
   sub: "rsub",
   rsub: "sub",
-};
-
-/** A carry level's layout, its size argument and the shape of its result. */
-function carryLevel(t: RingTensor, what: string): { layout: CarryLayout; n: number; out: Shape } {
-  if (t.dtype === "u64") return { layout: "words", n: t.size, out: [t.size, 64] };
-  if (t.rank !== 2 || t.shape[1] % 4 !== 0) {
-    throw new RangeError(`${what}: units must be [rows, width] with width a multiple of 4, got ${fmt(t.shape)}`);
-  }
-  return { layout: "units", n: t.size, out: [t.shape[0], t.shape[1] / 2] };
-}
-
-/** What each bit-injection role passes to injectStep: E a [rows, k] tensor, R one word per row. */
-const INJECT_OPERANDS: Record<InjectRole, { bits: number; inputs: string; outputs: string }> = {
-  leader: { bits: 2, inputs: "EEEREE", outputs: "EREE" }, // a_L a_F s s' r r' | A B T L
-  follower: { bits: 1, inputs: "EEREEE", outputs: "E" }, // a_H A B T W f | H
-  helper: { bits: 1, inputs: "EEREE", outputs: "EE" }, // a_H s s' r r' | W L
 };
 
 /** AES-CTR's initial counter block: the 128-bit counter, big-endian. */
@@ -560,54 +544,6 @@ export class RingTensor {
     return this.unary("bit", k);
   }
 
-  /**
-   * The local half of a replicated product in one pass (cg_replicated_product):
-   * ring: x0 (y0 + y1) + x1 y0 + (r0 - r1); bits: x0 & (y0 ^ y1) ^ x1 & y0 ^ r0 ^ r1.
-   * All six operands have one shape and dtype (bits may be u64 words too).
-   */
-  static replicatedProduct(
-    kind: "ring" | "bits",
-    x: [RingTensor, RingTensor],
-    y: [RingTensor, RingTensor],
-    r: [RingTensor, RingTensor],
-  ): RingTensor {
-    const out = RingTensor.empty(x[0].backend, x[0].shape, x[0].dtype);
-    try {
-      out.assignReplicatedProduct(kind, x, y, r);
-    } catch (e) {
-      out.dispose();
-      throw e;
-    }
-    return out;
-  }
-
-  /** `replicatedProduct` written into this tensor (a tensor or a slice), which must not overlap an operand. */
-  assignReplicatedProduct(
-    kind: "ring" | "bits",
-    x: [RingTensor, RingTensor],
-    y: [RingTensor, RingTensor],
-    r: [RingTensor, RingTensor],
-  ): void {
-    this.#writable("replicatedProduct");
-    for (const t of [...x, ...y, ...r]) {
-      if (!sameShape(t.shape, this.shape) || t.dtype !== this.dtype) {
-        throw new RangeError(
-          `replicatedProduct: operands must share shape and dtype ${fmt(this.shape)} ${this.dtype}, got ${
-            fmt(t.shape)
-          } ${t.dtype}`,
-        );
-      }
-    }
-    if (kind === "ring" && this.dtype !== "u64") throw new TypeError("replicatedProduct: ring products need u64 words");
-    const dense = [this, ...x, ...y, ...r].map((t) => t.contiguous()); // slices as view handles
-    try {
-      const [o, x0, x1, y0, y1, r0, r1] = dense.map((t) => t.handle);
-      this.backend.replicatedProduct(kind, o, [x0, x1], [y0, y1], [r0, r1], this.words);
-    } finally {
-      dense.forEach((t) => t.dispose());
-    }
-  }
-
   // ------------------------------------------------------------ reductions
 
   /** Sum over one axis (the axis is removed unless keepDims). */
@@ -789,117 +725,6 @@ export class RingTensor {
     bits.#expectShape([rows, count], "scatterBits: bits");
     const out = this.clone();
     out.backend.bitsScatter(out.handle, bits.handle, rows, width, start, step, count);
-    return out;
-  }
-
-  /**
-   * The local arithmetic of one third of a bit injection, written into
-   * `outputs` (cg_bit_inject has the formulas, lib/mpc/bitinject.ts the
-   * protocol). `bits` are packed [n, 1] streams, read from row `bitOffset`;
-   * the ring tensors are [rows, k] (E) or one per row (R), in the order
-   * INJECT_OPERANDS gives for the role. Outputs may be slices of a larger tensor.
-   */
-  static injectStep(
-    role: InjectRole,
-    bits: readonly RingTensor[],
-    bitOffset: number,
-    inputs: readonly RingTensor[],
-    outputs: readonly RingTensor[],
-    flip = false,
-  ): void {
-    const want = INJECT_OPERANDS[role];
-    if (bits.length !== want.bits || inputs.length !== want.inputs.length || outputs.length !== want.outputs.length) {
-      throw new RangeError(
-        `injectStep: the ${role} takes ${want.bits} bit streams, ${want.inputs.length} inputs and ${want.outputs.length} outputs`,
-      );
-    }
-    const [rows, k] = inputs[0].rank === 2 ? inputs[0].shape : [inputs[0].size, 1];
-    for (const b of bits) {
-      b.#requireDtype("bit", "injectStep: bits");
-      if (!Number.isInteger(bitOffset) || bitOffset < 0 || bitOffset + rows > b.size) {
-        throw new RangeError(`injectStep: rows [${bitOffset}, ${bitOffset + rows}) are outside ${b.size} bits`);
-      }
-    }
-    const check = (ts: readonly RingTensor[], kinds: string, what: string) =>
-      ts.forEach((t, i) => t.#expectShape(kinds[i] === "R" ? [rows, 1] : [rows, k], `injectStep: ${what} ${i}`));
-    check(inputs, want.inputs, "input");
-    check(outputs, want.outputs, "output");
-    outputs.forEach((t) => t.#writable("injectStep"));
-    const dense = [...bits, ...inputs, ...outputs].map((t) => t.contiguous()); // slices as view handles
-    try {
-      bits[0].backend.bitInject(role, dense.map((t) => t.handle), rows, k, bitOffset, flip);
-    } finally {
-      dense.forEach((t) => t.dispose());
-    }
-  }
-
-  /**
-   * The local half of one parallel-prefix carry level's AND (cg_carry_and).
-   * A unit is a (propagate, generate) bit pair; the level pairs adjacent units.
-   * With g: p and g are words of propagate and generate bits, read as units
-   * (0, 0), (p_0, g_0), ..., (p_62, g_62), and the result is [n, 64] bits of
-   * 32 units per word. Without g: p is [rows, width] packed units (width a
-   * multiple of 4) and the result [rows, width / 2]. r: the zero-share draws,
-   * shaped like the result.
-   */
-  static carryAnd(
-    p: [RingTensor, RingTensor],
-    g: [RingTensor, RingTensor] | null,
-    r: [RingTensor, RingTensor],
-  ): RingTensor {
-    const level = carryLevel(p[0], "carryAnd");
-    const operands = [...p, ...(g ?? [])];
-    for (const t of operands) {
-      if (!sameShape(t.shape, p[0].shape) || t.dtype !== p[0].dtype) {
-        throw new RangeError(`carryAnd: operands must share shape and dtype, got ${fmt(t.shape)} ${t.dtype}`);
-      }
-    }
-    if ((g === null) !== (level.layout === "units")) {
-      throw new TypeError("carryAnd: generate words go with propagate words, and units come alone");
-    }
-    for (const t of r) {
-      t.#requireDtype("bit", "carryAnd: r");
-      t.#expectShape(level.out, "carryAnd: r");
-    }
-    const dense = [...operands, ...r].map((t) => t.contiguous());
-    try {
-      const h = dense.map((t) => t.handle);
-      const rh = h.slice(-2) as [bigint, bigint];
-      return RingTensor.#bitsFrom(
-        p[0].backend,
-        level.out,
-        (out) => p[0].backend.carryAnd(level.layout, out, [h[0], h[1]], g ? [h[2], h[3]] : null, rh, level.n),
-      );
-    } finally {
-      dense.forEach((t) => t.dispose());
-    }
-  }
-
-  /**
-   * One share of a carry level's units (cg_carry_merge), from the same share of
-   * its input (the generate words, or the units) and of its AND.
-   */
-  static carryMerge(a: RingTensor, z: RingTensor): RingTensor {
-    const level = carryLevel(a, "carryMerge");
-    z.#requireDtype("bit", "carryMerge");
-    z.#expectShape(level.out, "carryMerge: z");
-    using da = a.contiguous(), dz = z.contiguous();
-    return RingTensor.#bitsFrom(
-      a.backend,
-      level.out,
-      (out) => a.backend.carryMerge(level.layout, out, da.handle, dz.handle, level.n),
-    );
-  }
-
-  /** A fresh packed-bit tensor that `fill` writes, freed again if it throws. */
-  static #bitsFrom(backend: Backend, shape: Shape, fill: (out: bigint) => void): RingTensor {
-    const out = RingTensor.empty(backend, shape, "bit");
-    try {
-      fill(out.handle);
-    } catch (e) {
-      out.dispose();
-      throw e;
-    }
     return out;
   }
 

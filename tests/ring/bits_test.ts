@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { RingTensor } from "../../lib/ring/tensor.ts";
-import { backend, deviceTest, M64, Rng } from "../helpers.ts";
+import { backend, deviceTest, Rng } from "../helpers.ts";
 
 /** Bit j of a packed stream. */
 const bitOf = (w: BigUint64Array, j: number) => Number((w[Math.floor(j / 64)] >> BigInt(j % 64)) & 1n);
@@ -76,92 +76,4 @@ deviceTest("bit operations refuse bad rows and arithmetic on packed bits", () =>
   assert.throws(() => p.shl(1), /not defined on packed bits/);
   using q = p.xor(p);
   assert.deepEqual([...q.toBits()], [0, 0]);
-});
-
-/** A plaintext carry level: units (P, G) as [P bits, G bits] per row, pairs combined. */
-function combineUnits(units: [number, number][]): [number, number][] {
-  const out: [number, number][] = [];
-  for (let j = 0; j < units.length; j += 2) {
-    const [pLo, gLo] = units[j], [pHi, gHi] = units[j + 1];
-    out.push([pHi & pLo, gHi ^ (pHi & gLo)]);
-  }
-  return out;
-}
-
-deviceTest(
-  "carry levels: three XOR-shared parties' levels combine to the plaintext prefix, down to the carry into bit 63",
-  () => {
-    const be = backend(), rng = new Rng(62);
-    const edge = [0n, M64, 1n << 63n, (1n << 63n) - 1n, 1n, M64 - 1n];
-    for (const n of [1, 3, 64, 101]) {
-      const u = rng.words(n), v = rng.words(n);
-      edge.slice(0, n).forEach((x, i) => (u[i] = x, v[i] = edge[(i + 1) % edge.length]));
-      const p = u.map((x, i) => x ^ v[i]), g = u.map((x, i) => x & v[i]);
-      const held: { dispose(): void }[] = [];
-      const own = <T extends { dispose(): void }>(t: T): T => (held.push(t), t);
-      // XOR shares s_0 ^ s_1 ^ s_2 = x, party i holding (s_i, s_{i+1}).
-      const share = (x: BigUint64Array) => {
-        const s0 = rng.words(n), s1 = rng.words(n);
-        return [s0, s1, x.map((w, i) => w ^ s0[i] ^ s1[i])].map((s) => own(RingTensor.from(be, s)));
-      };
-      const reveal = (s: RingTensor[]) => own(own(s[0].xor(s[1])).xor(s[2]));
-      try {
-        const ps = share(p), gs = share(g);
-        // The plaintext units of every row: group 0 = (0, 0), group k = bits k - 1.
-        let plain = [...Array(n)].map((_, e) =>
-          [...Array(64)].map((_, k): [number, number] =>
-            k === 0 ? [0, 0] : [Number((p[e] >> BigInt(k - 1)) & 1n), Number((g[e] >> BigInt(k - 1)) & 1n)]
-          )
-        );
-        let level: RingTensor[] | null = null;
-        for (let width = 128; width > 2; width /= 2) {
-          const outShape = [n, width / 2];
-          // draws r_i per party: party i uses (r_i, r_{i+1}), so the three zero shares XOR to 0
-          const words = Math.ceil((n * width) / 2 / 64);
-          const r = [0, 1, 2].map(() => own(RingTensor.fromBitWords(be, rng.words(words), outShape)));
-          const z = [0, 1, 2].map((i) => {
-            const j = (i + 1) % 3;
-            return own(
-              level === null
-                ? RingTensor.carryAnd([ps[i], ps[j]], [gs[i], gs[j]], [r[i], r[j]])
-                : RingTensor.carryAnd([level[i], level[j]], null, [r[i], r[j]]),
-            );
-          });
-          level = z.map((zi, i) => own(RingTensor.carryMerge(level === null ? gs[i] : level![i], zi)));
-          plain = plain.map(combineUnits);
-          const got = reveal(level).toBigUint64Array();
-          const bits = n * (width / 2);
-          for (let e = 0; e < n; e++) {
-            plain[e].forEach(([P, G], k) => {
-              const at = e * (width / 2) + 2 * k;
-              assert.equal(bitOf(got, at), P, `n${n} width ${width / 2} row ${e} unit ${k} P`);
-              assert.equal(bitOf(got, at + 1), G, `n${n} width ${width / 2} row ${e} unit ${k} G`);
-            });
-          }
-          if (bits % 64) assert.equal(got.at(-1)! >> BigInt(bits % 64), 0n, `n${n} width ${width / 2}: tail bits zero`);
-        }
-        // one unit per row: G is the carry into bit 63 of u + v
-        const got = reveal(level!).toBigUint64Array();
-        const low = (1n << 63n) - 1n;
-        for (let e = 0; e < n; e++) assert.equal(bitOf(got, 2 * e + 1), Number(((u[e] & low) + (v[e] & low)) >> 63n));
-      } finally {
-        held.forEach((t) => t.dispose());
-      }
-    }
-  },
-);
-
-deviceTest("carry levels refuse rows that split a pair, misshapen draws and mixed layouts", () => {
-  const be = backend();
-  using w = RingTensor.zeros(be, [4]);
-  using r = RingTensor.zeros(be, [4, 64], "bit");
-  using units = RingTensor.zeros(be, [4, 6], "bit"), r3 = RingTensor.zeros(be, [4, 3], "bit");
-  assert.throws(() => RingTensor.carryAnd([units, units], null, [r3, r3]), /multiple of 4/);
-  assert.throws(() => RingTensor.carryAnd([w, w], [w, w], [r3, r3]), /carryAnd: r/);
-  using words = RingTensor.zeros(be, [4, 64]);
-  assert.throws(() => RingTensor.carryAnd([w, w], [w, w], [words, words]), /carryAnd: r: needs a bit tensor/);
-  assert.throws(() => RingTensor.carryAnd([w, w], null, [r, r]), /generate words go with propagate words/);
-  assert.throws(() => RingTensor.carryMerge(w, r3), /carryMerge: z/);
-  using z = RingTensor.carryAnd([w, w], [w, w], [r, r]);
-  assert.deepEqual([...z.toBigUint64Array()], [0n, 0n, 0n, 0n]);
 });

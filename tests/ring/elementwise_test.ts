@@ -123,30 +123,3 @@ deviceTest("empty and one-element tensors", () => {
   assert.deepEqual(one.shape, []);
   assert.deepEqual([...one.mul(one).toBigUint64Array()], [49n]);
 });
-
-deviceTest("the fused replicated product equals its six-operation definition, ring and bits", () => {
-  const be = backend(), rng = new Rng(6);
-  for (const n of [0, 1, 1000, 65537]) {
-    const w = Array.from({ length: 6 }, () => rng.words(n));
-    const t = w.map((a) => RingTensor.from(be, a));
-    try {
-      using ring = RingTensor.replicatedProduct("ring", [t[0], t[1]], [t[2], t[3]], [t[4], t[5]]);
-      using bits = RingTensor.replicatedProduct("bits", [t[0], t[1]], [t[2], t[3]], [t[4], t[5]]);
-      const [x0, x1, y0, y1, r0, r1] = w;
-      assertWordsEqual(
-        ring.toBigUint64Array(),
-        x0.map((_, i) => wrap(x0[i] * (y0[i] + y1[i]) + x1[i] * y0[i] + r0[i] - r1[i])),
-        "ring",
-      );
-      assertWordsEqual(
-        bits.toBigUint64Array(),
-        x0.map((_, i) => (x0[i] & (y0[i] ^ y1[i])) ^ (x1[i] & y0[i]) ^ r0[i] ^ r1[i]),
-        "bits",
-      );
-    } finally {
-      t.forEach((x) => x.dispose());
-    }
-  }
-  using a = RingTensor.zeros(be, [4]), b = RingTensor.zeros(be, [5]);
-  assert.throws(() => RingTensor.replicatedProduct("ring", [a, a], [a, b], [a, a]), /share shape and dtype/);
-});

@@ -15,32 +15,11 @@ using namespace cg;
 
 namespace {
 
-std::atomic<uint64_t> next_serial{1};
-std::string create_error;  // for cg_last_error(NULL); written only by a failing cg_ctx_create
-std::mutex create_mu;
+// Nothing to do on entry: the CPU build has one device.
+void enter(cg_ctx*, const char*) {}
+int32_t ctx_threads(cg_ctx* ctx) { return ctx->pool.threads(); }
 
-template <class F>
-int guarded(cg_ctx* ctx, const char* name, F&& body) {
-  if (!ctx) return CG_ENULL;
-  std::lock_guard<std::mutex> lock(ctx->mu);
-  try {
-    body();
-    return CG_OK;
-  } catch (const Error& e) {
-    ctx->last_error = e.message;
-    return e.status;
-  } catch (const std::bad_alloc&) {
-    ctx->last_error = std::string(name) + ": out of host memory";
-    return CG_ENOMEM;
-  } catch (const std::exception& e) {
-    ctx->last_error = std::string(name) + ": internal error: " + e.what();
-    return CG_EINTERNAL;
-  }
-}
-
-void require_ptr(const void* p, const char* name, const char* what) {
-  if (!p) fail(CG_ENULL, std::string(name) + ": " + what + " is NULL");
-}
+#include "../shared/guards.inc"
 
 std::string cpu_model() {
   FILE* f = std::fopen("/proc/cpuinfo", "r");
@@ -59,15 +38,6 @@ std::string cpu_model() {
   }
   std::fclose(f);
   return model;
-}
-
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) >= 0x20) out += c;
-  }
-  return out;
 }
 
 // 64-byte alignment for vector kernels; at least one word so data is never NULL.
@@ -113,18 +83,15 @@ int cg_ctx_create(int32_t device, int32_t threads, cg_ctx** out) {
   if (!out) return CG_ENULL;
   *out = nullptr;
   if (device != 0) {
-    std::lock_guard<std::mutex> lock(create_mu);
-    create_error = "cg_ctx_create: the CPU build has one device, 0; asked for " + std::to_string(device);
-    return CG_EINVAL;
+    return set_create_error(CG_EINVAL,
+                            "cg_ctx_create: the CPU build has one device, 0; asked for " + std::to_string(device));
   }
   int n = threads > 0 ? threads : int(std::thread::hardware_concurrency());
   try {
     *out = new cg_ctx(n, next_serial.fetch_add(1));
     return CG_OK;
   } catch (const std::exception& e) {
-    std::lock_guard<std::mutex> lock(create_mu);
-    create_error = std::string("cg_ctx_create: ") + e.what();
-    return CG_ENOMEM;
+    return set_create_error(CG_ENOMEM, std::string("cg_ctx_create: ") + e.what());
   }
 }
 
@@ -136,36 +103,9 @@ int cg_ctx_destroy(cg_ctx* ctx) {
   return CG_OK;
 }
 
-const char* cg_last_error(const cg_ctx* ctx) {
-  if (!ctx) {
-    std::lock_guard<std::mutex> lock(create_mu);
-    return create_error.c_str();
-  }
-  return ctx->last_error.c_str();
-}
-
 int cg_sync(cg_ctx* ctx) {
   return guarded(ctx, "cg_sync", [] {});  // the CPU build finishes every call before returning
 }
-
-int cg_live_buffers(const cg_ctx* ctx, uint64_t* count, uint64_t* words) {
-  cg_ctx* c = const_cast<cg_ctx*>(ctx);
-  return guarded(c, "cg_live_buffers", [&] {
-    require_ptr(count, "cg_live_buffers", "count");
-    require_ptr(words, "cg_live_buffers", "words");
-    *count = c->live_count;
-    *words = c->live_words;
-  });
-}
-
-int cg_ctx_threads(const cg_ctx* ctx, int32_t* out) {
-  cg_ctx* c = const_cast<cg_ctx*>(ctx);
-  return guarded(c, "cg_ctx_threads", [&] {
-    require_ptr(out, "cg_ctx_threads", "out");
-    *out = c->pool.threads();
-  });
-}
-
 
 int cg_upload(cg_ctx* ctx, cg_buf dst, uint64_t dst_off, const void* host, uint64_t words) {
   return guarded(ctx, "cg_upload", [&] {
@@ -185,11 +125,9 @@ int cg_download(cg_ctx* ctx, cg_buf src, uint64_t src_off, void* host, uint64_t 
 
 int cg_copy(cg_ctx* ctx, cg_buf dst, uint64_t dst_off, cg_buf src, uint64_t src_off, uint64_t words) {
   return guarded(ctx, "cg_copy", [&] {
-    u64* d = words_of(ctx, dst, dst_off, words, "cg_copy (dst)");
-    const u64* s = cwords_of(ctx, src, src_off, words, "cg_copy (src)");
-    if (d == s || words == 0) return;
-    if (dst == src && d < s + words && s < d + words)
-      fail(CG_EINVAL, "cg_copy: source and destination ranges overlap");
+    u64* d;
+    const u64* s;
+    if (!copy_ranges(ctx, dst, dst_off, src, src_off, words, d, s)) return;
     ctx->pool.parallel_for(words, 1 << 17, [&](u64 lo, u64 hi) { std::memcpy(d + lo, s + lo, (hi - lo) * 8); });
   });
 }

@@ -17,54 +17,14 @@ using namespace cg;
 
 namespace {
 
-std::atomic<uint64_t> next_serial{1};
-std::string create_error;  // for cg_last_error(NULL); written only by a failing cg_ctx_create
-std::mutex create_mu;
+// Selects the context's device (guards.inc).
+void enter(cg_ctx* ctx, const char* name) { check_cuda(cudaSetDevice(ctx->device), name); }
+int32_t ctx_threads(cg_ctx* ctx) { return ctx->threads; }
 
-// Runs body under the context lock, on the context's device: calls arrive
-// from any thread (cg_sync from a worker), and the current device is
-// per-thread state of the CUDA runtime.
-template <class F>
-int guarded(cg_ctx* ctx, const char* name, F&& body) {
-  if (!ctx) return CG_ENULL;
-  std::lock_guard<std::mutex> lock(ctx->mu);
-  try {
-    check_cuda(cudaSetDevice(ctx->device), name);
-    body();
-    return CG_OK;
-  } catch (const Error& e) {
-    ctx->last_error = e.message;
-    return e.status;
-  } catch (const std::bad_alloc&) {
-    ctx->last_error = std::string(name) + ": out of host memory";
-    return CG_ENOMEM;
-  } catch (const std::exception& e) {
-    ctx->last_error = std::string(name) + ": internal error: " + e.what();
-    return CG_EINTERNAL;
-  }
-}
-
-void require_ptr(const void* p, const char* name, const char* what) {
-  if (!p) fail(CG_ENULL, std::string(name) + ": " + what + " is NULL");
-}
-
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) >= 0x20) out += c;
-  }
-  return out;
-}
+#include "../shared/guards.inc"
 
 #define CG_STR2(x) #x
 #define CG_STR(x) CG_STR2(x)
-
-int set_create_error(int status, const std::string& message) {
-  std::lock_guard<std::mutex> lock(create_mu);
-  create_error = message;
-  return status;
-}
 
 // CRYPTGPU_CUDA_AUTO=naive|direct|fp64|int8 makes CG_METHOD_AUTO use that
 // method in the contexts created afterwards: for testing every method
@@ -222,36 +182,9 @@ int cg_ctx_destroy(cg_ctx* ctx) {
   return CG_OK;
 }
 
-const char* cg_last_error(const cg_ctx* ctx) {
-  if (!ctx) {
-    std::lock_guard<std::mutex> lock(create_mu);
-    return create_error.c_str();
-  }
-  return ctx->last_error.c_str();
-}
-
 int cg_sync(cg_ctx* ctx) {
   return guarded(ctx, "cg_sync", [&] { check_cuda(cudaStreamSynchronize(ctx->stream), "cg_sync"); });
 }
-
-int cg_live_buffers(const cg_ctx* ctx, uint64_t* count, uint64_t* words) {
-  cg_ctx* c = const_cast<cg_ctx*>(ctx);
-  return guarded(c, "cg_live_buffers", [&] {
-    require_ptr(count, "cg_live_buffers", "count");
-    require_ptr(words, "cg_live_buffers", "words");
-    *count = c->live_count;
-    *words = c->live_words;
-  });
-}
-
-int cg_ctx_threads(const cg_ctx* ctx, int32_t* out) {
-  cg_ctx* c = const_cast<cg_ctx*>(ctx);
-  return guarded(c, "cg_ctx_threads", [&] {
-    require_ptr(out, "cg_ctx_threads", "out");
-    *out = c->threads;
-  });
-}
-
 
 int cg_upload(cg_ctx* ctx, cg_buf dst, uint64_t dst_off, const void* host, uint64_t words) {
   return guarded(ctx, "cg_upload", [&] {
@@ -277,11 +210,9 @@ int cg_download(cg_ctx* ctx, cg_buf src, uint64_t src_off, void* host, uint64_t 
 
 int cg_copy(cg_ctx* ctx, cg_buf dst, uint64_t dst_off, cg_buf src, uint64_t src_off, uint64_t words) {
   return guarded(ctx, "cg_copy", [&] {
-    u64* d = words_of(ctx, dst, dst_off, words, "cg_copy (dst)");
-    const u64* s = cwords_of(ctx, src, src_off, words, "cg_copy (src)");
-    if (d == s || words == 0) return;
-    if (dst == src && d < s + words && s < d + words)
-      fail(CG_EINVAL, "cg_copy: source and destination ranges overlap");
+    u64* d;
+    const u64* s;
+    if (!copy_ranges(ctx, dst, dst_off, src, src_off, words, d, s)) return;
     check_cuda(cudaMemcpyAsync(d, s, words * 8, cudaMemcpyDeviceToDevice, ctx->stream), "cg_copy");
   });
 }

@@ -22,16 +22,7 @@ constexpr u64 kSerialWork = u64(1) << 17;
 // Splitting a matrix between threads repacks its operands once per part.
 constexpr u64 kMinPart = 32;
 
-// One (possibly batched) product: entry e reads a + e*sa and b + e*sb and
-// writes c + e*sc (a stride of 0 broadcasts). op(A) is m x k, op(B) is k x n.
-struct Product {
-  const u64* a;
-  const u64* b;
-  u64* c;
-  u64 m, n, k;
-  bool ta, tb, accumulate;
-  u64 batch, sa, sb, sc;
-};
+#include "../shared/product.inc"
 
 u64 round_up(u64 x, u64 to) { return (x + to - 1) / to * to; }
 u64 ceil_div(u64 x, u64 y) { return (x + y - 1) / y; }
@@ -252,54 +243,8 @@ void run(cg_ctx* ctx, const Product& g, int32_t method) {
     naive(g.a + e * g.sa, g.b + e * g.sb, g.c + e * g.sc, g.m, g.n, g.k, g.ta, g.tb, g.accumulate);
 }
 
-// The words a batched operand needs, with its shape spelled out for messages.
-struct Operand {
-  u64 words;
-  std::string shape;
-};
-
-Operand operand(u64 batch, bool bcast, u64 rows, u64 cols, const char* fn) {
-  u64 words = mul_checked(bcast ? 1 : batch, mul_checked(rows, cols, fn), fn);
-  std::string shape = std::to_string(rows) + " x " + std::to_string(cols);
-  return {words, bcast ? shape + ", one for every batch entry" : "batch " + std::to_string(batch) + " x " + shape};
-}
-
 }  // namespace
 
-void gemm(cg_ctx* ctx, u64* c, const u64* a, const u64* b, u64 m, u64 n, u64 k, bool trans_a, bool trans_b,
-          bool accumulate, int32_t method) {
-  check_method(method, "gemm");
-  run(ctx, Product{a, b, c, m, n, k, trans_a, trans_b, accumulate, 1, 0, 0, 0}, method);
-}
-
-void matmul(cg_ctx* ctx, cg_buf out, cg_buf a, cg_buf b, u64 batch, u64 m, u64 n, u64 k, uint32_t flags,
-            int32_t method) {
-  const char* fn = "cg_matmul";
-  const uint32_t known = CG_TRANS_A | CG_TRANS_B | CG_BCAST_A | CG_BCAST_B | CG_ACCUMULATE;
-  if (flags & ~known) fail(CG_EINVAL, "cg_matmul: unknown flag bits " + std::to_string(flags & ~known));
-  check_method(method, fn);
-  bool ta = flags & CG_TRANS_A, tb = flags & CG_TRANS_B, ba = flags & CG_BCAST_A, bb = flags & CG_BCAST_B;
-  Operand oa = ta ? operand(batch, ba, k, m, fn) : operand(batch, ba, m, k, fn);
-  Operand ob = tb ? operand(batch, bb, n, k, fn) : operand(batch, bb, k, n, fn);
-  Operand oc = operand(batch, false, m, n, fn);
-
-  const Buffer& out_buf = lookup(ctx, out, "cg_matmul: out");
-  const Buffer& a_buf = lookup(ctx, a, "cg_matmul: A");
-  const Buffer& b_buf = lookup(ctx, b, "cg_matmul: B");
-  require(out != a, "cg_matmul: out must not be the same buffer as A");
-  require(out != b, "cg_matmul: out must not be the same buffer as B");
-  auto check = [](const Buffer& buf, const char* name, const Operand& o) {
-    if (buf.words < o.words)
-      fail(CG_EINVAL, std::string("cg_matmul: ") + name + " needs " + std::to_string(o.words) + " words (" + o.shape +
-                          ") but the buffer holds " + std::to_string(buf.words));
-  };
-  check(a_buf, "A", oa);
-  check(b_buf, "B", ob);
-  check(out_buf, "out", oc);
-
-  Product g{cwords_of(ctx, a, 0, oa.words, fn), cwords_of(ctx, b, 0, ob.words, fn), words_of(ctx, out, 0, oc.words, fn),
-            m, n, k, ta, tb, bool(flags & CG_ACCUMULATE), batch, ba ? 0 : m * k, bb ? 0 : k * n, m * n};
-  run(ctx, g, method);
-}
+#include "../shared/matmul_checks.inc"
 
 }  // namespace cg

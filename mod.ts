@@ -28,5 +28,5 @@ export { decodeImage, type RgbImage, SUPPORTED_IMAGE_FORMATS } from "./lib/data/
 export { batchCount, batches, type BatchOptions, epochOrder } from "./lib/data/batches.ts";
 export { type ChannelStats, channelStats, normalize, oneHot, subset } from "./lib/data/transform.ts";
 export { permutation, SeededRandom } from "./lib/data/random.ts";
-// Dataset share files (shareDataset, loadDatasetShares) are in lib/data/shares.ts: they reach into the
+// Dataset share files (shareDataset, loadDatasetShares) are in lib/data/dataset_shares.ts: they reach into the
 // protocol layer (Party, AShare), which this module does not export yet.

@@ -12,7 +12,7 @@ import type { Party } from "../lib/mpc/party.ts";
 import { type Breakdown, emptyBreakdown, initWeights, shareWeights } from "../lib/nn/model.ts";
 import { Sgd } from "../lib/nn/optim.ts";
 import { PlainTensor } from "../lib/nn/plain.ts";
-import { plainTrainStep, trainStep } from "../lib/nn/train.ts";
+import { plainTrainStep, trainStep } from "../lib/nn/train_step.ts";
 import { modelByName } from "../lib/nn/zoo.ts";
 import { LAN } from "./protocols.ts";
 import { gatherToZero, seededInput } from "./parties.ts";

@@ -8,7 +8,7 @@
 import { Command } from "commander";
 import { FileFormatError } from "../lib/io/format.ts";
 import { checkModelTensors, checkShareFile } from "../lib/io/checks.ts";
-import { loadShares, saveShares, sharePath } from "../lib/io/shares.ts";
+import { loadShares, saveShares, sharePath } from "../lib/io/share_files.ts";
 import { revealTo } from "../lib/mpc/reveal.ts";
 import { emptyBreakdown, sharedParams } from "../lib/nn/model.ts";
 import { modelByName } from "../lib/nn/zoo.ts";

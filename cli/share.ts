@@ -6,13 +6,13 @@
 import { Command } from "commander";
 import { NativeBackend } from "../lib/native/backend.ts";
 import { FileFormatError, type Header, readTensorFile, tensorBytes, type TensorFile } from "../lib/io/format.ts";
-import { reconstructFiles, shareTensors } from "../lib/io/shares.ts";
+import { reconstructFiles, shareTensors } from "../lib/io/share_files.ts";
 import { checkTensors, checkValues, MAX_FRAC_BITS, MIN_FRAC_BITS, sumWarning, type Values } from "../lib/io/ranges.ts";
 import { seededWeights } from "../lib/nn/calibrate.ts";
 import { modelByName } from "../lib/nn/zoo.ts";
 import { FIXED_DEFAULT_BITS } from "../lib/ring/fixed.ts";
 import { loadDataset } from "../lib/data/load.ts";
-import { shareDataset } from "../lib/data/shares.ts";
+import { shareDataset } from "../lib/data/dataset_shares.ts";
 
 interface ShareOptions {
   model?: string;

@@ -21,7 +21,7 @@ import type { AShare } from "../mpc/arithmetic.ts";
 import type { Party } from "../mpc/party.ts";
 import { removeStaleTemporaries } from "./atomic.ts";
 import { FileFormatError, type Header, readTensorFile } from "./format.ts";
-import { saveShares } from "./shares.ts";
+import { saveShares } from "./share_files.ts";
 
 export interface CheckpointMeta {
   model: string;

@@ -4,14 +4,14 @@
  * divides by the batch size). The loss value is not needed for training: it is
  * computed only when asked (a disclosure to one party), as
  *   sum_b [ln s_b - sum_j (z_bj - m_b) y_bj],  m_b = max_j z_bj, s_b = sum_j exp(z_bj - m_b),
- * with ln on [1, d] by Newton's iteration on exp (`log.ts`).
+ * with ln on [1, d] by Newton's iteration on exp (`ln.ts`).
  */
 import type { AShare } from "../mpc/arithmetic.ts";
 import { exp } from "../mpc/exp.ts";
 import { maxLastAxis } from "../mpc/max.ts";
 import { mulFixed } from "../mpc/multiply.ts";
 import { reciprocal } from "../mpc/reciprocal.ts";
-import { logBounded } from "./log.ts";
+import { lnBounded } from "./ln.ts";
 import { PlainTensor } from "./plain.ts";
 
 export interface LossResult {
@@ -38,7 +38,7 @@ export async function softmaxCrossEntropy(z: AShare, y: AShare, withLoss = false
     using probs = await mulFixed(e, inv);
     const grad = probs.sub(y);
     if (!withLoss) return { grad };
-    using logs = await logBounded(total, d);
+    using logs = await lnBounded(total, d);
     using picked = await mulFixed(shifted, y);
     using pickedSum = picked.sum(1);
     using logFlat = logs.reshape([n]);

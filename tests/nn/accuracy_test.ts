@@ -18,13 +18,13 @@
 import assert from "node:assert/strict";
 import { loadEmbeddedMnist } from "../../lib/data/embedded.ts";
 import { subset } from "../../lib/data/transform.ts";
-import { loadDatasetShares, shareDataset } from "../../lib/data/shares.ts";
-import { sharePath } from "../../lib/io/shares.ts";
+import { loadDatasetShares, shareDataset } from "../../lib/data/dataset_shares.ts";
+import { sharePath } from "../../lib/io/share_files.ts";
 import { initWeights, shareWeights } from "../../lib/nn/model.ts";
 import { Sgd } from "../../lib/nn/optim.ts";
 import { PlainTensor } from "../../lib/nn/plain.ts";
-import { countCorrect, plainCountCorrect } from "../../lib/nn/train.ts";
-import { plainSource, type Schedule, trainPlain, trainPrivate } from "../../lib/nn/trainer.ts";
+import { countCorrect, plainCountCorrect } from "../../lib/nn/train_step.ts";
+import { plainSource, type Schedule, trainPlain, trainPrivate } from "../../lib/nn/training_loop.ts";
 import { lenet } from "../../lib/nn/zoo.ts";
 import { NativeBackend } from "../../lib/native/backend.ts";
 import { deviceTest } from "../helpers.ts";

@@ -10,9 +10,9 @@ import { PlainTensor } from "../../lib/nn/plain.ts";
 import { Grads, Tape } from "../../lib/nn/tape.ts";
 import { bottleneck, lenet, modelByName } from "../../lib/nn/zoo.ts";
 import { plainSoftmaxCrossEntropy, softmaxCrossEntropy } from "../../lib/nn/loss.ts";
-import { logBounded } from "../../lib/nn/log.ts";
+import { lnBounded } from "../../lib/nn/ln.ts";
 import { Sgd } from "../../lib/nn/optim.ts";
-import { countCorrect, plainCountCorrect, plainTrainStep, trainStep } from "../../lib/nn/train.ts";
+import { countCorrect, plainCountCorrect, plainTrainStep, trainStep } from "../../lib/nn/train_step.ts";
 import { deviceTest, Rng } from "../helpers.ts";
 import { runParties } from "../mpc/harness.ts";
 import type { TruncationMode } from "../../lib/mpc/party.ts";
@@ -125,7 +125,7 @@ deviceTest("ln on [1, d] by Newton's iteration on exp: within 1e-3 of Math.log",
   const s = new PlainTensor([8], Float64Array.from([1, 1.001, 1.5, 2.718281828, 4, 7.3, 9.99, 10]));
   const [got] = await runParties(async (p) => {
     using ss = await share(p, 0, s);
-    using l = await logBounded(ss, 10);
+    using l = await lnBounded(ss, 10);
     return await open(l);
   });
   s.data.forEach((v, i) => assert.ok(Math.abs(got[i] - Math.log(v)) <= 1e-3, `ln ${v}: ${got[i]}`));

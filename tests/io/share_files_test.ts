@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { relative } from "node:path";
 import { NativeBackend } from "../../lib/native/backend.ts";
 import { readTensorFile, tensorBytes } from "../../lib/io/format.ts";
-import { reconstructFiles, sharePath, shareTensors, writePlainFile } from "../../lib/io/shares.ts";
+import { reconstructFiles, sharePath, shareTensors, writePlainFile } from "../../lib/io/share_files.ts";
 import { initWeights } from "../../lib/nn/model.ts";
 import { lenet } from "../../lib/nn/zoo.ts";
 import { deviceAvailable, runCli } from "../helpers.ts";

@@ -9,7 +9,7 @@ import type { Breakdown } from "./breakdown.ts";
 import type { Model, Weights } from "./model.ts";
 import { Sgd, type SgdOptions } from "./optim.ts";
 import { PlainTensor } from "./plain.ts";
-import { plainTrainStep, trainStep } from "./train.ts";
+import { plainTrainStep, trainStep } from "./train_step.ts";
 import { batchCount, epochOrder } from "../data/batches.ts";
 
 export interface Schedule {

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { NativeBackend } from "../../lib/native/backend.ts";
 import { readTensorFile, tensorBytes } from "../../lib/io/format.ts";
-import { reconstructFiles, sharePath, shareTensors } from "../../lib/io/shares.ts";
+import { reconstructFiles, sharePath, shareTensors } from "../../lib/io/share_files.ts";
 import { reveal } from "../../lib/mpc/reveal.ts";
-import { loadDatasetShares, shareDataset } from "../../lib/data/shares.ts";
+import { loadDatasetShares, shareDataset } from "../../lib/data/dataset_shares.ts";
 import { loadDataset } from "../../lib/data/load.ts";
 import { makeDataset } from "../../lib/data/dataset.ts";
 import { deviceAvailable, runCli } from "../helpers.ts";

@@ -8,7 +8,7 @@
  */
 import type { Backend } from "../native/backend.ts";
 import { FileFormatError, type Header, readTensorFile, tensorBytes, type TensorEntry } from "../io/format.ts";
-import { shareTensors } from "../io/shares.ts";
+import { shareTensors } from "../io/share_files.ts";
 import { AShare } from "../mpc/arithmetic.ts";
 import type { Party } from "../mpc/party.ts";
 import { RingTensor } from "../ring/tensor.ts";

@@ -14,16 +14,16 @@ import { mulFixed } from "../mpc/multiply.ts";
 import { truncate } from "../mpc/truncate.ts";
 import { publicScale, scaledTerm } from "./scale.ts";
 
-export const LOG_STEPS = 5;
+export const LN_STEPS = 5;
 
-export async function logBounded(s: AShare, d: number): Promise<AShare> {
+export async function lnBounded(s: AShare, d: number): Promise<AShare> {
   const p = s.party, f = p.fracBits;
-  if (!(d >= 1)) throw new RangeError(`log: the input bound ${d} must be at least 1`);
+  if (!(d >= 1)) throw new RangeError(`ln: the input bound ${d} must be at least 1`);
   const slope = publicScale(d > 1 ? Math.log(d) / (d - 1) : 0, f);
   using term = scaledTerm(s, slope);
   using chord = await truncate(term, slope.shift);
   let y = chord.addPublic(BigInt.asUintN(64, -encodeFixed(slope.value, f)));
-  for (let i = 0; i < LOG_STEPS; i++) {
+  for (let i = 0; i < LN_STEPS; i++) {
     using prev = y;
     using negY = prev.neg();
     using e = await exp(negY);

@@ -76,7 +76,8 @@ function assertRefused(outs: Outcome[], pattern: RegExp) {
     assert.equal(o.stdout.trim(), "", `no result may be printed:\n${all}`);
   }
   assert.ok(outs.some((o) => pattern.test(o.stderr)), `expected ${pattern}:\n${all}`);
-  for (const o of outs) assert.ok(o.seconds < 12, `a refusal at setup took ${o.seconds} s`);
+  // well inside the connect timeout (10 s) plus process start; a loaded machine (load 12 on 2 cores) has taken 12.6 s
+  for (const o of outs) assert.ok(o.seconds < 20, `a refusal at setup took ${o.seconds} s`);
 }
 
 Deno.test({

@@ -21,6 +21,12 @@ struct Geom {
   u64 oh, ow;
 };
 
+// Column matrices for images [0, images) of x, channels [c0, c0 + cc): row
+// r = (ci kh + ki) kw + kj of image e at cols + r row_stride + e image_stride.
+struct Columns {
+  u64 images, c0, cc, row_stride, image_stride;
+};
+
 #include "../shared/conv_checks.inc"
 
 // The outputs o < count whose input o * stride + off lies in [0, size).
@@ -55,12 +61,11 @@ void taps(const Geom& g, u64 ki, u64 kj, F&& f) {
 // Chunk size for per-plane work of `per_item` words each.
 u64 grain(u64 per_item) { return std::max<u64>(1, kGrain / std::max<u64>(1, per_item)); }
 
-// im2col for images [0, images) of x (each c*h*w words), channels [c0, c0 + cc):
-// row r = (ci * kh + ki) * kw + kj of image e lands at cols + r * row_stride + e * image_stride.
-void gather(cg_ctx* ctx, const Geom& g, const u64* x, u64 images, u64 c0, u64 cc, u64* cols, u64 row_stride,
-            u64 image_stride) {
-  u64 kk = g.kh * g.kw, rows = cc * kk, ohw = g.oh * g.ow;
-  ctx->pool.parallel_for(images * rows, grain(ohw), [&](u64 lo, u64 hi) {
+// im2col for the images and channels of cl (each image c*h*w words of x).
+void gather(cg_ctx* ctx, const Geom& g, const u64* x, const Columns& cl, u64* cols, const char*) {
+  const u64 c0 = cl.c0, row_stride = cl.row_stride, image_stride = cl.image_stride;
+  u64 kk = g.kh * g.kw, rows = cl.cc * kk, ohw = g.oh * g.ow;
+  ctx->pool.parallel_for(cl.images * rows, grain(ohw), [&](u64 lo, u64 hi) {
     for (u64 t = lo; t < hi; t++) {
       u64 e = t / rows, r = t % rows;
       const u64* src = x + (e * g.c + c0 + r / kk) * g.h * g.w;
@@ -72,12 +77,12 @@ void gather(cg_ctx* ctx, const Geom& g, const u64* x, u64 images, u64 c0, u64 cc
 }
 
 // col2im, the adjoint of gather with the same layout: each plane of x
-// (channels [c0, c0 + cc)) is set to, or with accumulate increased by, the
+// (the channels of cl) is set to, or with accumulate increased by, the
 // sum of the column entries that gather would read from it.
-void scatter(cg_ctx* ctx, const Geom& g, const u64* cols, u64 images, u64 c0, u64 cc, u64* x, u64 row_stride,
-             u64 image_stride, bool accumulate) {
+void scatter(cg_ctx* ctx, const Geom& g, const u64* cols, const Columns& cl, u64* x, bool accumulate, const char*) {
+  const u64 c0 = cl.c0, cc = cl.cc, row_stride = cl.row_stride, image_stride = cl.image_stride;
   u64 kk = g.kh * g.kw, hw = g.h * g.w;
-  ctx->pool.parallel_for(images * cc, grain(kk * g.oh * g.ow), [&](u64 lo, u64 hi) {
+  ctx->pool.parallel_for(cl.images * cc, grain(kk * g.oh * g.ow), [&](u64 lo, u64 hi) {
     for (u64 t = lo; t < hi; t++) {
       u64 e = t / cc, ci = t % cc;
       u64* dst = x + (e * g.c + c0 + ci) * hw;
@@ -93,7 +98,7 @@ void scatter(cg_ctx* ctx, const Geom& g, const u64* cols, u64 images, u64 c0, u6
 // The first `rows` rows of `images` [rows, ohw] blocks (`stride` words apart)
 // to or from one [rows, images * ohw] matrix: the layout the products use
 // when a step covers several images.
-void pack_rows(cg_ctx* ctx, u64* mat, const u64* src, u64 images, u64 rows, u64 ohw, u64 stride) {
+void pack_rows(cg_ctx* ctx, u64* mat, const u64* src, u64 images, u64 rows, u64 ohw, u64 stride, const char*) {
   ctx->pool.parallel_for(images * rows, grain(ohw), [&](u64 lo, u64 hi) {
     for (u64 t = lo; t < hi; t++) {
       u64 e = t / rows, o = t % rows;
@@ -101,7 +106,8 @@ void pack_rows(cg_ctx* ctx, u64* mat, const u64* src, u64 images, u64 rows, u64 
     }
   });
 }
-void unpack_rows(cg_ctx* ctx, u64* dst, const u64* mat, u64 images, u64 rows, u64 ohw, u64 stride, bool accumulate) {
+void unpack_rows(cg_ctx* ctx, u64* dst, const u64* mat, u64 images, u64 rows, u64 ohw, u64 stride, bool accumulate,
+                 const char*) {
   ctx->pool.parallel_for(images * rows, grain(ohw), [&](u64 lo, u64 hi) {
     for (u64 t = lo; t < hi; t++) {
       u64 e = t / rows, o = t % rows;
@@ -113,120 +119,20 @@ void unpack_rows(cg_ctx* ctx, u64* dst, const u64* mat, u64 images, u64 rows, u6
 }
 
 // The scratch of a Plan: columns, and output-channel rows when step > 1.
-struct Scratch {
-  std::unique_ptr<u64[]> cols, rows;
-  explicit Scratch(const Plan& p) : cols(new u64[p.cols_words]), rows(p.rows_words ? new u64[p.rows_words] : nullptr) {}
+struct ConvScratch {
+  std::unique_ptr<u64[]> c, r;
+  ConvScratch(cg_ctx*, const Plan& p, const char*)
+      : c(new u64[p.cols_words]), r(p.rows_words ? new u64[p.rows_words] : nullptr) {}
+  u64* cols() { return c.get(); }
+  u64* rows() { return r.get(); }
 };
 
-}  // namespace
-
-void im2col(cg_ctx* ctx, cg_buf out, cg_buf in, const cg_conv2d* gp) {
-  const char* fn = "cg_im2col";
-  Args a = checked(ctx, fn, Use::window, gp, 0, {out, "out", column_shape}, {in, "in", image_shape});
-  const Geom& g = a.g;
-  u64 ohw = g.oh * g.ow;
-  gather(ctx, g, a.first, g.n, 0, g.c, a.out, ohw, g.c * g.kh * g.kw * ohw);
-}
-
-void col2im(cg_ctx* ctx, cg_buf out, cg_buf in, const cg_conv2d* gp) {
-  const char* fn = "cg_col2im";
-  Args a = checked(ctx, fn, Use::window, gp, 0, {out, "out", image_shape}, {in, "in", column_shape});
-  const Geom& g = a.g;
-  u64 ohw = g.oh * g.ow;
-  scatter(ctx, g, a.first, g.n, 0, g.c, a.out, ohw, g.c * g.kh * g.kw * ohw, false);
-}
-
-void conv2d_forward(cg_ctx* ctx, cg_buf y, cg_buf x, cg_buf w, const cg_conv2d* gp, uint32_t flags) {
-  const char* fn = "cg_conv2d_forward";
-  Args a = checked(ctx, fn, Use::conv, gp, flags, {y, "y", output_shape}, {x, "x", image_shape},
-                   {w, "weight", weight_shape});
-  const Geom& g = a.g;
-  u64* yp = a.out;
-  const u64 *xp = a.first, *wp = a.second;
-  bool accumulate = a.accumulate;
-  Plan p = plan(g, fn, kTargetColumns, kScratchWords);
-  Scratch scratch(p);
-  u64 x_image = g.c * g.h * g.w, y_image = g.oc * p.ohw;
-  for (u64 e0 = 0; e0 < g.n; e0 += p.step) {
-    u64 ne = std::min(p.step, g.n - e0), cols = ne * p.ohw;
-    for (u64 gi = 0; gi < g.groups; gi++) {
-      gather(ctx, g, xp + e0 * x_image, ne, gi * p.cg, p.cg, scratch.cols.get(), cols, p.ohw);
-      const u64* wg = wp + gi * p.og * p.ckk;
-      u64* yg = yp + e0 * y_image + gi * p.og * p.ohw;
-      if (ne == 1) {  // one image's output rows are already contiguous
-        gemm(ctx, yg, wg, scratch.cols.get(), p.og, cols, p.ckk, false, false, accumulate, CG_METHOD_AUTO);
-        continue;
-      }
-      gemm(ctx, scratch.rows.get(), wg, scratch.cols.get(), p.og, cols, p.ckk, false, false, false, CG_METHOD_AUTO);
-      unpack_rows(ctx, yg, scratch.rows.get(), ne, p.og, p.ohw, y_image, accumulate);
-    }
-  }
-}
-
-void conv2d_backward_input(cg_ctx* ctx, cg_buf dx, cg_buf dy, cg_buf w, const cg_conv2d* gp, uint32_t flags) {
-  const char* fn = "cg_conv2d_backward_input";
-  Args a = checked(ctx, fn, Use::conv, gp, flags, {dx, "dx", image_shape}, {dy, "dy", output_shape},
-                   {w, "weight", weight_shape});
-  const Geom& g = a.g;
-  u64* dxp = a.out;
-  const u64 *dyp = a.first, *wp = a.second;
-  bool accumulate = a.accumulate;
-  Plan p = plan(g, fn, kTargetColumns, kScratchWords);
-  Scratch scratch(p);
-  u64 x_image = g.c * g.h * g.w, y_image = g.oc * p.ohw;
-  for (u64 e0 = 0; e0 < g.n; e0 += p.step) {
-    u64 ne = std::min(p.step, g.n - e0), cols = ne * p.ohw;
-    for (u64 gi = 0; gi < g.groups; gi++) {
-      const u64* dyg = dyp + e0 * y_image + gi * p.og * p.ohw;
-      if (ne > 1) {
-        pack_rows(ctx, scratch.rows.get(), dyg, ne, p.og, p.ohw, y_image);
-        dyg = scratch.rows.get();
-      }
-      // Columns = W^T . dy, then summed back onto the image planes.
-      gemm(ctx, scratch.cols.get(), wp + gi * p.og * p.ckk, dyg, p.ckk, cols, p.og, true, false, false, CG_METHOD_AUTO);
-      scatter(ctx, g, scratch.cols.get(), ne, gi * p.cg, p.cg, dxp + e0 * x_image, cols, p.ohw, accumulate);
-    }
-  }
-}
-
-void conv2d_backward_weight(cg_ctx* ctx, cg_buf dw, cg_buf x, cg_buf dy, const cg_conv2d* gp, uint32_t flags) {
-  const char* fn = "cg_conv2d_backward_weight";
-  Args a = checked(ctx, fn, Use::conv, gp, flags, {dw, "dweight", weight_shape}, {x, "x", image_shape},
-                   {dy, "dy", output_shape});
-  const Geom& g = a.g;
-  u64* dwp = a.out;
-  const u64 *xp = a.first, *dyp = a.second;
-  bool accumulate = a.accumulate;
-  Plan p = plan(g, fn, kTargetColumns, kScratchWords);
-  Scratch scratch(p);
-  u64 x_image = g.c * g.h * g.w, y_image = g.oc * p.ohw;
-  for (u64 e0 = 0; e0 < g.n; e0 += p.step) {
-    u64 ne = std::min(p.step, g.n - e0), cols = ne * p.ohw;
-    for (u64 gi = 0; gi < g.groups; gi++) {
-      gather(ctx, g, xp + e0 * x_image, ne, gi * p.cg, p.cg, scratch.cols.get(), cols, p.ohw);
-      const u64* dyg = dyp + e0 * y_image + gi * p.og * p.ohw;
-      if (ne > 1) {
-        pack_rows(ctx, scratch.rows.get(), dyg, ne, p.og, p.ohw, y_image);
-        dyg = scratch.rows.get();
-      }
-      // dW += dy . columns^T; the sum over this step's images is the product's k.
-      gemm(ctx, dwp + gi * p.og * p.ckk, dyg, scratch.cols.get(), p.og, p.ckk, cols, false, true, accumulate || e0 > 0,
-           CG_METHOD_AUTO);
-    }
-  }
-}
-
-void sumpool2d_forward(cg_ctx* ctx, cg_buf y, cg_buf x, const cg_conv2d* gp) {
-  const char* fn = "cg_sumpool2d_forward";
-  Args a = checked(ctx, fn, Use::pool, gp, 0, {y, "y", pooled_shape}, {x, "x", image_shape});
-  const Geom& g = a.g;
-  u64* yp = a.out;
-  const u64* xp = a.first;
+void pool(cg_ctx* ctx, const Geom& g, u64* y, const u64* x, const char*) {
   u64 hw = g.h * g.w, ohw = g.oh * g.ow;
   ctx->pool.parallel_for(g.n * g.c, grain(g.kh * g.kw * ohw), [&](u64 lo, u64 hi) {
     for (u64 t = lo; t < hi; t++) {
-      const u64* src = xp + t * hw;
-      u64* dst = yp + t * ohw;
+      const u64* src = x + t * hw;
+      u64* dst = y + t * ohw;
       std::fill(dst, dst + ohw, u64(0));
       for (u64 ki = 0; ki < g.kh; ki++)
         for (u64 kj = 0; kj < g.kw; kj++) taps(g, ki, kj, [&](u64 o, u64 i) { dst[o] += src[i]; });
@@ -234,22 +140,21 @@ void sumpool2d_forward(cg_ctx* ctx, cg_buf y, cg_buf x, const cg_conv2d* gp) {
   });
 }
 
-void sumpool2d_backward(cg_ctx* ctx, cg_buf dx, cg_buf dy, const cg_conv2d* gp) {
-  const char* fn = "cg_sumpool2d_backward";
-  Args a = checked(ctx, fn, Use::pool, gp, 0, {dx, "dx", image_shape}, {dy, "dy", pooled_shape});
-  const Geom& g = a.g;
-  u64* dxp = a.out;
-  const u64* dyp = a.first;
+void unpool(cg_ctx* ctx, const Geom& g, u64* dx, const u64* dy, const char*) {
   u64 hw = g.h * g.w, ohw = g.oh * g.ow;
   ctx->pool.parallel_for(g.n * g.c, grain(g.kh * g.kw * ohw), [&](u64 lo, u64 hi) {
     for (u64 t = lo; t < hi; t++) {
-      const u64* src = dyp + t * ohw;
-      u64* dst = dxp + t * hw;
+      const u64* src = dy + t * ohw;
+      u64* dst = dx + t * hw;
       std::fill(dst, dst + hw, u64(0));
       for (u64 ki = 0; ki < g.kh; ki++)
         for (u64 kj = 0; kj < g.kw; kj++) taps(g, ki, kj, [&](u64 o, u64 i) { dst[i] += src[o]; });
     }
   });
 }
+
+}  // namespace
+
+#include "../shared/conv_entries.inc"
 
 }  // namespace cg

@@ -80,124 +80,29 @@ void unpack_rows(cg_ctx* ctx, u64* dst, const u64* mat, u64 images, u64 rows, u6
   check_launch(fn);
 }
 
+// The scratch of a Plan in device memory: columns, and output-channel rows
+// when step > 1.
+struct ConvScratch {
+  Scratch c, r;
+  ConvScratch(cg_ctx* ctx, const Plan& p, const char* fn) : c(ctx, p.cols_words * 8, fn), r(ctx, p.rows_words * 8, fn) {}
+  u64* cols() { return c.as<u64>(); }
+  u64* rows() { return r.as<u64>(); }
+};
+
+void pool(cg_ctx* ctx, const Geom& g, u64* y, const u64* x, const char* fn) {
+  const u64 total = g.n * g.c * g.oh * g.ow;
+  pool_kernel<<<grid_for(ctx, total, kBlock), kBlock, 0, ctx->stream>>>(y, x, g);
+  check_launch(fn);
+}
+
+void unpool(cg_ctx* ctx, const Geom& g, u64* dx, const u64* dy, const char* fn) {
+  const u64 total = g.n * g.c * g.h * g.w;
+  unpool_kernel<<<grid_for(ctx, total, kBlock), kBlock, 0, ctx->stream>>>(dx, dy, g);
+  check_launch(fn);
+}
+
 }  // namespace
 
-void im2col(cg_ctx* ctx, cg_buf out, cg_buf in, const cg_conv2d* gp) {
-  const char* fn = "cg_im2col";
-  Args a = checked(ctx, fn, Use::window, gp, 0, {out, "out", column_shape}, {in, "in", image_shape});
-  const Geom& g = a.g;
-  u64 ohw = g.oh * g.ow;
-  gather(ctx, g, a.first, Columns{g.n, 0, g.c, ohw, g.c * g.kh * g.kw * ohw}, a.out, fn);
-}
-
-void col2im(cg_ctx* ctx, cg_buf out, cg_buf in, const cg_conv2d* gp) {
-  const char* fn = "cg_col2im";
-  Args a = checked(ctx, fn, Use::window, gp, 0, {out, "out", image_shape}, {in, "in", column_shape});
-  const Geom& g = a.g;
-  u64 ohw = g.oh * g.ow;
-  scatter(ctx, g, a.first, Columns{g.n, 0, g.c, ohw, g.c * g.kh * g.kw * ohw}, a.out, false, fn);
-}
-
-void conv2d_forward(cg_ctx* ctx, cg_buf y, cg_buf x, cg_buf w, const cg_conv2d* gp, uint32_t flags) {
-  const char* fn = "cg_conv2d_forward";
-  Args a = checked(ctx, fn, Use::conv, gp, flags, {y, "y", output_shape}, {x, "x", image_shape},
-                   {w, "weight", weight_shape});
-  const Geom& g = a.g;
-  u64* yp = a.out;
-  const u64 *xp = a.first, *wp = a.second;
-  bool accumulate = a.accumulate;
-  Plan p = plan(g, fn, kTargetColumns, kScratchWords);
-  Scratch cols(ctx, p.cols_words * 8, fn), rows(ctx, p.rows_words * 8, fn);
-  u64 x_image = g.c * g.h * g.w, y_image = g.oc * p.ohw;
-  for (u64 e0 = 0; e0 < g.n; e0 += p.step) {
-    u64 ne = std::min(p.step, g.n - e0), n_cols = ne * p.ohw;
-    for (u64 gi = 0; gi < g.groups; gi++) {
-      gather(ctx, g, xp + e0 * x_image, Columns{ne, gi * p.cg, p.cg, n_cols, p.ohw}, cols.as<u64>(), fn);
-      const u64* wg = wp + gi * p.og * p.ckk;
-      u64* yg = yp + e0 * y_image + gi * p.og * p.ohw;
-      if (ne == 1) {  // one image's output rows are already contiguous
-        gemm(ctx, yg, wg, cols.as<u64>(), p.og, n_cols, p.ckk, false, false, accumulate, CG_METHOD_AUTO);
-        continue;
-      }
-      gemm(ctx, rows.as<u64>(), wg, cols.as<u64>(), p.og, n_cols, p.ckk, false, false, false, CG_METHOD_AUTO);
-      unpack_rows(ctx, yg, rows.as<u64>(), ne, p.og, p.ohw, y_image, accumulate, fn);
-    }
-  }
-}
-
-void conv2d_backward_input(cg_ctx* ctx, cg_buf dx, cg_buf dy, cg_buf w, const cg_conv2d* gp, uint32_t flags) {
-  const char* fn = "cg_conv2d_backward_input";
-  Args a = checked(ctx, fn, Use::conv, gp, flags, {dx, "dx", image_shape}, {dy, "dy", output_shape},
-                   {w, "weight", weight_shape});
-  const Geom& g = a.g;
-  u64* dxp = a.out;
-  const u64 *dyp = a.first, *wp = a.second;
-  bool accumulate = a.accumulate;
-  Plan p = plan(g, fn, kTargetColumns, kScratchWords);
-  Scratch cols(ctx, p.cols_words * 8, fn), rows(ctx, p.rows_words * 8, fn);
-  u64 x_image = g.c * g.h * g.w, y_image = g.oc * p.ohw;
-  for (u64 e0 = 0; e0 < g.n; e0 += p.step) {
-    u64 ne = std::min(p.step, g.n - e0), n_cols = ne * p.ohw;
-    for (u64 gi = 0; gi < g.groups; gi++) {
-      const u64* dyg = dyp + e0 * y_image + gi * p.og * p.ohw;
-      if (ne > 1) {
-        pack_rows(ctx, rows.as<u64>(), dyg, ne, p.og, p.ohw, y_image, fn);
-        dyg = rows.as<u64>();
-      }
-      // Columns = W^T . dy, then summed back onto the image planes.
-      gemm(ctx, cols.as<u64>(), wp + gi * p.og * p.ckk, dyg, p.ckk, n_cols, p.og, true, false, false, CG_METHOD_AUTO);
-      scatter(ctx, g, cols.as<u64>(), Columns{ne, gi * p.cg, p.cg, n_cols, p.ohw}, dxp + e0 * x_image, accumulate, fn);
-    }
-  }
-}
-
-void conv2d_backward_weight(cg_ctx* ctx, cg_buf dw, cg_buf x, cg_buf dy, const cg_conv2d* gp, uint32_t flags) {
-  const char* fn = "cg_conv2d_backward_weight";
-  Args a = checked(ctx, fn, Use::conv, gp, flags, {dw, "dweight", weight_shape}, {x, "x", image_shape},
-                   {dy, "dy", output_shape});
-  const Geom& g = a.g;
-  u64* dwp = a.out;
-  const u64 *xp = a.first, *dyp = a.second;
-  bool accumulate = a.accumulate;
-  Plan p = plan(g, fn, kTargetColumns, kScratchWords);
-  Scratch cols(ctx, p.cols_words * 8, fn), rows(ctx, p.rows_words * 8, fn);
-  u64 x_image = g.c * g.h * g.w, y_image = g.oc * p.ohw;
-  for (u64 e0 = 0; e0 < g.n; e0 += p.step) {
-    u64 ne = std::min(p.step, g.n - e0), n_cols = ne * p.ohw;
-    for (u64 gi = 0; gi < g.groups; gi++) {
-      gather(ctx, g, xp + e0 * x_image, Columns{ne, gi * p.cg, p.cg, n_cols, p.ohw}, cols.as<u64>(), fn);
-      const u64* dyg = dyp + e0 * y_image + gi * p.og * p.ohw;
-      if (ne > 1) {
-        pack_rows(ctx, rows.as<u64>(), dyg, ne, p.og, p.ohw, y_image, fn);
-        dyg = rows.as<u64>();
-      }
-      // dW += dy . columns^T; the sum over this step's images is the product's k.
-      gemm(ctx, dwp + gi * p.og * p.ckk, dyg, cols.as<u64>(), p.og, p.ckk, n_cols, false, true, accumulate || e0 > 0,
-           CG_METHOD_AUTO);
-    }
-  }
-}
-
-void sumpool2d_forward(cg_ctx* ctx, cg_buf y, cg_buf x, const cg_conv2d* gp) {
-  const char* fn = "cg_sumpool2d_forward";
-  Args a = checked(ctx, fn, Use::pool, gp, 0, {y, "y", pooled_shape}, {x, "x", image_shape});
-  const Geom& g = a.g;
-  u64* yp = a.out;
-  const u64* xp = a.first;
-  const u64 total = g.n * g.c * g.oh * g.ow;
-  pool_kernel<<<grid_for(ctx, total, kBlock), kBlock, 0, ctx->stream>>>(yp, xp, g);
-  check_launch(fn);
-}
-
-void sumpool2d_backward(cg_ctx* ctx, cg_buf dx, cg_buf dy, const cg_conv2d* gp) {
-  const char* fn = "cg_sumpool2d_backward";
-  Args a = checked(ctx, fn, Use::pool, gp, 0, {dx, "dx", image_shape}, {dy, "dy", pooled_shape});
-  const Geom& g = a.g;
-  u64* dxp = a.out;
-  const u64* dyp = a.first;
-  const u64 total = g.n * g.c * g.h * g.w;
-  unpool_kernel<<<grid_for(ctx, total, kBlock), kBlock, 0, ctx->stream>>>(dxp, dyp, g);
-  check_launch(fn);
-}
+#include "../shared/conv_entries.inc"
 
 }  // namespace cg

@@ -54,11 +54,11 @@ async function exists(path: string): Promise<boolean> {
 
 /** One byte to both peers and from both: every party has reached this point. */
 async function barrier(p: Party, step: string): Promise<void> {
-  const before = p.enter(step);
+  const before = p.setStep(step);
   const flag = new Uint8Array([1]);
   const peers = [p.next, p.prev];
   await p.mesh.round(peers.map((to) => ({ to, data: flag })), peers.map((from) => ({ from, into: new Uint8Array(1) })));
-  p.enter(before);
+  p.setStep(before);
 }
 
 /** Writes and commits party p's checkpoint at `path` together with the other two (steps 1 to 4 above). */
@@ -131,9 +131,9 @@ export async function agreeOnCheckpoint(p: Party, path: string, found: Candidate
     view.setBigUint64(8 * k, k < found.length ? BigInt(found[k].header.training!.iteration) : NONE);
   }
   const peers = [p.next, p.prev], theirs = peers.map(() => new Uint8Array(8 * SLOTS));
-  const before = p.enter("checkpoint: agree");
+  const before = p.setStep("checkpoint: agree");
   await p.mesh.round(peers.map((to) => ({ to, data: mine })), peers.map((from, k) => ({ from, into: theirs[k] })));
-  p.enter(before);
+  p.setStep(before);
   const held = (bytes: Uint8Array) => {
     const v = new DataView(bytes.buffer);
     return Array.from({ length: SLOTS }, (_, k) => v.getBigUint64(8 * k)).filter((x) => x !== NONE).map(Number);

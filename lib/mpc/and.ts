@@ -11,7 +11,7 @@ import { exchange } from "./transfer.ts";
 import type { RingTensor } from "../ring/tensor.ts";
 
 export async function andMany(p: Party, pairs: readonly [BShare, BShare][], step = "and"): Promise<BShare[]> {
-  const before = p.enter(step);
+  const before = p.setStep(step);
   try {
     const zs: RingTensor[] = pairs.map(([x, y]) => {
       const [r0, r1] = p.rand.zeroShareParts(x.shape, x.dtype);
@@ -20,7 +20,7 @@ export async function andMany(p: Party, pairs: readonly [BShare, BShare][], step
     });
     return await completeAnds(p, zs);
   } finally {
-    p.enter(before);
+    p.setStep(before);
   }
 }
 

@@ -59,7 +59,7 @@ async function inject(b: BShare, a: AShare, complement: boolean): Promise<AShare
   // nothing to inject: shapes are public, so every party returns here
   if (n === 0 && a.size === 0) return a.map((t) => t.clone());
   if (n === 0 || a.size % n !== 0) throw new RangeError(`bitInject: ${n} bits for ${a.size} elements`);
-  const before = p.enter("bit injection");
+  const before = p.setStep("bit injection");
   const held: { dispose(): void }[] = [];
   const own = <T extends { dispose(): void }>(t: T): T => (held.push(t), t);
   try {
@@ -89,7 +89,7 @@ async function inject(b: BShare, a: AShare, complement: boolean): Promise<AShare
     return new AShare(p, cur.reshape(shape), next.reshape(shape));
   } finally {
     held.forEach((t) => t.dispose());
-    p.enter(before);
+    p.setStep(before);
   }
 }
 

@@ -39,7 +39,7 @@ export async function carryInto63(party: Party, p: BShare, g: BShare): Promise<B
 
 /** One level: from propagate and generate words (level 1) or packed units, the next units. */
 async function carryLevel(party: Party, a: BShare, g: BShare | null, level: number): Promise<BShare> {
-  const before = party.enter(`msb carry level ${level}`);
+  const before = party.setStep(`msb carry level ${level}`);
   try {
     const shape = a.dtype === "u64" ? [a.cur.size, 64] : [a.shape[0], a.shape[1] / 2];
     const [r0, r1] = party.rand.zeroShareParts(shape, "bit");
@@ -53,6 +53,6 @@ async function carryLevel(party: Party, a: BShare, g: BShare | null, level: numb
       carryMerge(source.next, and.next),
     );
   } finally {
-    party.enter(before);
+    party.setStep(before);
   }
 }

@@ -8,13 +8,13 @@ import type { Party } from "./party.ts";
 
 export async function commonId(p: Party): Promise<string> {
   const id = new Uint8Array(16);
-  const before = p.enter("common id");
+  const before = p.setStep("common id");
   if (p.index === 0) {
     crypto.getRandomValues(id);
     await p.mesh.round([{ to: 1, data: id }, { to: 2, data: id }], []);
   } else {
     await p.mesh.round([], [{ from: 0, into: id }]);
   }
-  p.enter(before);
+  p.setStep(before);
   return Array.from(id, (b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -29,7 +29,7 @@ export async function exp(input: AShare): Promise<AShare> {
   using x = input.reshape([input.size]);
   const p = x.party;
   const f = p.fracBits;
-  const before = p.enter("exp");
+  const before = p.setStep("exp");
   const one = encodeFixed(1, f);
   try {
     using t = await truncate(x, EXP_LOG2_M);
@@ -57,6 +57,6 @@ export async function exp(input: AShare): Promise<AShare> {
     using flat = y;
     return flat.reshape(input.shape);
   } finally {
-    p.enter(before);
+    p.setStep(before);
   }
 }

@@ -11,7 +11,7 @@ import { exchange } from "./transfer.ts";
 
 /** Every party calls this; only the owner passes the value. */
 export async function shareInput(p: Party, owner: number, value: RingTensor | null, shape: Shape): Promise<AShare> {
-  const before = p.enter("input");
+  const before = p.setStep("input");
   const c = p.rand.nonce();
   const me = p.index;
   try {
@@ -29,7 +29,7 @@ export async function shareInput(p: Party, owner: number, value: RingTensor | nu
       ? new AShare(p, p.rand.draw("prev", shape, c), rest)
       : new AShare(p, rest, p.rand.draw("own", shape, c));
   } finally {
-    p.enter(before);
+    p.setStep(before);
   }
 }
 

@@ -22,7 +22,7 @@ export const maxRounds = (d: number) => 10 * Math.ceil(Math.log2(d));
 
 export async function maxLastAxis(x: AShare, withArgmax = false): Promise<MaxResult> {
   const p = x.party;
-  const before = p.enter("max");
+  const before = p.setStep("max");
   const shape = x.shape, d = shape[shape.length - 1];
   if (!(d >= 1)) throw new RangeError("max over an empty axis");
   const rows = x.size / d;
@@ -60,7 +60,7 @@ export async function maxLastAxis(x: AShare, withArgmax = false): Promise<MaxRes
     };
   } finally {
     held.forEach((t) => t.dispose());
-    p.enter(before);
+    p.setStep(before);
   }
 }
 

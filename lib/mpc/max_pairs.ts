@@ -48,7 +48,7 @@ export function preferPairs(rows: number, d: number, relu: boolean): boolean {
 
 export async function maxAllPairs(x: AShare, o: { relu?: boolean; argmax?: boolean } = {}): Promise<MaxResult> {
   const p = x.party;
-  const before = p.enter(o.relu ? "relu of max" : "max");
+  const before = p.setStep(o.relu ? "relu of max" : "max");
   const shape = x.shape, d = shape[shape.length - 1], rows = x.size / d;
   if (!(d >= 2 || (d === 1 && o.relu))) throw new RangeError(`maxAllPairs: needs two entries, got ${d}`);
   const held: { dispose(): void }[] = [];
@@ -91,7 +91,7 @@ export async function maxAllPairs(x: AShare, o: { relu?: boolean; argmax?: boole
     return { max: own(picked.sum(1)).reshape(outShape), argmax: hot.reshape([...outShape, d]) };
   } finally {
     held.forEach((t) => t.dispose());
-    p.enter(before);
+    p.setStep(before);
   }
 }
 

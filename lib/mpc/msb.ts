@@ -49,7 +49,7 @@ export async function msb(x: AShare, variant: MsbVariant = "input"): Promise<BSh
   if (n === 0) { // shapes are public: every party returns here, no round
     return new BShare(p, RingTensor.zeros(p.backend, [0, 1], "bit"), RingTensor.zeros(p.backend, [0, 1], "bit"));
   }
-  const before = p.enter("msb");
+  const before = p.setStep("msb");
   const held: { dispose(): void }[] = [];
   const own = <T extends { dispose(): void }>(t: T): T => (held.push(t), t);
   try {
@@ -75,7 +75,7 @@ export async function msb(x: AShare, variant: MsbVariant = "input"): Promise<BSh
     return top.xor(carry); // msb(u + v) = u_63 ^ v_63 ^ carry_63
   } finally {
     held.forEach((t) => t.dispose());
-    p.enter(before);
+    p.setStep(before);
   }
 }
 
@@ -125,7 +125,7 @@ async function inputInThirds(p: Party, xCur: RingTensor, xNext: RingTensor, n: n
       return { lo, hi, role, pc, pn };
     });
     await exchangeInto(p.mesh, sends, recvs);
-    const before = p.enter("msb generate");
+    const before = p.setStep("msb generate");
     try {
       // z_i = L_i ^ b_i, sent to P_prev(i), with the zero share of third j
       // b_j = F(k_prev(j)), b_next(j) = F(k_next(j)), b_prev(j) = F(k_next(j)) ^ F(k_prev(j)):
@@ -150,7 +150,7 @@ async function inputInThirds(p: Party, xCur: RingTensor, xNext: RingTensor, n: n
       await exchangeInto(p.mesh, gSends, gRecvs);
       return [new BShare(p, pCur, pNext), new BShare(p, gCur, gNext)];
     } finally {
-      p.enter(before);
+      p.setStep(before);
     }
   } catch (e) {
     [pCur, pNext, gCur, gNext].forEach((t) => t.dispose());

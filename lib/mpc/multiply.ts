@@ -40,13 +40,13 @@ export function mul(x: AShare, y: AShare): Promise<AShare> {
 
 /** Computes this party's z_i and completes the round: send z_i to P_prev, receive z_next. */
 async function reshare(p: Party, step: string, local: () => RingTensor): Promise<AShare> {
-  const before = p.enter(step);
+  const before = p.setStep(step);
   try {
     const z = local();
     const [zNext] = await exchange(p.mesh, p.backend, [{ to: p.prev, tensor: z }], [{ from: p.next, shape: z.shape }]);
     return new AShare(p, z, zNext);
   } finally {
-    p.enter(before);
+    p.setStep(before);
   }
 }
 export const matmul = (x: AShare, y: AShare) => multiplyWith(x, y, (a, b) => a.matmul(b), "matmul");

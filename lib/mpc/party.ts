@@ -34,8 +34,8 @@ export class Party {
     return this.mesh.prevParty;
   }
 
-  /** Names the protocol step now running (for error messages) and returns the previous one. */
-  enter(step: string): string {
+  /** Sets the protocol step now running (errors name it) and returns the step it replaces, for the caller to restore. */
+  setStep(step: string): string {
     const before = this.mesh.step;
     this.mesh.step = step;
     return before;

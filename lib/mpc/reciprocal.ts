@@ -16,7 +16,7 @@ export function reciprocalIterations(maxInput: number, error = 1e-4): number {
 
 export async function reciprocal(y: AShare, maxInput: number, error = 1e-4): Promise<AShare> {
   const p = y.party;
-  const before = p.enter("reciprocal");
+  const before = p.setStep("reciprocal");
   try {
     const steps = reciprocalIterations(maxInput, error);
     using zero = y.mulPublic(0n);
@@ -31,6 +31,6 @@ export async function reciprocal(y: AShare, maxInput: number, error = 1e-4): Pro
     }
     return z;
   } finally {
-    p.enter(before);
+    p.setStep(before);
   }
 }

@@ -10,7 +10,7 @@ import { exchange } from "./transfer.ts";
 
 export async function reveal(x: AShare): Promise<RingTensor> {
   const p = x.party;
-  const before = p.enter("reveal");
+  const before = p.setStep("reveal");
   try {
     const [missing] = await exchange(p.mesh, p.backend, [{ to: p.prev, tensor: x.next }], [{
       from: p.next,
@@ -21,14 +21,14 @@ export async function reveal(x: AShare): Promise<RingTensor> {
     missing.dispose();
     return out;
   } finally {
-    p.enter(before);
+    p.setStep(before);
   }
 }
 
 /** Every party calls this; party r gets the value, the others null. */
 export async function revealTo(x: AShare, r: number): Promise<RingTensor | null> {
   const p = x.party;
-  const before = p.enter(`reveal to party ${r}`);
+  const before = p.setStep(`reveal to party ${r}`);
   try {
     const sends = p.index === (r + 1) % 3 ? [{ to: r, tensor: x.next }] : [];
     const recvs = p.index === r ? [{ from: (r + 1) % 3, shape: x.shape }] : [];
@@ -39,6 +39,6 @@ export async function revealTo(x: AShare, r: number): Promise<RingTensor | null>
     got[0].dispose();
     return out;
   } finally {
-    p.enter(before);
+    p.setStep(before);
   }
 }

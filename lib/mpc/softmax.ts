@@ -11,7 +11,7 @@ import { reciprocal } from "./reciprocal.ts";
 
 export async function softmax(x: AShare, error = 1e-4): Promise<AShare> {
   const p = x.party;
-  const before = p.enter("softmax");
+  const before = p.setStep("softmax");
   const shape = x.shape, d = shape[shape.length - 1];
   try {
     const { max } = await maxLastAxis(x);
@@ -23,6 +23,6 @@ export async function softmax(x: AShare, error = 1e-4): Promise<AShare> {
     using inv = await reciprocal(total, d, error);
     return await mulFixed(e, inv);
   } finally {
-    p.enter(before);
+    p.setStep(before);
   }
 }

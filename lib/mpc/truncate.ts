@@ -56,7 +56,7 @@ const roles: [Role, Role, Role] = [
 export async function truncate(z: AShare, d: number): Promise<AShare> {
   if (!Number.isInteger(d) || d < 0 || d > 63) throw new RangeError(`truncate: ${d} bits outside [0, 63]`);
   const p = z.party;
-  const before = p.enter("truncate");
+  const before = p.setStep("truncate");
   try {
     const c = p.rand.nonce();
     const [cur, next] = p.truncation === "corrected"
@@ -64,6 +64,6 @@ export async function truncate(z: AShare, d: number): Promise<AShare> {
       : await roles[p.index](p, z, d, c);
     return new AShare(p, cur, next);
   } finally {
-    p.enter(before);
+    p.setStep(before);
   }
 }

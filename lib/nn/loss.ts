@@ -23,7 +23,7 @@ export interface LossResult {
 
 export async function softmaxCrossEntropy(z: AShare, y: AShare, withLoss = false): Promise<LossResult> {
   const p = z.party;
-  const before = p.enter("softmax cross-entropy");
+  const before = p.setStep("softmax cross-entropy");
   try {
     const [n, d] = z.shape;
     if (y.shape.join() !== z.shape.join()) {
@@ -46,7 +46,7 @@ export async function softmaxCrossEntropy(z: AShare, y: AShare, withLoss = false
     using sum = perSample.sum(0, true);
     return { grad, lossSum: sum.map((t) => t.clone()) };
   } finally {
-    p.enter(before);
+    p.setStep(before);
   }
 }
 

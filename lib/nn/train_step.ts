@@ -8,7 +8,7 @@ import type { AShare } from "../mpc/arithmetic.ts";
 import { maxLastAxis } from "../mpc/max.ts";
 import { mul } from "../mpc/multiply.ts";
 import { revealTo } from "../mpc/reveal.ts";
-import type { Breakdown } from "./breakdown.ts";
+import { type Breakdown, charged } from "./breakdown.ts";
 import { plainSoftmaxCrossEntropy, softmaxCrossEntropy } from "./loss.ts";
 import { type Model, plainParams, sharedParams, type Weights } from "./model.ts";
 import type { Sgd } from "./optim.ts";
@@ -39,13 +39,20 @@ export async function trainStep(
   const grads = new Grads<AShare>();
   try {
     using z = await model.net.forward(x, sharedParams(params), o.breakdown, tape);
-    const { grad, lossSum } = await softmaxCrossEntropy(z, y, o.lossTo !== undefined);
+    // the loss gradient (a private max, exp and reciprocal) is the paper's softmax row; SGD and the loss's one
+    // reveal are "other": with the layers' rows they add up to the step's bytes and rounds
+    const { grad, lossSum } = await charged(
+      o.breakdown,
+      "softmax",
+      p,
+      () => softmaxCrossEntropy(z, y, o.lossTo !== undefined),
+    );
     using dz = grad, _l = lossSum;
     const dx = await model.net.backward(dz, sharedParams(params), tape, grads, false, o.breakdown);
     dx?.dispose();
-    await sgd.step(params, grads.map, batch);
+    await charged(o.breakdown, "other", p, () => sgd.step(params, grads.map, batch));
     if (!lossSum) return null;
-    using opened = await revealTo(lossSum, o.lossTo!);
+    using opened = await charged(o.breakdown, "other", p, () => revealTo(lossSum, o.lossTo!));
     return opened ? opened.decode(p.fracBits)[0] / batch : null;
   } finally {
     grads.map.forEach((g) => g.dispose());

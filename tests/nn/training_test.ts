@@ -14,6 +14,7 @@ import { lnBounded } from "../../lib/nn/ln.ts";
 import { Sgd } from "../../lib/nn/optim.ts";
 import { countCorrect, plainCountCorrect, plainTrainStep, trainStep } from "../../lib/nn/train_step.ts";
 import { deviceTest, Rng } from "../helpers.ts";
+import { emptyBreakdown } from "../../lib/nn/breakdown.ts";
 import { runParties } from "../mpc/harness.ts";
 import type { TruncationMode } from "../../lib/mpc/party.ts";
 
@@ -235,3 +236,34 @@ deviceTest("one private SGD step of AlexNet (CIFAR-10 shape) matches the twin's 
   // deep-layer updates of order 1e-5 carry up to ~10% of 2^-20 rounding
   await sgdStep(modelByName("alexnet-cifar10"), 2, { lr: 0.05, momentum: 0.9 }, 20, 0.1);
 });
+
+deviceTest(
+  "a training step's breakdown counts every protocol: its rows add up to the step's bytes and rounds",
+  async () => {
+    const model = lenet(), batch = 4;
+    const weights = initWeights(model, 5);
+    const x = random([batch, ...model.inputShape], 6, 0, 1);
+    const y = new PlainTensor([batch, 10], Float64Array.from({ length: batch * 10 }, (_, i) => (i % 10 === 3 ? 1 : 0)));
+    const results = await runParties(async (p) => {
+      const params = await shareWeights(p, model, 0, p.index === 0 ? weights : null);
+      using xs = await share(p, 1, x), ys = await share(p, 1, y);
+      const sgd = new Sgd({ lr: 0.05, momentum: 0.9 });
+      const breakdown = emptyBreakdown();
+      const s0 = p.mesh.stats(), t0 = performance.now();
+      await trainStep(model, params, sgd, xs, ys, { lossTo: 0, breakdown });
+      const seconds = (performance.now() - t0) / 1000, s1 = p.mesh.stats();
+      params.forEach((v) => v.dispose());
+      sgd.velocity.forEach((v) => v.dispose());
+      return { breakdown, bytes: s1.bytesSent - s0.bytesSent, rounds: s1.rounds - s0.rounds, seconds };
+    }, { fracBits: 16 });
+    for (const [i, r] of results.entries()) {
+      const rows = Object.values(r.breakdown);
+      assert.equal(rows.reduce((a, b) => a + b.bytes, 0), r.bytes, `party ${i}: bytes`);
+      assert.equal(rows.reduce((a, b) => a + b.rounds, 0), r.rounds, `party ${i}: rounds`);
+      const time = rows.reduce((a, b) => a + b.seconds, 0);
+      assert.ok(time <= r.seconds && time >= 0.7 * r.seconds, `party ${i}: rows ${time} s of ${r.seconds} s`);
+      assert.ok(r.breakdown.softmax.rounds > 0 && r.breakdown.softmax.bytes > 0, "the loss gradient has its row");
+      assert.ok(r.breakdown.other.rounds > 0, "SGD's truncation and the loss reveal are counted");
+    }
+  },
+);

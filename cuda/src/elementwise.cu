@@ -9,20 +9,7 @@
 namespace cg {
 namespace {
 
-struct Add { static CG_HD u64 f(u64 x, u64 y) { return x + y; } };
-struct Sub { static CG_HD u64 f(u64 x, u64 y) { return x - y; } };
-struct RSub { static CG_HD u64 f(u64 x, u64 y) { return y - x; } };
-struct Mul { static CG_HD u64 f(u64 x, u64 y) { return x * y; } };
-struct Xor { static CG_HD u64 f(u64 x, u64 y) { return x ^ y; } };
-struct And { static CG_HD u64 f(u64 x, u64 y) { return x & y; } };
-struct Or { static CG_HD u64 f(u64 x, u64 y) { return x | y; } };
-
-struct Neg { static CG_HD u64 f(u64 v, unsigned) { return u64(0) - v; } };
-struct Not { static CG_HD u64 f(u64 v, unsigned) { return ~v; } };
-struct Shl { static CG_HD u64 f(u64 v, unsigned k) { return v << k; } };
-struct Shr { static CG_HD u64 f(u64 v, unsigned k) { return v >> k; } };
-struct Sar { static CG_HD u64 f(u64 v, unsigned k) { return u64(i64(v) >> k); } };
-struct Bit { static CG_HD u64 f(u64 v, unsigned k) { return (v >> k) & 1; } };
+#include "../shared/elementwise_checks.inc"
 
 constexpr unsigned kBlock = 256;
 
@@ -154,86 +141,43 @@ void unary_run(cg_ctx* ctx, u64* out, const u64* a, u64 n, unsigned k) {
 
 void replicated_product(cg_ctx* ctx, int32_t kind, cg_buf out, cg_buf x0, cg_buf x1, cg_buf y0, cg_buf y1,
                         cg_buf r0, cg_buf r1, u64 n) {
-  require(kind == CG_PRODUCT_RING || kind == CG_PRODUCT_BITS,
-          "cg_replicated_product: unknown kind " + std::to_string(kind));
-  u64* o = words_of(ctx, out, 0, n, "cg_replicated_product (out)");
-  const u64* a0 = cwords_of(ctx, x0, 0, n, "cg_replicated_product (x0)");
-  const u64* a1 = cwords_of(ctx, x1, 0, n, "cg_replicated_product (x1)");
-  const u64* b0 = cwords_of(ctx, y0, 0, n, "cg_replicated_product (y0)");
-  const u64* b1 = cwords_of(ctx, y1, 0, n, "cg_replicated_product (y1)");
-  const u64* s0 = cwords_of(ctx, r0, 0, n, "cg_replicated_product (r0)");
-  const u64* s1 = cwords_of(ctx, r1, 0, n, "cg_replicated_product (r1)");
+  const ProductWords w = product_words(ctx, kind, out, x0, x1, y0, y1, r0, r1, n);
   if (n == 0) return;
-  bool pairs = aligned16(o);
-  for (const u64* p : {a0, a1, b0, b1, s0, s1}) pairs = pairs && aligned16(p);
+  bool pairs = aligned16(w.o);
+  for (const u64* p : {w.a0, w.a1, w.b0, w.b1, w.s0, w.s1}) pairs = pairs && aligned16(p);
   const unsigned grid = grid_for(ctx, n / 2 + 1, kBlock);
   if (kind == CG_PRODUCT_RING)
-    product_kernel<RingProduct><<<grid, kBlock, 0, ctx->stream>>>(o, a0, a1, b0, b1, s0, s1, n, pairs);
+    product_kernel<RingProduct><<<grid, kBlock, 0, ctx->stream>>>(w.o, w.a0, w.a1, w.b0, w.b1, w.s0, w.s1, n, pairs);
   else
-    product_kernel<BitsProduct><<<grid, kBlock, 0, ctx->stream>>>(o, a0, a1, b0, b1, s0, s1, n, pairs);
+    product_kernel<BitsProduct><<<grid, kBlock, 0, ctx->stream>>>(w.o, w.a0, w.a1, w.b0, w.b1, w.s0, w.s1, n, pairs);
   check_launch("cg_replicated_product");
 }
 
 void binary(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, cg_buf b, u64 n, u64 nb, u64 inner) {
   const char* name = "cg_binary";
-  require(op >= CG_ADD && op <= CG_RSUB, std::string(name) + ": unknown operation " + std::to_string(op));
-  require(nb >= 1 && inner >= 1, std::string(name) + ": broadcast sizes nb and inner must be at least 1");
-  u64 period = mul_checked(nb, inner, name);
-  require(n % period == 0, std::string(name) + ": broadcast of " + std::to_string(nb) + " x " +
-                               std::to_string(inner) + " does not tile " + std::to_string(n) + " elements");
-  u64* o = words_of(ctx, out, 0, n, "cg_binary (out)");
-  const u64* x = cwords_of(ctx, a, 0, n, "cg_binary (a)");
-  const u64* y = cwords_of(ctx, b, 0, n == 0 ? 0 : nb, "cg_binary (b)");
+  Words w = binary_words(ctx, op, out, a, b, n, nb, inner);
   if (n == 0) return;
   // Where out is also a broadcast b, threads would overwrite b values that
   // others still read: the op reads a snapshot of b instead.
   const bool same_shape = nb == n && inner == 1;
   Scratch snapshot(ctx, out == b && !same_shape ? nb * 8 : 0, name);
   if (out == b && !same_shape) {
-    check_cuda(cudaMemcpyAsync(snapshot.as<u64>(), y, nb * 8, cudaMemcpyDeviceToDevice, ctx->stream), name);
-    y = snapshot.as<u64>();
+    check_cuda(cudaMemcpyAsync(snapshot.as<u64>(), w.y, nb * 8, cudaMemcpyDeviceToDevice, ctx->stream), name);
+    w.y = snapshot.as<u64>();
   }
-  switch (op) {
-    case CG_ADD: return binary_run<Add>(ctx, o, x, y, n, nb, inner);
-    case CG_SUB: return binary_run<Sub>(ctx, o, x, y, n, nb, inner);
-    case CG_RSUB: return binary_run<RSub>(ctx, o, x, y, n, nb, inner);
-    case CG_MUL: return binary_run<Mul>(ctx, o, x, y, n, nb, inner);
-    case CG_XOR: return binary_run<Xor>(ctx, o, x, y, n, nb, inner);
-    case CG_AND: return binary_run<And>(ctx, o, x, y, n, nb, inner);
-    case CG_OR: return binary_run<Or>(ctx, o, x, y, n, nb, inner);
-  }
+  with_binary_op(op, [&](auto o) { binary_run<decltype(o)>(ctx, w.o, w.x, w.y, n, nb, inner); });
 }
 
 void scalar(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, u64 s, u64 n) {
-  require(op >= CG_ADD && op <= CG_RSUB, "cg_scalar: unknown operation " + std::to_string(op));
-  u64* o = words_of(ctx, out, 0, n, "cg_scalar (out)");
-  const u64* x = cwords_of(ctx, a, 0, n, "cg_scalar (a)");
+  const Words w = scalar_words(ctx, op, out, a, n);
   if (n == 0) return;
-  switch (op) {
-    case CG_ADD: return scalar_run<Add>(ctx, o, x, s, n);
-    case CG_SUB: return scalar_run<Sub>(ctx, o, x, s, n);
-    case CG_RSUB: return scalar_run<RSub>(ctx, o, x, s, n);
-    case CG_MUL: return scalar_run<Mul>(ctx, o, x, s, n);
-    case CG_XOR: return scalar_run<Xor>(ctx, o, x, s, n);
-    case CG_AND: return scalar_run<And>(ctx, o, x, s, n);
-    case CG_OR: return scalar_run<Or>(ctx, o, x, s, n);
-  }
+  with_binary_op(op, [&](auto o) { scalar_run<decltype(o)>(ctx, w.o, w.x, s, n); });
 }
 
 void unary(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, u64 n, uint32_t k) {
-  require(op >= CG_NEG && op <= CG_BIT, "cg_unary: unknown operation " + std::to_string(op));
-  require(k <= 63, "cg_unary: shift or bit index " + std::to_string(k) + " is outside [0, 63]");
-  u64* o = words_of(ctx, out, 0, n, "cg_unary (out)");
-  const u64* x = cwords_of(ctx, a, 0, n, "cg_unary (a)");
+  const Words w = unary_words(ctx, op, out, a, n, k);
   if (n == 0) return;
-  switch (op) {
-    case CG_NEG: return unary_run<Neg>(ctx, o, x, n, k);
-    case CG_NOT: return unary_run<Not>(ctx, o, x, n, k);
-    case CG_SHL: return unary_run<Shl>(ctx, o, x, n, k);
-    case CG_SHR: return unary_run<Shr>(ctx, o, x, n, k);
-    case CG_SAR: return unary_run<Sar>(ctx, o, x, n, k);
-    case CG_BIT: return unary_run<Bit>(ctx, o, x, n, k);
-  }
+  with_unary_op(op, [&](auto o) { unary_run<decltype(o)>(ctx, w.o, w.x, n, k); });
 }
 
 }  // namespace cg

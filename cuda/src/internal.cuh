@@ -139,44 +139,6 @@ void release_stages(cg_ctx* ctx);
 // Device-side helpers used by several topics.
 void fill_words(cg_ctx* ctx, u64* dst, u64 words, u64 value, const char* what);
 
-// Kernels implemented in their own translation units. Each validates its
-// arguments (throwing Error) before queuing work.
-void binary(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, cg_buf b, u64 n, u64 nb, u64 inner);
-void scalar(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, u64 s, u64 n);
-void unary(cg_ctx* ctx, int32_t op, cg_buf out, cg_buf a, u64 n, uint32_t k);
-void replicated_product(cg_ctx* ctx, int32_t kind, cg_buf out, cg_buf x0, cg_buf x1, cg_buf y0, cg_buf y1,
-                        cg_buf r0, cg_buf r1, u64 n);
-void carry_and(cg_ctx* ctx, int32_t layout, cg_buf out, cg_buf p0, cg_buf p1, cg_buf g0, cg_buf g1, cg_buf r0,
-               cg_buf r1, u64 n);
-void carry_merge(cg_ctx* ctx, int32_t layout, cg_buf out, cg_buf a, cg_buf z, u64 n);
-void bit_inject(cg_ctx* ctx, int32_t role, const cg_buf* bufs, uint32_t nbufs, u64 rows, u64 k, u64 bit_off,
-                uint32_t flip);
-void copy_strided(cg_ctx* ctx, cg_buf dst, u64 dst_off, const i64* dst_strides, cg_buf src, u64 src_off,
-                  const i64* src_strides, const u64* shape, uint32_t ndim);
-void sum_axis(cg_ctx* ctx, cg_buf out, cg_buf in, u64 outer, u64 d, u64 inner);
-void encode_fixed(cg_ctx* ctx, cg_buf out, const double* host, u64 n, uint32_t f);
-void decode_fixed(cg_ctx* ctx, double* host, cg_buf in, u64 n, uint32_t f);
-void matmul(cg_ctx* ctx, cg_buf out, cg_buf a, cg_buf b, u64 batch, u64 m, u64 n, u64 k, uint32_t flags,
-            int32_t method);
-// Raw product on validated device pointers, contiguous row-major:
-// c[m x n] (+)= op(a) . op(b). Used by matmul and the convolutions.
-void gemm(cg_ctx* ctx, u64* c, const u64* a, const u64* b, u64 m, u64 n, u64 k, bool trans_a, bool trans_b,
-          bool accumulate, int32_t method);
-
-void im2col(cg_ctx* ctx, cg_buf out, cg_buf in, const cg_conv2d* g);
-void col2im(cg_ctx* ctx, cg_buf out, cg_buf in, const cg_conv2d* g);
-void conv2d_forward(cg_ctx* ctx, cg_buf y, cg_buf x, cg_buf w, const cg_conv2d* g, uint32_t flags);
-void conv2d_backward_input(cg_ctx* ctx, cg_buf dx, cg_buf dy, cg_buf w, const cg_conv2d* g, uint32_t flags);
-void conv2d_backward_weight(cg_ctx* ctx, cg_buf dw, cg_buf x, cg_buf dy, const cg_conv2d* g, uint32_t flags);
-void sumpool2d_forward(cg_ctx* ctx, cg_buf y, cg_buf x, const cg_conv2d* g);
-void sumpool2d_backward(cg_ctx* ctx, cg_buf dx, cg_buf dy, const cg_conv2d* g);
-
-void aes128_ctr(cg_ctx* ctx, cg_buf out, u64 out_off, u64 words, const uint8_t* key, const uint8_t* iv,
-                int32_t impl);
-
-void bits_gather(cg_ctx* ctx, cg_buf out, cg_buf in, u64 n, uint32_t w_in, uint32_t start, uint32_t step,
-                 uint32_t count);
-void bits_scatter(cg_ctx* ctx, cg_buf out, cg_buf in, u64 n, uint32_t w_out, uint32_t start, uint32_t step,
-                  uint32_t count);
+#include "../shared/entry_decls.inc"
 
 }  // namespace cg

@@ -23,15 +23,7 @@ namespace cg {
 using u64 = uint64_t;
 using i64 = int64_t;
 
-struct Error {
-  int status;
-  std::string message;
-};
-
-[[noreturn]] inline void fail(int status, std::string message) { throw Error{status, std::move(message)}; }
-inline void require(bool ok, const std::string& message) {
-  if (!ok) fail(CG_EINVAL, message);
-}
+#include "../shared/errors.inc"
 
 // A fixed pool of worker threads owned by one context. parallel_for splits
 // [0, n) into contiguous chunks, runs them on the workers and the calling
@@ -59,15 +51,6 @@ class Pool {
   Error error_{CG_OK, ""};  // the first failure of a worker in the current job
   u64 generation_ = 0;
   bool stop_ = false;
-};
-
-struct Buffer {
-  u64* data = nullptr;
-  u64 words = 0;
-  u64 handle = 0;  // 0 when the slot is free
-  // The allocation data lies in (data itself, unless this is a view).
-  void* base = nullptr;
-  u64 base_words = 0;
 };
 
 }  // namespace cg

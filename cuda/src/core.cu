@@ -9,39 +9,7 @@
 
 namespace cg {
 
-static std::string hex(u64 v) {
-  char buf[32];
-  snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
-Buffer& lookup(cg_ctx* ctx, cg_buf handle, const char* what) {
-  u64 serial = handle >> 48, slot = handle & 0xffffffffu;
-  if (handle == 0) fail(CG_EHANDLE, std::string(what) + ": null buffer handle");
-  if (serial != (ctx->serial & 0xffff))
-    fail(CG_EHANDLE, std::string(what) + ": buffer handle " + hex(handle) + " belongs to another context");
-  if (slot == 0 || slot > ctx->slots.size() || ctx->slots[slot - 1].handle != handle)
-    fail(CG_EHANDLE, std::string(what) + ": buffer handle " + hex(handle) + " is freed or unknown");
-  return ctx->slots[slot - 1];
-}
-
-u64* words_of(cg_ctx* ctx, cg_buf handle, u64 off, u64 words, const char* what) {
-  Buffer& b = lookup(ctx, handle, what);
-  if (off > b.words || words > b.words - off)
-    fail(CG_EINVAL, std::string(what) + ": needs words [" + std::to_string(off) + ", " + std::to_string(off) + "+" +
-                        std::to_string(words) + ") of a buffer of " + std::to_string(b.words) + " words");
-  return b.data + off;
-}
-
-const u64* cwords_of(cg_ctx* ctx, cg_buf handle, u64 off, u64 words, const char* what) {
-  return words_of(ctx, handle, off, words, what);
-}
-
-u64 mul_checked(u64 a, u64 b, const char* what) {
-  u64 r;
-  if (__builtin_mul_overflow(a, b, &r)) fail(CG_EINVAL, std::string(what) + ": size overflows 64 bits");
-  return r;
-}
+#include "../shared/buffer_checks.inc"
 
 void check_cuda(cudaError_t e, const char* what) {
   if (e != cudaSuccess) fail(CG_EDEVICE, std::string(what) + ": CUDA error: " + cudaGetErrorString(e));

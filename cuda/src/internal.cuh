@@ -24,24 +24,7 @@
 
 namespace cg {
 
-struct Error {
-  int status;
-  std::string message;
-};
-
-[[noreturn]] inline void fail(int status, std::string message) { throw Error{status, std::move(message)}; }
-inline void require(bool ok, const std::string& message) {
-  if (!ok) fail(CG_EINVAL, message);
-}
-
-struct Buffer {
-  u64* data = nullptr;  // device memory
-  u64 words = 0;
-  u64 handle = 0;  // 0 when the slot is free
-  // The allocation data lies in (data itself, unless this is a view).
-  void* base = nullptr;
-  u64 base_words = 0;
-};
+#include "../shared/errors.inc"
 
 // A pinned host buffer for transfers; `done` is recorded after the last copy
 // that touched it. A download holds a stage until its data is drained.

@@ -11,25 +11,7 @@ namespace {
 
 constexpr unsigned kBlock = 256;
 
-struct Dim {
-  u64 size;
-  i64 dst_stride, src_stride;
-};
-
-// Lowest and highest word offsets a strided walk reaches from `off`, checked
-// against a buffer of `words` words.
-void check_reach(const std::vector<Dim>& dims, bool dst, u64 off, u64 words, const char* what) {
-  __int128 lo = off, hi = off;
-  for (const Dim& d : dims) {
-    __int128 span = __int128(d.size - 1) * (dst ? d.dst_stride : d.src_stride);
-    (span < 0 ? lo : hi) += span;
-  }
-  if (lo < 0 || hi >= __int128(words))
-    fail(CG_EINVAL, std::string("cg_copy_strided: the ") + what + " view reaches words [" +
-                        std::to_string(static_cast<long long>(lo)) + ", " +
-                        std::to_string(static_cast<long long>(hi)) + "] of a buffer of " + std::to_string(words) +
-                        " words");
-}
+#include "../shared/layout_checks.inc"
 
 template <class I>
 __global__ void strided_kernel(u64* dst, const u64* src, StridedView v, I total) {
@@ -81,21 +63,11 @@ __global__ void sum_rows(u64* out, const u64* in, AxisSum s, bool atomic) {
 
 void copy_strided(cg_ctx* ctx, cg_buf dst, u64 dst_off, const i64* dst_strides, cg_buf src, u64 src_off,
                   const i64* src_strides, const u64* shape, uint32_t ndim) {
-  require(ndim <= CG_MAX_DIMS, "cg_copy_strided: " + std::to_string(ndim) + " dimensions, at most " +
-                                   std::to_string(CG_MAX_DIMS) + " supported");
-  if (ndim > 0 && (!dst_strides || !src_strides || !shape)) fail(CG_ENULL, "cg_copy_strided: a shape or stride array is NULL");
-  require(dst != src, "cg_copy_strided: source and destination are the same buffer");
-  Buffer& d = lookup(ctx, dst, "cg_copy_strided (dst)");
-  Buffer& s = lookup(ctx, src, "cg_copy_strided (src)");
-  u64 total = 1;
-  std::vector<Dim> dims;
-  for (uint32_t i = 0; i < ndim; i++) {
-    total = mul_checked(total, shape[i], "cg_copy_strided");
-    if (shape[i] != 1) dims.push_back({shape[i], dst_strides[i], src_strides[i]});
-  }
-  if (total == 0) return;
-  check_reach(dims, true, dst_off, d.words, "destination");
-  check_reach(dims, false, src_off, s.words, "source");
+  const Strided a = strided_args(ctx, dst, dst_off, dst_strides, src, src_off, src_strides, shape, ndim);
+  if (a.total == 0) return;
+  const Buffer &d = *a.d, &s = *a.s;
+  const u64 total = a.total;
+  const std::vector<Dim>& dims = a.dims;
   // Merge a dimension into the next inner one where both views are contiguous
   // across the pair: fewer divisions per element.
   StridedView v{};
@@ -128,11 +100,10 @@ void copy_strided(cg_ctx* ctx, cg_buf dst, u64 dst_off, const i64* dst_strides, 
 }
 
 void sum_axis(cg_ctx* ctx, cg_buf out, cg_buf in, u64 outer, u64 d, u64 inner) {
-  u64 n_out = mul_checked(outer, inner, "cg_sum_axis");
-  u64 n_in = mul_checked(n_out, d, "cg_sum_axis");
-  require(out != in, "cg_sum_axis: out and in are the same buffer");
-  u64* o = words_of(ctx, out, 0, n_out, "cg_sum_axis (out)");
-  const u64* x = cwords_of(ctx, in, 0, n_in, "cg_sum_axis (in)");
+  const AxisWords w = sum_axis_args(ctx, out, in, outer, d, inner);
+  u64* o = w.o;
+  const u64* x = w.x;
+  const u64 n_out = w.n_out;
   if (n_out == 0) return;
   if (d == 0) return fill_words(ctx, o, n_out, 0, "cg_sum_axis");
   // Few outputs over a long axis: split the axis between units, which then

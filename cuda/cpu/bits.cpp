@@ -276,25 +276,15 @@ __attribute__((target("bmi2"), flatten)) void scatter_bmi2(const Job<Bmi2>& j, u
   scatter_range(j, e0, e1);
 }
 
-// Validates a call and works out its geometry. The sparse side is `in` for a
-// gather and `out` for a scatter. Returns false for a call with nothing to do.
+#include "../shared/bits_checks.inc"
+
+// Validates a call (check_bits) and works out its geometry. Returns false for
+// a call with nothing to do.
 bool plan(cg_ctx* ctx, const char* fn, const char* w_name, bool gather, cg_buf out, cg_buf in, u64 n, uint32_t w,
           uint32_t start, uint32_t step, uint32_t count, Rows& r) {
-  const std::string what(fn);
-  require(w >= 1, what + ": " + w_name + " must be at least 1");
-  require(step >= 1, what + ": step must be at least 1");
-  if (count >= 1) {
-    const u64 last_bit = start + u64(count - 1) * step;
-    require(last_bit < w, what + ": start + (count - 1) * step = " + std::to_string(last_bit) + " must be less than " +
-                              w_name + " = " + std::to_string(w));
-  }
-  const u64 sparse_bits = mul_checked(n, w, fn), dense_bits = mul_checked(n, count, fn);
-  const u64 sparse_words = sparse_bits / 64 + (sparse_bits % 64 != 0);
-  const u64 dense_words = dense_bits / 64 + (dense_bits % 64 != 0);
-  r.in = cwords_of(ctx, in, 0, gather ? sparse_words : dense_words, fn);
-  r.out = words_of(ctx, out, 0, gather ? dense_words : sparse_words, fn);
-  require(out != in, what + ": out must not alias in");
-  if (n == 0 || count == 0) return false;
+  u64 sparse_words, dense_words;
+  if (!check_bits(ctx, fn, w_name, gather, out, in, n, w, start, step, count, r.in, r.out, sparse_words, dense_words))
+    return false;
 
   r.w = w;
   r.start = start;

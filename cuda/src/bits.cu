@@ -53,27 +53,7 @@ __global__ void scatter_generic(u64* out, const u64* in, BitRows r, u64 words) {
     out[q] = scatter_word(r, in, q, out[q]);
 }
 
-// Validates a call as the CPU build does. The sparse side is `in` for a
-// gather and `out` for a scatter. Returns false for a call with nothing to do.
-bool plan(cg_ctx* ctx, const char* fn, const char* w_name, bool gather, cg_buf out, cg_buf in, u64 n, uint32_t w,
-          uint32_t start, uint32_t step, uint32_t count, const u64*& src, u64*& dst, u64& sparse_words,
-          u64& dense_words) {
-  const std::string what(fn);
-  require(w >= 1, what + ": " + w_name + " must be at least 1");
-  require(step >= 1, what + ": step must be at least 1");
-  if (count >= 1) {
-    const u64 last_bit = start + u64(count - 1) * step;
-    require(last_bit < w, what + ": start + (count - 1) * step = " + std::to_string(last_bit) + " must be less than " +
-                              w_name + " = " + std::to_string(w));
-  }
-  const u64 sparse_bits = mul_checked(n, w, fn), dense_bits = mul_checked(n, count, fn);
-  sparse_words = sparse_bits / 64 + (sparse_bits % 64 != 0);
-  dense_words = dense_bits / 64 + (dense_bits % 64 != 0);
-  src = cwords_of(ctx, in, 0, gather ? sparse_words : dense_words, fn);
-  dst = words_of(ctx, out, 0, gather ? dense_words : sparse_words, fn);
-  require(out != in, what + ": out must not alias in");
-  return n != 0 && count != 0;
-}
+#include "../shared/bits_checks.inc"
 
 // The selected bits of one 64-bit row.
 u64 row_mask(uint32_t start, uint32_t step, uint32_t count) {
@@ -89,7 +69,7 @@ void bits_gather(cg_ctx* ctx, cg_buf out, cg_buf in, u64 n, uint32_t w_in, uint3
   const char* fn = "cg_bits_gather";
   const u64* src;
   u64 *dst, sparse_words, dense_words;
-  if (!plan(ctx, fn, "w_in", true, out, in, n, w_in, start, step, count, src, dst, sparse_words, dense_words)) return;
+  if (!check_bits(ctx, fn, "w_in", true, out, in, n, w_in, start, step, count, src, dst, sparse_words, dense_words)) return;
   if (w_in == 64 && 32 % count == 0) {
     const BitMasks m = bit_masks(row_mask(start, step, count));
     const u64 units = 2 * dense_words, lanes = units * (32 / count);
@@ -107,7 +87,8 @@ void bits_scatter(cg_ctx* ctx, cg_buf out, cg_buf in, u64 n, uint32_t w_out, uin
   const char* fn = "cg_bits_scatter";
   const u64* src;
   u64 *dst, sparse_words, dense_words;
-  if (!plan(ctx, fn, "w_out", false, out, in, n, w_out, start, step, count, src, dst, sparse_words, dense_words))
+  if (!check_bits(ctx, fn, "w_out", false, out, in, n, w_out, start, step, count, src, dst, sparse_words,
+                  dense_words))
     return;
   if (w_out == 64 && 32 % count == 0) {
     const BitMasks m = bit_masks(row_mask(start, step, count));

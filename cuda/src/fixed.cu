@@ -11,41 +11,29 @@
 
 namespace cg {
 
+#include "../shared/fixed_checks.inc"
+
 void encode_fixed(cg_ctx* ctx, cg_buf out, const double* host, u64 n, uint32_t f) {
-  require(f <= 62, "cg_encode_fixed: fractional bits " + std::to_string(f) + " outside [0, 62]");
-  if (n > 0 && !host) fail(CG_ENULL, "cg_encode_fixed: host array is NULL");
-  u64* o = words_of(ctx, out, 0, n, "cg_encode_fixed (out)");
-  const double limit = std::ldexp(1.0, 63);
+  u64* o = encode_words(ctx, out, host, n, f);
   to_device(
       ctx, o, n * 8,
       [&](uint8_t* stage, size_t off, size_t bytes) {
         u64* w = reinterpret_cast<u64*>(stage);
         const u64 first = off / 8;
-        for (u64 t = 0; t < bytes / 8; t++) {
-          const u64 i = first + t;
-          double v = std::round(std::ldexp(host[i], int(f)));  // ties away from zero
-          if (!(v >= -limit && v < limit)) {                   // also catches NaN
-            char value[64];
-            snprintf(value, sizeof value, "%.17g", host[i]);
-            fail(CG_ERANGE, "cg_encode_fixed: value " + std::string(value) + " at index " + std::to_string(i) +
-                                " does not fit the ring with " + std::to_string(f) + " fractional bits");
-          }
-          w[t] = u64(i64(v));
-        }
+        for (u64 t = 0; t < bytes / 8; t++)
+          if (!encode_value(host[first + t], f, w[t])) encode_range_error(host[first + t], first + t, f);
       },
       "cg_encode_fixed");
 }
 
 void decode_fixed(cg_ctx* ctx, double* host, cg_buf in, u64 n, uint32_t f) {
-  require(f <= 62, "cg_decode_fixed: fractional bits " + std::to_string(f) + " outside [0, 62]");
-  if (n > 0 && !host) fail(CG_ENULL, "cg_decode_fixed: host array is NULL");
-  const u64* x = cwords_of(ctx, in, 0, n, "cg_decode_fixed (in)");
+  const u64* x = decode_words(ctx, in, host, n, f);
   from_device(
       ctx, x, n * 8,
       [&](const uint8_t* stage, size_t off, size_t bytes) {
         const u64* w = reinterpret_cast<const u64*>(stage);
         double* dst = host + off / 8;
-        for (u64 t = 0; t < bytes / 8; t++) dst[t] = std::ldexp(double(i64(w[t])), -int(f));
+        for (u64 t = 0; t < bytes / 8; t++) dst[t] = decode_value(w[t], f);
       },
       "cg_decode_fixed");
 }

@@ -18,13 +18,10 @@ void copy_strided(cg_ctx* ctx, cg_buf dst, u64 dst_off, const i64* dst_strides, 
                   const i64* src_strides, const u64* shape, uint32_t ndim) {
   const Strided a = strided_args(ctx, dst, dst_off, dst_strides, src, src_off, src_strides, shape, ndim);
   if (a.total == 0) return;
-  const Buffer &d = *a.d, &s = *a.s;
-  const u64 total = a.total;
-  const std::vector<Dim>& dims = a.dims;
   // Merge a dimension into the next inner one where both views are contiguous
   // across the pair, so most copies end up as a few long rows.
   std::vector<Dim> merged;
-  for (const Dim& x : dims) {
+  for (const Dim& x : a.dims) {
     if (!merged.empty()) {
       Dim& outer = merged.back();
       if (outer.dst_stride == i64(x.size) * x.dst_stride && outer.src_stride == i64(x.size) * x.src_stride) {
@@ -37,9 +34,9 @@ void copy_strided(cg_ctx* ctx, cg_buf dst, u64 dst_off, const i64* dst_strides, 
   if (merged.empty()) merged.push_back({1, 1, 1});
   const Dim inner = merged.back();
   merged.pop_back();
-  u64 rows = total / inner.size;
-  u64* dbase = d.data + dst_off;
-  const u64* sbase = s.data + src_off;
+  u64 rows = a.total / inner.size;
+  u64* dbase = a.d->data + dst_off;
+  const u64* sbase = a.s->data + src_off;
   ctx->pool.parallel_for(rows, std::max<u64>(1, kGrain / inner.size), [&](u64 lo, u64 hi) {
     for (u64 r = lo; r < hi; r++) {
       i64 doff = 0, soff = 0;

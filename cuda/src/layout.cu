@@ -65,13 +65,10 @@ void copy_strided(cg_ctx* ctx, cg_buf dst, u64 dst_off, const i64* dst_strides, 
                   const i64* src_strides, const u64* shape, uint32_t ndim) {
   const Strided a = strided_args(ctx, dst, dst_off, dst_strides, src, src_off, src_strides, shape, ndim);
   if (a.total == 0) return;
-  const Buffer &d = *a.d, &s = *a.s;
-  const u64 total = a.total;
-  const std::vector<Dim>& dims = a.dims;
   // Merge a dimension into the next inner one where both views are contiguous
   // across the pair: fewer divisions per element.
   StridedView v{};
-  for (const Dim& x : dims) {
+  for (const Dim& x : a.dims) {
     if (v.ndim > 0) {
       const int o = v.ndim - 1;
       if (v.dst_stride[o] == i64(x.size) * x.dst_stride && v.src_stride[o] == i64(x.size) * x.src_stride) {
@@ -86,16 +83,16 @@ void copy_strided(cg_ctx* ctx, cg_buf dst, u64 dst_off, const i64* dst_strides, 
     v.src_stride[v.ndim] = x.src_stride;
     v.ndim++;
   }
-  u64* dp = d.data + dst_off;
-  const u64* sp = s.data + src_off;
+  u64* dp = a.d->data + dst_off;
+  const u64* sp = a.s->data + src_off;
   if (v.ndim == 1 && v.dst_stride[0] == 1 && v.src_stride[0] == 1) {
-    check_cuda(cudaMemcpyAsync(dp, sp, total * 8, cudaMemcpyDeviceToDevice, ctx->stream), "cg_copy_strided");
+    check_cuda(cudaMemcpyAsync(dp, sp, a.total * 8, cudaMemcpyDeviceToDevice, ctx->stream), "cg_copy_strided");
     return;
   }
-  if (total < (u64(1) << 31))
-    strided_kernel<uint32_t><<<grid_for(ctx, total, kBlock), kBlock, 0, ctx->stream>>>(dp, sp, v, uint32_t(total));
+  if (a.total < (u64(1) << 31))
+    strided_kernel<uint32_t><<<grid_for(ctx, a.total, kBlock), kBlock, 0, ctx->stream>>>(dp, sp, v, uint32_t(a.total));
   else
-    strided_kernel<u64><<<grid_for(ctx, total, kBlock), kBlock, 0, ctx->stream>>>(dp, sp, v, total);
+    strided_kernel<u64><<<grid_for(ctx, a.total, kBlock), kBlock, 0, ctx->stream>>>(dp, sp, v, a.total);
   check_launch("cg_copy_strided");
 }
 

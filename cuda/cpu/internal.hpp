@@ -60,13 +60,7 @@ struct cg_ctx {
   std::mutex mu;
   cg::Pool pool;
   uint64_t serial;  // distinguishes contexts inside handles
-  std::vector<cg::Buffer> slots;
-  std::vector<uint32_t> free_slots;
-  std::vector<uint32_t> generation;
-  uint64_t live_count = 0, live_words = 0;
-  // Handles on each allocation that has views (shared/handles.inc).
-  std::unordered_map<void*, uint32_t> sharers;
-  std::string last_error;
+#include "../shared/ctx_fields.inc"
   // Freed blocks kept for reuse, by size: protocols free and allocate
   // same-sized temporaries all the time, and fresh pages cost a page fault each.
   std::unordered_map<size_t, std::vector<void*>> cache;

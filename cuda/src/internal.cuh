@@ -53,13 +53,7 @@ struct cg_ctx {
   // CG_METHOD_AUTO's choice forced by CRYPTGPU_CUDA_AUTO at creation (tests and
   // tuning); CG_METHOD_AUTO when unset.
   int32_t forced_method = CG_METHOD_AUTO;
-  std::vector<cg::Buffer> slots;
-  std::vector<uint32_t> free_slots;
-  std::vector<uint32_t> generation;
-  uint64_t live_count = 0, live_words = 0;
-  // Handles on each allocation that has views (shared/handles.inc).
-  std::unordered_map<void*, uint32_t> sharers;
-  std::string last_error;
+#include "../shared/ctx_fields.inc"
 };
 
 namespace cg {

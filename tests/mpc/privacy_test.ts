@@ -1,7 +1,7 @@
 /**
  * Privacy sanity: what each party receives during a protocol, and its own
  * share pair, look uniform and do not depend on the secret. A chi-square test
- * on byte values (255 degrees of freedom: 99.99th percentile about 347) for
+ * on byte values (255 degrees of freedom: a false alarm about once in 10^8 checks at 400) for
  * each view, and a two-sample test between the views under two secrets.
  */
 import assert from "node:assert/strict";
@@ -17,7 +17,10 @@ import type { TruncationMode } from "../../lib/mpc/party.ts";
 import { deviceTest } from "../helpers.ts";
 import { runParties } from "./harness.ts";
 
-const CHI2_LIMIT = 347;
+// 255 degrees of freedom. At the 99.99th percentile (347) this file's ~170 checks failed about once in a hundred runs
+// with nothing wrong (a fresh-clone CI run did); 400 is past the 1 - 10^-8 point (Wilson-Hilferty), while a missing
+// mask scores in the thousands.
+const CHI2_LIMIT = 400;
 
 function histogram(chunks: Uint8Array[]): number[] {
   const h = new Array(256).fill(0);

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { readTensorFile } from "../../lib/io/format.ts";
 import { CLI_MAIN, CLI_PERMISSIONS } from "../../cli/permissions.ts";
 import { deviceAvailable, runCli } from "../helpers.ts";
+import { freePorts } from "../net/fault_helpers.ts";
 
 async function ok(...args: string[]) {
   const r = await runCli(args);
@@ -15,10 +16,9 @@ async function ok(...args: string[]) {
   return r;
 }
 
-let nextPort = 41000 + Math.floor(Math.random() * 8000);
 async function partiesFile(dir: string): Promise<string> {
-  const base = nextPort;
-  nextPort += 3;
+  // free ports below Linux's ephemeral range (32768-60999), where an outgoing connection can hold any port
+  const [base] = freePorts(3);
   const file = `${dir}/parties-${base}.json`;
   await Deno.writeTextFile(
     file,

@@ -56,7 +56,7 @@ function free(port: number): boolean {
   }
 }
 
-/** Below Linux's ephemeral range (32768-60999) and the in-process harness's (20000-40000). */
+/** Below Linux's ephemeral range (32768-60999) and the in-process harness's (20000-32000). */
 let nextPort = 10000 + Math.floor(Math.random() * 10000);
 
 /** n consecutive free loopback ports (a parties file from `certs` uses port, port + 1, port + 2). */

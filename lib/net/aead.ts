@@ -54,7 +54,6 @@ function check(status: number, what: string): void {
  */
 export class GcmKey {
   readonly #key: Uint8Array;
-  readonly #iv = new Uint8Array(12);
   readonly #impl: number;
   constructor(key: Uint8Array, impl: GcmImpl = "auto") {
     if (key.length !== KEY_BYTES) throw new RangeError(`a GCM key has ${KEY_BYTES} bytes, got ${key.length}`);
@@ -63,42 +62,23 @@ export class GcmKey {
     open();
   }
 
-  #nonce(counter: bigint): Uint8Array {
-    new DataView(this.#iv.buffer).setBigUint64(0, counter, false);
-    return this.#iv;
+  /** The native call's arguments: a fresh 96-bit nonce (the counter, then four zero bytes) for every frame. */
+  #args(counter: bigint, aad: Uint8Array, input: Uint8Array, output: Uint8Array, tag: Uint8Array) {
+    const iv = new Uint8Array(12);
+    new DataView(iv.buffer).setBigUint64(0, counter, false);
+    const a = aad.length ? aad : EMPTY;
+    return [this.#key, iv, a, BigInt(aad.length), input, output, BigInt(input.length), tag, this.#impl] as const;
   }
 
   /** out = E(plain) (same length), tag = the 16-byte tag over aad and out. */
   async seal(counter: bigint, aad: Uint8Array, plain: Uint8Array, out: Uint8Array, tag: Uint8Array): Promise<void> {
-    const s = open().symbols, iv = this.#nonce(counter).slice();
-    const a = [
-      this.#key,
-      iv,
-      aad.length ? aad : EMPTY,
-      BigInt(aad.length),
-      plain,
-      out,
-      BigInt(plain.length),
-      tag,
-      this.#impl,
-    ] as const;
+    const s = open().symbols, a = this.#args(counter, aad, plain, out, tag);
     check(plain.length >= ASYNC_BYTES ? await s.cg_gcm_seal_async(...a) : s.cg_gcm_seal(...a), "sealing a frame");
   }
 
   /** Decrypts `data` in place; throws AuthenticationError (and zeroes data) if the tag is wrong. */
   async open(counter: bigint, aad: Uint8Array, data: Uint8Array, tag: Uint8Array): Promise<void> {
-    const s = open().symbols, iv = this.#nonce(counter).slice();
-    const a = [
-      this.#key,
-      iv,
-      aad.length ? aad : EMPTY,
-      BigInt(aad.length),
-      data,
-      data,
-      BigInt(data.length),
-      tag,
-      this.#impl,
-    ] as const;
+    const s = open().symbols, a = this.#args(counter, aad, data, data, tag);
     check(data.length >= ASYNC_BYTES ? await s.cg_gcm_open_async(...a) : s.cg_gcm_open(...a), "opening a frame");
   }
 }

@@ -11,7 +11,7 @@ import { checkModelTensors, checkShareFile } from "../lib/io/checks.ts";
 import { loadShares, saveShares, sharePath } from "../lib/io/share_files.ts";
 import { revealTo } from "../lib/mpc/reveal.ts";
 import { emptyBreakdown, sharedParams } from "../lib/nn/model.ts";
-import { modelByName } from "../lib/nn/zoo.ts";
+import { modelOf } from "../lib/io/models.ts";
 import { argmaxRows } from "../lib/nn/plain.ts";
 import { architectureDigest } from "../lib/nn/architecture.ts";
 import { commonId } from "../lib/mpc/common_id.ts";
@@ -52,7 +52,7 @@ async function infer(o: InferOptions): Promise<void> {
   // Everything that can be checked alone is checked before connecting.
   const mh = await checkShareFile(modelPath, party, "model");
   const ih = await checkShareFile(inputPath, party, "input");
-  const model = modelByName(mh.model);
+  const model = modelOf(mh);
   const inputEntry = ih.tensors.find((t) => t.name === "input");
   if (!inputEntry) throw new FileFormatError(`${inputPath} has no tensor named input`);
   if (inputEntry.shape[0] === 0) {

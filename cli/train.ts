@@ -12,6 +12,7 @@ import { Command } from "commander";
 import { FileFormatError, type Header } from "../lib/io/format.ts";
 import { checkModelTensors, checkShareFile } from "../lib/io/checks.ts";
 import { loadShares, saveShares, sharePath } from "../lib/io/share_files.ts";
+import { modelOf } from "../lib/io/models.ts";
 import { loadDatasetShares } from "../lib/data/dataset_shares.ts";
 import type { AShare } from "../lib/mpc/arithmetic.ts";
 import type { Party } from "../lib/mpc/party.ts";
@@ -24,7 +25,6 @@ import { assertNotDirectory, writeFileAtomic } from "../lib/io/atomic.ts";
 import { revealCount, sharedCorrect } from "../lib/nn/train_step.ts";
 import { type Schedule, trainPrivate } from "../lib/nn/training_loop.ts";
 import { batchCount } from "../lib/data/batches.ts";
-import { modelByName } from "../lib/nn/zoo.ts";
 import { addPartyOptions, openFromFlags, type PartyFlags } from "./party_options.ts";
 import { Progress } from "./progress.ts";
 import { si } from "./output.ts";
@@ -105,7 +105,7 @@ async function plan(o: TrainOptions) {
     throw new FileFormatError(`${modelPath} is party ${mh.share?.party}'s share file, not party ${party}'s`);
   }
   if (o.resume && !mh.training) throw new FileFormatError(`${modelPath} is a model, not a training checkpoint`);
-  const model = modelByName(mh.model);
+  const model = modelOf(mh);
   checkModelTensors(
     modelPath,
     { ...mh, tensors: mh.tensors.filter((t) => !t.name.startsWith("velocity.")) },
@@ -261,6 +261,7 @@ async function train(o: TrainOptions): Promise<void> {
       const { batch, seed, sgd: { lr, momentum = 0, weightDecay = 0 } } = pl.schedule;
       await commitCheckpoint(p, sharePath(prefix, p.index), {
         model: pl.header.model,
+        graph: pl.header.graph,
         id,
         training: { iteration, batch, seed, lr, momentum, weightDecay },
       }, tensors);
@@ -287,7 +288,7 @@ async function train(o: TrainOptions): Promise<void> {
     const seconds = (performance.now() - t0) / 1000, s1 = p.mesh.stats();
     const ran = pl.schedule.iterations - start;
     if (o.out) {
-      await saveShares(p, sharePath(o.out, p.index), { kind: "model", model: pl.header.model, id }, params);
+      await saveShares(p, sharePath(o.out, p.index), { kind: "model", model: pl.header.model, graph: pl.header.graph, id }, params);
     }
     const accuracy = pl.evalPath ? await heldOut(p, pl.model, params, pl.evalPath, pl.accuracyTo) : null;
     params.forEach((x) => x.dispose());

@@ -25,6 +25,8 @@ import { saveShares } from "./share_files.ts";
 
 export interface CheckpointMeta {
   model: string;
+  /** The model's graph, for a graph model (kept so that a checkpoint is a model file of its own). */
+  graph?: Header["graph"];
   /** The run's id: the same for every checkpoint of one training run, on all three parties. */
   id: string;
   training: NonNullable<Header["training"]>;
@@ -72,7 +74,7 @@ export async function commitCheckpoint(
   await saveShares(
     p,
     `${path}.next`,
-    { kind: "model", model: meta.model, id: meta.id, training: meta.training },
+    { kind: "model", model: meta.model, graph: meta.graph, id: meta.id, training: meta.training },
     tensors,
   );
   await barrier(p, "checkpoint: ready");

@@ -16,6 +16,7 @@
  */
 import { z } from "zod";
 import { writeFileAtomic } from "./atomic.ts";
+import { GraphSpec } from "../nn/graph_spec.ts";
 
 const MAGIC = [0x43, 0x47, 0x54, 0x46]; // "CGTF"
 export const FORMAT_VERSION = 2;
@@ -36,6 +37,8 @@ export const Header = z.object({
   /** The zoo model and its options, e.g. "lenet" or "lenet:max"; for a dataset, its name and split. */
   model: z.string().min(1),
   fracBits: z.number().int().min(0).max(62),
+  /** A graph model's network (an imported ONNX file): models of the zoo are known by name and have none. */
+  graph: GraphSpec.optional(),
   share: z.object({ party: z.number().int().min(0).max(2), id: z.string().min(1) }).optional(),
   /** A training checkpoint's progress: the next iteration and the schedule it belongs to. */
   training: z.object({

@@ -41,16 +41,27 @@ export async function shareFile(
   }));
   return await shareTensors(
     backend,
-    { kind: f.header.kind, model: f.header.model, fracBits: fracBits ?? f.header.fracBits },
+    { ...modelMeta(f.header), fracBits: fracBits ?? f.header.fracBits },
     tensors,
     prefix,
   );
 }
 
+/** What a file says of its contents, apart from the tensors: kind, model (and its graph), fixed point. */
+export type ContentMeta = Pick<Header, "kind" | "model" | "fracBits" | "graph">;
+
+/** A header's ContentMeta, the graph only where there is one. */
+export const modelMeta = (h: Header): ContentMeta => ({
+  kind: h.kind,
+  model: h.model,
+  fracBits: h.fracBits,
+  ...(h.graph ? { graph: h.graph } : {}),
+});
+
 /** shareFile for tensors in memory. */
 export async function shareTensors(
   backend: Backend,
-  meta: { kind: Header["kind"]; model: string; fracBits: number },
+  meta: ContentMeta,
   tensors: Map<string, { shape: readonly number[]; data: Float64Array }>,
   prefix: string,
 ): Promise<string[]> {
@@ -109,8 +120,8 @@ export async function reconstructFiles(backend: Backend, paths: string[], out: s
     if (h.share.id !== first.share!.id) {
       throw new FileFormatError(`${paths[k]} belongs to another sharing than ${paths[0]}`);
     }
-    if (h.kind !== first.kind || h.model !== first.model || h.fracBits !== first.fracBits) {
-      throw new FileFormatError(`${paths[k]} does not match ${paths[0]} (kind, model or fixed point)`);
+    if (JSON.stringify(modelMeta(h)) !== JSON.stringify(modelMeta(first))) {
+      throw new FileFormatError(`${paths[k]} does not match ${paths[0]} (kind, model, graph or fixed point)`);
     }
     if (JSON.stringify(h.tensors) !== JSON.stringify(first.tensors)) {
       throw new FileFormatError(`${paths[k]} holds other tensors than ${paths[0]}`);
@@ -143,7 +154,7 @@ export async function reconstructFiles(backend: Backend, paths: string[], out: s
     const values = x.decode(first.fracBits);
     tensors.push({ name: e.name, shape: e.shape, dtype: "f64", bytes: new Uint8Array(values.buffer) });
   }
-  await writeTensorFile(out, { kind: first.kind, model: first.model, fracBits: first.fracBits }, tensors);
+  await writeTensorFile(out, modelMeta(first), tensors);
   return first;
 }
 
@@ -178,7 +189,7 @@ export async function loadShares(p: Party, path: string): Promise<{ header: Head
 export async function saveShares(
   p: Party,
   path: string,
-  meta: { kind: Header["kind"]; model: string; id: string; training?: Header["training"] },
+  meta: { kind: Header["kind"]; model: string; graph?: Header["graph"]; id: string; training?: Header["training"] },
   tensors: Map<string, AShare>,
 ) {
   const entries: NewTensor[] = [];
@@ -192,6 +203,7 @@ export async function saveShares(
     kind: meta.kind,
     model: meta.model,
     fracBits: p.fracBits,
+    ...(meta.graph ? { graph: meta.graph } : {}),
     share: { party: p.index, id: meta.id },
     ...(meta.training ? { training: meta.training } : {}),
   }, entries);
@@ -200,7 +212,7 @@ export async function saveShares(
 /** A plaintext file from named float64 tensors. */
 export async function writePlainFile(
   path: string,
-  meta: { kind: Header["kind"]; model: string; fracBits: number },
+  meta: ContentMeta,
   tensors: Map<string, { shape: readonly number[]; data: Float64Array }>,
 ): Promise<void> {
   await writeTensorFile(

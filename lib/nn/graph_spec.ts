@@ -59,8 +59,8 @@ export const GraphNode = z.discriminatedUnion("op", [
   /** -x (for c - x, imported as add_const(neg(x))): exact, no truncation. */
   node("neg", {}),
   node("relu", {}),
-  /** min(max(x, min), max) with public bounds (ReLU6: 0 and 6): two comparisons. */
-  node("clip", { min: z.number(), max: z.number() }),
+  /** min(max(x, min), max) with public bounds (ReLU6: 0 and 6): one comparison a bound; an absent bound is none. */
+  node("clip", { min: z.number().optional(), max: z.number().optional() }),
   node("maxpool", { kernel: pair(pos), stride: pair(pos), padding: pair(nonneg) }),
   /** Average pooling; countIncludePad false divides by the number of window elements inside the input. */
   node("avgpool", { kernel: pair(pos), stride: pair(pos), padding: pair(nonneg), countIncludePad: z.boolean() }),

@@ -11,6 +11,7 @@ import { type Layer, type Params, Pool2d, ReLU } from "./layers.ts";
 import { add as plainAdd, PlainTensor } from "./plain.ts";
 import { type Breakdown, charged } from "./breakdown.ts";
 import type { Grads, Tape } from "./tape.ts";
+import type { Graph } from "./graph.ts";
 
 export { type Breakdown, emptyBreakdown } from "./breakdown.ts";
 
@@ -186,8 +187,11 @@ export class Residual implements Layer {
   }
 }
 
+/** What a model runs: the zoo's layer sequences, or a graph (imported from ONNX). */
+export type Net = Sequential | Graph;
+
 export class Model {
-  constructor(readonly name: string, readonly net: Sequential, readonly inputShape: readonly number[]) {}
+  constructor(readonly name: string, readonly net: Net, readonly inputShape: readonly number[]) {}
 
   paramShapes(): [string, number[]][] {
     return this.net.paramShapes();

@@ -1,0 +1,276 @@
+/**
+ * Graph models on sharings: every op's private forward and backward against
+ * the float64 twin (lib/nn/plain_ops.ts, itself tested against loops written
+ * from the definitions), residual and branching graphs, values freed after
+ * their last use, and the ReLU folded into a max pooling at inference.
+ */
+import assert from "node:assert/strict";
+import { RingTensor } from "../../lib/ring/tensor.ts";
+import { shareInput } from "../../lib/mpc/input.ts";
+import { reveal } from "../../lib/mpc/reveal.ts";
+import type { AShare } from "../../lib/mpc/arithmetic.ts";
+import type { Party } from "../../lib/mpc/party.ts";
+import { Model, plainParams, sharedParams, shareWeights, type Weights } from "../../lib/nn/model.ts";
+import { PlainTensor } from "../../lib/nn/plain.ts";
+import { Grads, Tape } from "../../lib/nn/tape.ts";
+import { Graph } from "../../lib/nn/graph.ts";
+import type { GraphNode, GraphSpec } from "../../lib/nn/graph_spec.ts";
+import { emptyBreakdown } from "../../lib/nn/breakdown.ts";
+import { deviceTest, Rng } from "../helpers.ts";
+import { runParties } from "../mpc/harness.ts";
+
+const random = (shape: readonly number[], seed: number, lo = -1, hi = 1) => {
+  const rng = new Rng(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  return new PlainTensor(shape, Float64Array.from({ length: n }, () => lo + (hi - lo) * rng.int(1 << 24) / (1 << 24)));
+};
+
+function relativeError(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  let diff = 0, mag = 0;
+  for (let i = 0; i < want.length; i++) {
+    diff += Math.abs(got[i] - want[i]);
+    mag += Math.abs(want[i]);
+  }
+  return diff / Math.max(mag, 1e-12);
+}
+
+const share = (p: Party, owner: number, t: PlainTensor): Promise<AShare> =>
+  shareInput(p, owner, p.index === owner ? RingTensor.encode(p.backend, t.data, p.fracBits, t.shape) : null, t.shape);
+
+async function open(x: AShare): Promise<Float64Array> {
+  using r = await reveal(x);
+  return r.decode(x.party.fracBits);
+}
+
+/** A graph of `nodes` from "x" of the given shape (no batch) to the last node's output. */
+function graph(inputShape: number[], nodes: GraphNode[]): Graph {
+  const spec: GraphSpec = { input: { name: "x", shape: inputShape }, output: nodes[nodes.length - 1].output, nodes };
+  return new Graph(spec);
+}
+
+/** Weights in [-0.5, 0.5), scales of batch normalization in [0.5, 1.5). */
+function weightsFor(g: Graph, seed: number): Weights {
+  return new Map(
+    g.paramShapes().map(([name, shape], k) => {
+      const t = random(shape, seed + k, -0.5, 0.5);
+      return [name, name.endsWith(".scale") ? t.map((v) => v + 1) : t];
+    }),
+  );
+}
+
+async function compare(g: Graph, batch: number, seed: number, o: { range?: number; train?: boolean } = {}) {
+  const inputShape = [batch, ...g.spec.input.shape];
+  const model = new Model("graph", g, g.spec.input.shape);
+  const weights = weightsFor(g, seed);
+  const x = random(inputShape, seed + 100, -(o.range ?? 1), o.range ?? 1);
+  const train = o.train ?? true;
+  const tape = new Tape(), grads = new Grads<PlainTensor>();
+  const y = g.plain(x, plainParams(weights), train ? tape : undefined);
+  const dy = random(y.shape, seed + 200);
+  const dx = train ? g.plainBackward(dy, plainParams(weights), tape, grads) : null;
+  const [got] = await runParties(async (p) => {
+    const w = await shareWeights(p, model, 0, p.index === 0 ? weights : null);
+    using xs = await share(p, 1, x), dys = await share(p, 2, dy);
+    using t = new Tape();
+    const gs = new Grads<AShare>();
+    using ys = await g.forward(xs, sharedParams(w), undefined, train ? t : undefined);
+    const out = {
+      y: await open(ys),
+      shape: ys.shape,
+      dx: null as Float64Array | null,
+      grads: new Map<string, Float64Array>(),
+    };
+    if (train) {
+      using dxs = (await g.backward(dys, sharedParams(w), t, gs, true))!;
+      out.dx = await open(dxs);
+      for (const [n, v] of gs.map) out.grads.set(n, await open(v));
+    }
+    gs.map.forEach((v) => v.dispose());
+    w.forEach((v) => v.dispose());
+    return out;
+  });
+  return { got, want: { y, dx, grads: grads.map } };
+}
+
+const conv = (
+  name: string,
+  input: string,
+  a: Partial<Extract<GraphNode, { op: "conv" }>> & { inChannels: number; outChannels: number },
+): GraphNode => ({
+  name,
+  op: "conv",
+  inputs: [input],
+  output: name,
+  kernel: [3, 3],
+  stride: [1, 1],
+  padding: [1, 1],
+  dilation: [1, 1],
+  groups: 1,
+  bias: true,
+  ...a,
+});
+const unary = (name: string, input: string, n: Record<string, unknown>): GraphNode =>
+  ({ name, inputs: [input], output: name, ...n }) as GraphNode;
+
+const cases: [string, () => Graph, number, number][] = [
+  // name, graph, batch, relative error bound on the output and every gradient
+  [
+    "conv: groups 2, dilation 2, stride [2, 1], padding [1, 0]",
+    () =>
+      graph([4, 9, 7], [
+        conv("c", "x", {
+          inChannels: 4,
+          outChannels: 6,
+          groups: 2,
+          dilation: [2, 2],
+          stride: [2, 1],
+          padding: [1, 0],
+          kernel: [3, 2],
+        }),
+      ]),
+    2,
+    1e-3,
+  ],
+  [
+    "linear on a 3-D input",
+    () => graph([3, 6], [unary("l", "x", { op: "linear", inFeatures: 6, outFeatures: 4, bias: true })]),
+    2,
+    1e-3,
+  ],
+  [
+    "two branches added, and concatenated along the channels",
+    () =>
+      graph([2, 5, 5], [
+        conv("a", "x", { inChannels: 2, outChannels: 3 }),
+        conv("b", "x", { inChannels: 2, outChannels: 3, kernel: [1, 1], padding: [0, 0] }),
+        { name: "sum", op: "add", inputs: ["a", "b"], output: "sum" },
+        { name: "cat", op: "concat", inputs: ["sum", "a", "x"], output: "cat", axis: 1 },
+        unary("r", "cat", { op: "relu" }),
+      ]),
+    2,
+    2e-3,
+  ],
+  [
+    "constants: add_const [c, 1, 1], mul_const scalar and per channel, neg",
+    () =>
+      graph([3, 4, 4], [
+        unary("shift", "x", { op: "add_const", shape: [3, 1, 1] }),
+        unary("scale", "shift", { op: "mul_const", shape: [] }),
+        unary("cs", "scale", { op: "mul_const", shape: [3, 1, 1] }),
+        unary("n", "cs", { op: "neg" }),
+      ]),
+    2,
+    1e-3,
+  ],
+  [
+    "clip: ReLU6 and a two-sided clip, then one with only a maximum",
+    () =>
+      graph([40], [
+        unary("six", "x", { op: "clip", min: 0, max: 6 }),
+        unary("band", "six", { op: "clip", min: 1, max: 4 }),
+        unary("top", "x", { op: "clip", max: 2 }),
+        { name: "s", op: "add", inputs: ["band", "top"], output: "s" },
+      ]),
+    3,
+    1e-5,
+  ],
+  [
+    "max pooling 3x2, stride [2, 1], padding [1, 0]",
+    () => graph([2, 7, 6], [unary("m", "x", { op: "maxpool", kernel: [3, 2], stride: [2, 1], padding: [1, 0] })]),
+    2,
+    1e-6,
+  ],
+  [
+    "average pooling without the padding in the count",
+    () =>
+      graph([2, 7, 7], [
+        unary("a", "x", { op: "avgpool", kernel: [3, 3], stride: [2, 2], padding: [1, 1], countIncludePad: false }),
+      ]),
+    2,
+    1e-4,
+  ],
+  [
+    "average pooling with the padding counted, global average pooling, batch normalization",
+    () =>
+      graph([2, 6, 6], [
+        unary("a", "x", { op: "avgpool", kernel: [2, 2], stride: [2, 2], padding: [1, 1], countIncludePad: true }),
+        unary("bn", "a", { op: "batchnorm", channels: 2 }),
+        unary("g", "bn", { op: "globalavgpool" }),
+      ]),
+    2,
+    1e-4,
+  ],
+  [
+    "pad, transpose, reshape with the batch, flatten, linear",
+    () =>
+      graph([2, 3, 4], [
+        unary("p", "x", { op: "pad", pads: [[0, 0], [0, 0], [1, 2], [0, 1]] }),
+        unary("t", "p", { op: "transpose", perm: [0, 3, 1, 2] }),
+        unary("r", "t", { op: "reshape", shape: ["batch", 5, -1] }),
+        unary("f", "r", { op: "flatten", axis: 1 }),
+        unary("l", "f", { op: "linear", inFeatures: 60, outFeatures: 3, bias: false }),
+      ]),
+    2,
+    1e-3,
+  ],
+];
+
+for (const [name, make, batch, bound] of cases) {
+  deviceTest(`graph: ${name}, forward and backward against the twin`, async () => {
+    const { got, want } = await compare(make(), batch, 7, { range: name.startsWith("clip") ? 8 : 1 });
+    assert.deepEqual(got.shape, want.y.shape);
+    const yErr = relativeError(got.y, want.y.data);
+    assert.ok(yErr <= bound, `${name}: forward error ${yErr}`);
+    const dxErr = relativeError(got.dx!, want.dx!.data);
+    assert.ok(dxErr <= bound, `${name}: dx error ${dxErr}`);
+    assert.deepEqual([...got.grads.keys()].sort(), [...want.grads.keys()].sort());
+    for (const [n, g] of want.grads) {
+      const e = relativeError(got.grads.get(n)!, g.data);
+      assert.ok(e <= bound, `${name}: gradient of ${n} error ${e}`);
+    }
+  });
+}
+
+deviceTest("graph: a ReLU read only by a max pooling runs inside it at inference, with the same result", async () => {
+  const g = graph([2, 6, 6], [
+    conv("c", "x", { inChannels: 2, outChannels: 3 }),
+    unary("r", "c", { op: "relu" }),
+    unary("m", "r", { op: "maxpool", kernel: [2, 2], stride: [2, 2], padding: [0, 0] }),
+    unary("s", "m", { op: "softmax", axis: -1 }),
+  ]);
+  const { got, want } = await compare(g, 2, 3, { train: false });
+  assert.ok(relativeError(got.y, want.y.data) <= 1e-3);
+  // the fused run makes one comparison tree per window instead of a ReLU on every input: fewer rounds than apart
+  const weights = weightsFor(g, 3), x = random([2, 2, 6, 6], 9);
+  const model = new Model("graph", g, g.spec.input.shape);
+  const [rounds] = await runParties(async (p) => {
+    const w = await shareWeights(p, model, 0, p.index === 0 ? weights : null);
+    using xs = await share(p, 1, x);
+    const inference = emptyBreakdown();
+    using _y = await g.forward(xs, sharedParams(w), inference);
+    using t = new Tape();
+    const training = emptyBreakdown();
+    using _z = await g.forward(xs, sharedParams(w), training, t);
+    w.forEach((v) => v.dispose());
+    return {
+      inference: inference.relu.rounds + inference.pool.rounds,
+      training: training.relu.rounds + training.pool.rounds,
+      relu: inference.relu.rounds,
+    };
+  });
+  assert.equal(rounds.relu, 0, "no separate ReLU at inference");
+  assert.ok(rounds.inference < rounds.training, `${rounds.inference} rounds fused, ${rounds.training} apart`);
+});
+
+Deno.test("graph: malformed graphs are refused by name", () => {
+  const relu = (name: string, input: string): GraphNode => ({ name, op: "relu", inputs: [input], output: name });
+  assert.throws(() => graph([3], [relu("a", "b"), relu("b", "x")]), /reads "b" before it is computed/);
+  assert.throws(() => graph([3], [relu("a", "x"), relu("a", "a")]), /two nodes are named "a"/);
+  assert.throws(
+    () => new Graph({ input: { name: "x", shape: [3] }, output: "y", nodes: [relu("a", "x")] }),
+    /the output "y" is never computed/,
+  );
+  const g = graph([2, 4, 4], [conv("c", "x", { inChannels: 3, outChannels: 1 })]);
+  assert.throws(() => g.outputShape([1, 2, 4, 4]), /node "c" \(conv\): input \[1, 2, 4, 4\] is not \[n, 3, h, w\]/);
+  assert.throws(() => g.outputShape([1, 3, 4, 4]), /takes inputs of shape \[batch, 2, 4, 4\]/);
+});

@@ -1,0 +1,17 @@
+/** ONNX Runtime (CPU) as the independent reference for imported models; tests only (it is large). */
+import * as ort from "onnxruntime-node";
+
+export async function runOrt(
+  bytes: Uint8Array,
+  input: { name: string; shape: number[]; data: Float32Array },
+): Promise<{ shape: number[]; data: Float32Array }> {
+  const session = await ort.InferenceSession.create(bytes);
+  try {
+    const feeds = { [input.name]: new ort.Tensor("float32", input.data, input.shape) };
+    const results = await session.run(feeds);
+    const out = results[session.outputNames[0]];
+    return { shape: out.dims.map(Number), data: Float32Array.from(out.data as Float32Array) };
+  } finally {
+    await session.release();
+  }
+}

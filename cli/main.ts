@@ -11,6 +11,7 @@ import { certsCommand } from "./certs.ts";
 import { inferCommand } from "./infer.ts";
 import { trainCommand } from "./train.ts";
 import { reconstructCommand, shareCommand } from "./share.ts";
+import { inspectCommand } from "./inspect.ts";
 import { errorLine } from "./output.ts";
 import { unwatchParent, watchParent } from "./parent_watch.ts";
 
@@ -28,6 +29,7 @@ program.addCommand(localCommand());
 program.addCommand(certsCommand());
 program.addCommand(shareCommand());
 program.addCommand(reconstructCommand());
+program.addCommand(inspectCommand());
 program.addCommand(inferCommand());
 program.addCommand(trainCommand());
 

@@ -6,7 +6,12 @@
 import { Command } from "commander";
 import { NativeBackend } from "../lib/native/backend.ts";
 import { FileFormatError, type Header, readTensorFile, tensorBytes, type TensorFile } from "../lib/io/format.ts";
-import { reconstructFiles, shareTensors } from "../lib/io/share_files.ts";
+import { checkOutput, modelMeta, reconstructTensors, shareTensors, writePlainFile } from "../lib/io/share_files.ts";
+import { importOnnx } from "../lib/io/onnx/import.ts";
+import { exportOnnx } from "../lib/io/onnx/export.ts";
+import { writeFileAtomic } from "../lib/io/atomic.ts";
+import { sequentialToGraph } from "../lib/nn/graph_from_sequential.ts";
+import { basename } from "node:path";
 import { checkTensors, checkValues, MAX_FRAC_BITS, MIN_FRAC_BITS, sumWarning, type Values } from "../lib/io/ranges.ts";
 import { seededWeights } from "../lib/nn/calibrate.ts";
 import { modelByName } from "../lib/nn/zoo.ts";
@@ -30,7 +35,10 @@ export function shareCommand(): Command {
     .description(
       "split a model (a file, or a zoo name with seeded weights), an input or a dataset into three share files",
     )
-    .option("--model <file|name>", "a plaintext model file, or a zoo model (lenet, lenet:max) with seeded weights")
+    .option(
+      "--model <file|name>",
+      "an ONNX file (.onnx), a plaintext model file (.cgtf), or a zoo model (lenet, lenet:max) with seeded weights",
+    )
     .option("--input <file>", 'a plaintext input: a cryptgpu tensor file, or JSON {"shape": [...], "data": [...]}')
     .option(
       "--dataset <name|dir>",
@@ -59,6 +67,8 @@ export function shareCommand(): Command {
         let paths: string[];
         if (o.dataset) {
           paths = await shareDatasetOption(backend, o, fracBits);
+        } else if (o.model?.endsWith(".onnx")) {
+          paths = await shareOnnx(backend, o.model, o.out, fracBits);
         } else if (o.model && !(await exists(o.model))) {
           const model = modelByName(o.model);
           const weights = seededWeights(model, seed);
@@ -84,13 +94,16 @@ export function shareCommand(): Command {
 
 export function reconstructCommand(): Command {
   return new Command("reconstruct")
-    .description("join two or three share files of one sharing into a plaintext file")
+    .description("join two or three share files of one sharing into a plaintext file, or a model into ONNX")
     .argument("<files...>", "two or three share files")
-    .requiredOption("--out <file>", "the plaintext tensor file to write")
+    .requiredOption("--out <file>", "the plaintext file to write: a tensor file, or for a model FILE.onnx")
     .action(async (files: string[], o: { out: string }) => {
       const backend = new NativeBackend();
       try {
-        const h = await reconstructFiles(backend, files, o.out);
+        await checkOutput(files, o.out);
+        const { header: h, tensors } = await reconstructTensors(backend, files);
+        if (o.out.endsWith(".onnx")) await writeOnnx(o.out, h, tensors);
+        else await writePlainFile(o.out, modelMeta(h), tensors);
         console.log(
           `wrote ${o.out}: ${h.kind} of ${h.model}, ${h.tensors.map((t) => `${t.name} [${t.shape}]`).join(", ")}`,
         );
@@ -98,6 +111,18 @@ export function reconstructCommand(): Command {
         backend.dispose();
       }
     });
+}
+
+/**
+ * A reconstructed model as ONNX: its own graph (an imported model's, after
+ * import's folding) or the zoo model's as a graph, with the weights; a
+ * checkpoint's optimizer state (velocity.*) is left out.
+ */
+async function writeOnnx(out: string, h: Header, tensors: Map<string, { shape: number[]; data: Float64Array }>) {
+  if (h.kind !== "model") throw new FileFormatError(`only a model can be written as ONNX, not a ${h.kind}`);
+  const spec = h.graph ?? sequentialToGraph(modelByName(h.model));
+  const weights = new Map([...tensors].filter(([name]) => !name.startsWith("velocity.")));
+  await writeFileAtomic(out, exportOnnx(spec, weights));
 }
 
 /** --dataset: reads the split and writes images [n, c, h, w] and one-hot labels [n, classes]. */
@@ -145,7 +170,31 @@ async function sharePlainFile(
     return [e.name, { shape: e.shape, data: new Float64Array(bytes.buffer) }];
   }));
   checkRanges(path, f.header.kind, tensors, fracBits);
-  return await shareTensors(backend, { kind: f.header.kind, model: f.header.model, fracBits }, tensors, out);
+  return await shareTensors(backend, { ...modelMeta(f.header), fracBits }, tensors, out);
+}
+
+/**
+ * An ONNX model, imported as a graph (every unsupported op or attribute is
+ * named, all at once, before anything is written) and split like a model file;
+ * the share files carry the graph, so the parties run the same network.
+ */
+async function shareOnnx(backend: NativeBackend, path: string, out: string, fracBits: number): Promise<string[]> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    throw new FileFormatError(`cannot read ${path}: ${(e as Error).message}`);
+  }
+  const { spec, weights } = importOnnx(bytes, path);
+  checkRanges(path, "model", weights, fracBits);
+  const model = `onnx:${basename(path, ".onnx")}`;
+  const paths = await shareTensors(backend, { kind: "model", model, fracBits, graph: spec }, weights, out);
+  console.log(
+    `${path}: ${spec.nodes.length} nodes, input [batch, ${
+      spec.input.shape.join(", ")
+    }], ${weights.size} weight tensors`,
+  );
+  return paths;
 }
 
 async function exists(path: string): Promise<boolean> {

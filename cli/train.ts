@@ -288,7 +288,12 @@ async function train(o: TrainOptions): Promise<void> {
     const seconds = (performance.now() - t0) / 1000, s1 = p.mesh.stats();
     const ran = pl.schedule.iterations - start;
     if (o.out) {
-      await saveShares(p, sharePath(o.out, p.index), { kind: "model", model: pl.header.model, graph: pl.header.graph, id }, params);
+      await saveShares(p, sharePath(o.out, p.index), {
+        kind: "model",
+        model: pl.header.model,
+        graph: pl.header.graph,
+        id,
+      }, params);
     }
     const accuracy = pl.evalPath ? await heldOut(p, pl.model, params, pl.evalPath, pl.accuracyTo) : null;
     params.forEach((x) => x.dispose());

@@ -107,11 +107,27 @@ async function sameFile(a: string, b: string): Promise<boolean> {
  * destroy a share, and a directory cannot take the file.
  */
 export async function reconstructFiles(backend: Backend, paths: string[], out: string): Promise<Header> {
+  await checkOutput(paths, out);
+  const { header, tensors } = await reconstructTensors(backend, paths);
+  await writePlainFile(out, modelMeta(header), tensors);
+  return header;
+}
+
+/** That `out` can take a reconstruction of `paths` without destroying one of them. */
+export async function checkOutput(paths: string[], out: string): Promise<void> {
   if (paths.length < 2 || paths.length > 3) throw new FileFormatError("reconstruct needs two or three share files");
   await assertNotDirectory(out);
   for (const p of paths) {
     if (await sameFile(p, out)) throw new FileFormatError(`the output ${out} is the share file ${p}: choose another`);
   }
+}
+
+/** The plaintext tensors of two or three share files of one sharing, checked to be of one sharing and whole. */
+export async function reconstructTensors(
+  backend: Backend,
+  paths: string[],
+): Promise<{ header: Header; tensors: Map<string, { shape: number[]; data: Float64Array }> }> {
+  if (paths.length < 2 || paths.length > 3) throw new FileFormatError("reconstruct needs two or three share files");
   const files = await Promise.all(paths.map(readTensorFile));
   const first = files[0].header;
   files.forEach((f, k) => {
@@ -131,7 +147,7 @@ export async function reconstructFiles(backend: Backend, paths: string[], out: s
   if (new Set(parties).size !== parties.length) {
     throw new FileFormatError(`two files are of the same party (${parties.join(", ")})`);
   }
-  const tensors: NewTensor[] = [];
+  const tensors = new Map<string, { shape: number[]; data: Float64Array }>();
   for (const e of first.tensors) {
     const n = e.shape.reduce((a, b) => a * b, 1);
     const shares: (BigUint64Array | null)[] = [null, null, null];
@@ -151,11 +167,9 @@ export async function reconstructFiles(backend: Backend, paths: string[], out: s
     using s2 = RingTensor.from(backend, shares[2]!, e.shape);
     using partial = sum.add(s1);
     using x = partial.add(s2);
-    const values = x.decode(first.fracBits);
-    tensors.push({ name: e.name, shape: e.shape, dtype: "f64", bytes: new Uint8Array(values.buffer) });
+    tensors.set(e.name, { shape: e.shape, data: x.decode(first.fracBits) });
   }
-  await writeTensorFile(out, modelMeta(first), tensors);
-  return first;
+  return { header: first, tensors };
 }
 
 /** This party's shares from its share file, checked to be its own. */

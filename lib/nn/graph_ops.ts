@@ -21,7 +21,7 @@ import type { LayerKind } from "./breakdown.ts";
 import type { GraphNode, GraphOp } from "./graph_spec.ts";
 import { normAxis, outputShape, windowOut } from "./graph_shapes.ts";
 import * as plainOps from "./plain_ops.ts";
-import { PlainTensor } from "./plain.ts";
+import type { PlainTensor } from "./plain.ts";
 import type { Grads, Tape } from "./tape.ts";
 
 type NodeOf<K extends GraphOp> = Extract<GraphNode, { op: K }>;
@@ -44,7 +44,6 @@ export interface GraphOpImpl<N extends GraphNode> {
 }
 
 const clone = (x: AShare): AShare => x.map((t) => t.clone());
-const size = (s: Shape) => s.reduce((a, b) => a * b, 1);
 
 /** Ops without a backward pass (softmax: a model trains on its logits, the loss applies softmax). */
 function noBackward(n: GraphNode): never {
@@ -482,5 +481,3 @@ export const GRAPH_OPS: { [K in GraphOp]: GraphOpImpl<NodeOf<K>> } = {
 
 /** The op's implementation for a node (the table, typed per node). */
 export const opOf = <N extends GraphNode>(n: N) => GRAPH_OPS[n.op] as unknown as GraphOpImpl<N>;
-
-export { size as shapeSize };

@@ -90,3 +90,27 @@ Deno.test("tensor files: every header field is under the digest; version 1 files
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("tensor files: a file built byte by byte from the README's layout (as its numpy recipe does) is read", async () => {
+  const values = Float64Array.from({ length: 24 }, (_, i) => i / 7 - 1);
+  const data = new Uint8Array(values.buffer);
+  const tensors = [{ name: "input", shape: [2, 3, 4], dtype: "f64", offset: 0, bytes: data.length }];
+  // Python's json.dumps spacing, as the recipe writes it: the digest covers the text as written
+  const head = `{"format": "cryptgpu", "version": 2, "kind": "input", "model": "any", "fracBits": 20, "tensors": ${
+    JSON.stringify(tensors).replaceAll(",", ", ").replaceAll(":", ": ")
+  }}`;
+  const inner = createHash("sha256").update(data).digest("hex");
+  const digest = createHash("sha256").update(head).update(new Uint8Array([0])).update(inner).digest("hex");
+  const header = new TextEncoder().encode(`${head.slice(0, -1)},"sha256":"${digest}"}`);
+  const file = new Uint8Array(8 + header.length + data.length);
+  file.set(new TextEncoder().encode("CGTF"));
+  new DataView(file.buffer).setUint32(4, header.length, true);
+  file.set(header, 8);
+  file.set(data, 8 + header.length);
+  const f = await parseTensorFile(file, "recipe.cgtf");
+  assert.equal(f.header.kind, "input");
+  assert.deepEqual(f.header.tensors[0].shape, [2, 3, 4]);
+  assert.deepEqual(new Float64Array(f.data.slice().buffer), values);
+  file[8 + header.length] ^= 1; // one bit of data
+  await assert.rejects(parseTensorFile(file, "recipe.cgtf"), /checksum mismatch/);
+});

@@ -16,6 +16,10 @@ import { Grads, Tape } from "../../lib/nn/tape.ts";
 import { Graph } from "../../lib/nn/graph.ts";
 import type { GraphNode, GraphSpec } from "../../lib/nn/graph_spec.ts";
 import { emptyBreakdown } from "../../lib/nn/breakdown.ts";
+import { modelByName } from "../../lib/nn/zoo.ts";
+import { sequentialToGraph } from "../../lib/nn/graph_from_sequential.ts";
+import { seededWeights } from "../../lib/nn/calibrate.ts";
+import { architectureDigest } from "../../lib/nn/architecture.ts";
 import { deviceTest, Rng } from "../helpers.ts";
 import { runParties } from "../mpc/harness.ts";
 
@@ -273,4 +277,41 @@ Deno.test("graph: malformed graphs are refused by name", () => {
   const g = graph([2, 4, 4], [conv("c", "x", { inChannels: 3, outChannels: 1 })]);
   assert.throws(() => g.outputShape([1, 2, 4, 4]), /node "c" \(conv\): input \[1, 2, 4, 4\] is not \[n, 3, h, w\]/);
   assert.throws(() => g.outputShape([1, 3, 4, 4]), /takes inputs of shape \[batch, 2, 4, 4\]/);
+});
+
+deviceTest("graph: a zoo model run as a graph gives the Sequential's result, rounds and bytes", async () => {
+  const seq = modelByName("lenet:max"), g = new Graph(sequentialToGraph(seq));
+  const asGraph = new Model("lenet:max", g, seq.inputShape);
+  assert.deepEqual(g.paramShapes(), seq.paramShapes(), "the same weight names and shapes");
+  const weights = seededWeights(seq, 5), x = random([2, 1, 28, 28], 6, 0, 1);
+  const results = await runParties(async (p) => {
+    const w = await shareWeights(p, seq, 0, p.index === 0 ? weights : null);
+    using xs = await share(p, 1, x);
+    const run = async (m: Model) => {
+      const s0 = p.mesh.stats();
+      using y = await m.net.forward(xs, sharedParams(w));
+      const s1 = p.mesh.stats();
+      return { y: await open(y), rounds: s1.rounds - s0.rounds, bytes: s1.bytesSent - s0.bytesSent };
+    };
+    const out = { seq: await run(seq), graph: await run(asGraph) };
+    w.forEach((v) => v.dispose());
+    return out;
+  });
+  const { seq: a, graph: b } = results[0];
+  assert.equal(b.rounds, a.rounds);
+  assert.equal(b.bytes, a.bytes);
+  assert.ok(relativeError(b.y, a.y) <= 1e-4, `graph vs Sequential: ${relativeError(b.y, a.y)}`);
+  const twin = seq.net.plain(x, plainParams(weights));
+  assert.ok(relativeError(b.y, twin.data) <= 1e-3);
+});
+
+Deno.test("graph: the architecture digest tells two graphs apart by one attribute", () => {
+  const make = (stride: number) =>
+    new Model("g", graph([2, 6, 6], [conv("c", "x", { inChannels: 2, outChannels: 3, stride: [stride, stride] })]), [
+      2,
+      6,
+      6,
+    ]);
+  assert.equal(architectureDigest(make(1)), architectureDigest(make(1)));
+  assert.notEqual(architectureDigest(make(1)), architectureDigest(make(2)));
 });

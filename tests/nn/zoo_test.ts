@@ -3,7 +3,14 @@ import { RingTensor } from "../../lib/ring/tensor.ts";
 import { shareInput } from "../../lib/mpc/input.ts";
 import { reveal } from "../../lib/mpc/reveal.ts";
 import type { Party } from "../../lib/mpc/party.ts";
-import { initWeights, type Model, plainParams, sharedParams, shareWeights } from "../../lib/nn/model.ts";
+import {
+  initWeights,
+  type Model,
+  plainParams,
+  type Sequential,
+  sharedParams,
+  shareWeights,
+} from "../../lib/nn/model.ts";
 import { PlainTensor } from "../../lib/nn/plain.ts";
 import { Pool2d } from "../../lib/nn/layers.ts";
 import { alexnetSmall, modelByName, modelNames, resnetDepths } from "../../lib/nn/zoo.ts";
@@ -105,7 +112,7 @@ Deno.test("every zoo model has its known output shape and parameter count", () =
 
 Deno.test("':max' keeps max pooling and the default is average pooling", () => {
   const pools = (spec: string) =>
-    modelByName(spec).net.layers.filter((l) => l instanceof Pool2d).map((l) => (l as Pool2d).op);
+    (modelByName(spec).net as Sequential).layers.filter((l) => l instanceof Pool2d).map((l) => (l as Pool2d).op);
   assert.deepEqual(pools("alexnet-cifar10"), ["avg", "avg"]);
   assert.deepEqual(pools("alexnet-cifar10:max"), ["max", "max"]);
   assert.deepEqual(pools("alexnet-imagenet:max"), ["max", "max", "max"]);

@@ -95,7 +95,7 @@ async function infer(o: InferOptions): Promise<void> {
     using out = await revealTo(y, revealParty);
     if (p.index !== revealParty) return;
     const logits = out!.decode(p.fracBits);
-    const classes = outShape[1];
+    const classes = outShape[outShape.length - 1];
     const predictions = argmaxRows(logits, classes);
     if (o.json) {
       console.log(

@@ -43,7 +43,38 @@ export function inferCommand(): Command {
   });
 }
 
+/**
+ * Where the time from the command to the answer goes, in seconds: the process's start (runtime and modules, up to
+ * the command's first line), the file checks, the session's opening (native library, connections, handshake,
+ * agreement), loading the shares, the private forward pass, and revealing and printing the answer.
+ */
+export interface Latency {
+  startup: number;
+  checks: number;
+  connect: number;
+  load: number;
+  inference: number;
+  output: number;
+  total: number;
+}
+
+/** Marks phases on the process clock (performance.now() counts from the process's start). */
+function phases() {
+  let last = 0;
+  const times: Record<string, number> = {};
+  return {
+    mark(name: keyof Latency) {
+      const now = performance.now();
+      times[name] = (now - last) / 1000;
+      last = now;
+    },
+    done: (): Latency => ({ ...times, total: last / 1000 }) as unknown as Latency,
+  };
+}
+
 async function infer(o: InferOptions): Promise<void> {
+  const clock = phases();
+  clock.mark("startup");
   const party = Number(o.party);
   if (![0, 1, 2].includes(party)) throw new Error(`--party must be 0, 1 or 2, got ${o.party}`);
   const revealParty = Number(o.revealTo);
@@ -66,6 +97,7 @@ async function infer(o: InferOptions): Promise<void> {
 
   // What the three must hold in common, compared before any protocol: a share file of another sharing, another
   // model or another disclosure on one party is refused by name instead of computed on.
+  clock.mark("checks");
   const session = await openFromFlags(o, mh.fracBits, {
     command: "infer",
     model: mh.model,
@@ -77,12 +109,15 @@ async function infer(o: InferOptions): Promise<void> {
   });
   try {
     const p = session.party;
+    clock.mark("connect");
     const weights = await loadShares(p, modelPath), input = await loadShares(p, inputPath);
     const x = input.shares.get("input")!;
     const breakdown = emptyBreakdown();
+    clock.mark("load");
     const s0 = p.mesh.stats(), t0 = performance.now();
     using y = await model.net.forward(x, sharedParams(weights.shares), breakdown);
     const seconds = (performance.now() - t0) / 1000, s1 = p.mesh.stats();
+    clock.mark("inference");
     x.dispose();
     weights.shares.forEach((w) => w.dispose());
     const cost = { seconds, bytesSent: s1.bytesSent - s0.bytesSent, rounds: s1.rounds - s0.rounds };
@@ -97,10 +132,11 @@ async function infer(o: InferOptions): Promise<void> {
     const logits = out!.decode(p.fracBits);
     const classes = outShape[outShape.length - 1];
     const predictions = argmaxRows(logits, classes);
+    clock.mark("output");
+    const latency = clock.done();
     if (o.json) {
-      console.log(
-        JSON.stringify({ model: mh.model, predictions, logits: Array.from(logits), ...cost, breakdown }, null, 2),
-      );
+      const record = { model: mh.model, predictions, logits: Array.from(logits), ...cost, breakdown, latency };
+      console.log(JSON.stringify(record, null, 2));
       return;
     }
     console.log(`${mh.model}: predicted classes ${predictions.join(" ")}`);
@@ -110,6 +146,8 @@ async function infer(o: InferOptions): Promise<void> {
         [k, b],
       ) => [k, b.seconds.toFixed(3), `${si(b.bytes)}B`, String(b.rounds)]);
       console.log(table(["layer type", "time (s)", "sent", "rounds"], rows));
+      const spent = Object.entries(latency).map(([k, v]) => `${k} ${v.toFixed(3)} s`).join(", ");
+      console.log(`from the process's start to the answer: ${spent}`);
     }
   } finally {
     session.close();

@@ -253,3 +253,34 @@ function freePort(): number {
   l.close();
   return port;
 }
+
+Deno.test({
+  name: "infer reports where the time from the process's start to the answer goes; the phases add up to the total",
+  ignore: !deviceAvailable,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "cryptgpu-latency-" });
+    try {
+      let r = await runCli(["share", "--model", "lenet:max", "--seed", "3", "--out", `${dir}/w`]);
+      assert.equal(r.code, 0, r.stderr);
+      const input = { shape: [1, 1, 28, 28], data: Array.from({ length: 784 }, (_, i) => (i % 11) / 11) };
+      await Deno.writeTextFile(`${dir}/in.json`, JSON.stringify(input));
+      r = await runCli(["share", "--input", `${dir}/in.json`, "--out", `${dir}/x`]);
+      assert.equal(r.code, 0, r.stderr);
+      const args = ["local", "infer", "--model", `${dir}/w.p{i}.share`, "--input", `${dir}/x.p{i}.share`];
+      r = await runCli([...args, "--json", "--insecure"]);
+      assert.equal(r.code, 0, r.stderr);
+      const { latency, seconds } = JSON.parse(r.stdout.slice(r.stdout.indexOf("{"), r.stdout.lastIndexOf("}") + 1));
+      const phases = ["startup", "checks", "connect", "load", "inference", "output"];
+      assert.deepEqual(Object.keys(latency), [...phases, "total"]);
+      for (const k of phases) assert.ok(latency[k] >= 0, `${k}: ${latency[k]}`);
+      const sum = phases.reduce((s, k) => s + latency[k], 0);
+      assert.ok(Math.abs(sum - latency.total) < 1e-6, `${sum} vs ${latency.total}`);
+      assert.ok(latency.inference >= seconds - 1e-6, "the inference phase holds the forward pass");
+      r = await runCli([...args, "--verbose", "--insecure"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /from the process's start to the answer: startup [\d.]+ s, checks [\d.]+ s, connect/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

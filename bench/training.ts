@@ -68,7 +68,8 @@ export async function trainingBench(p: Party, o: TrainingBenchOptions): Promise<
   let peakRss = Deno.memoryUsage().rss, nativeWords = 0;
   const s0 = p.mesh.stats(), t0 = performance.now();
   for (let it = 0; it < o.iterations; it++) {
-    await trainStep(model, params, sgd, xs, ys, { breakdown });
+    // AlexNet and VGG hold Dropout layers: public masks from the bench seed and the iteration
+    await trainStep(model, params, sgd, xs, ys, { breakdown, dropout: { seed: o.seed, iteration: it } });
     peakRss = Math.max(peakRss, Deno.memoryUsage().rss);
     nativeWords = Math.max(nativeWords, p.backend.liveBuffers().words);
   }
@@ -83,7 +84,9 @@ export async function trainingBench(p: Party, o: TrainingBenchOptions): Promise<
   // the twin, on party 0 alone, after the private run (so it does not compete for the cores)
   const twinWeights = weights!, twinSgd = new Sgd({ lr: 0.01, momentum: 0.9 });
   const tp = performance.now();
-  for (let it = 0; it < o.iterations; it++) plainTrainStep(model, twinWeights, twinSgd, x, y, p.fracBits);
+  for (let it = 0; it < o.iterations; it++) {
+    plainTrainStep(model, twinWeights, twinSgd, x, y, p.fracBits, { dropout: { seed: o.seed, iteration: it } });
+  }
   const plainSeconds = (performance.now() - tp) / 1000 / o.iterations;
 
   const n = o.iterations, per = (v: number) => v / n;

@@ -6,6 +6,7 @@
  * Fixed-point bookkeeping: every product of two f-bit values is truncated by f
  * right away, so activations always carry f fractional bits.
  */
+import { createCipheriv, createHash } from "node:crypto";
 import { encodeFixed } from "../ring/fixed.ts";
 import type { AShare } from "../mpc/arithmetic.ts";
 import { mul, mulFixed, multiplyWith } from "../mpc/multiply.ts";
@@ -19,7 +20,7 @@ import { bitInjectComplement } from "../mpc/bitinject.ts";
 import type { BShare } from "../mpc/binary.ts";
 import * as plain from "./plain.ts";
 import * as grad from "./plain_grad.ts";
-import type { PlainTensor } from "./plain.ts";
+import { PlainTensor } from "./plain.ts";
 import type { Breakdown, LayerKind } from "./breakdown.ts";
 import type { Grads, Tape } from "./tape.ts";
 
@@ -380,30 +381,102 @@ export class Flatten implements Layer {
   }
 }
 
+/** Dropout's public randomness for one iteration (`TapeContext.dropout`). */
+export interface DropoutContext {
+  seed: number;
+  iteration: number;
+}
+
+const DROPOUT_NO_CONTEXT = "Dropout in training needs the run's public seed and the iteration: pass " +
+  "dropout: { seed, iteration } to trainStep/plainTrainStep (or build the tape as new Tape({ dropout: { seed, iteration } }))";
+
 /**
- * Identity at inference. Training also treats it as the identity (no
- * dropout mask is drawn): the paper's training runs do not rely on dropout.
+ * The keep-mask of a Dropout layer (1 = kept, probability 1 - p), a public
+ * function of (seed, iteration, path): AES-128-CTR from counter 0 under the
+ * first 16 bytes of SHA-256("cryptgpu/dropout/v1", seed, iteration, path),
+ * one 32-bit little-endian word per entry, kept when below (1 - p) 2^32.
+ */
+export function dropoutKeep(ctx: DropoutContext, path: string, p: number, n: number): Uint8Array {
+  for (const [name, v] of [["seed", ctx.seed], ["iteration", ctx.iteration]] as const) {
+    if (!Number.isSafeInteger(v)) throw new RangeError(`Dropout: the ${name} ${v} is not an integer`);
+  }
+  const key = createHash("sha256")
+    .update(`cryptgpu/dropout/v1\0${ctx.seed}\0${ctx.iteration}\0${path}`)
+    .digest()
+    .subarray(0, 16);
+  const cipher = createCipheriv("aes-128-ctr", key, new Uint8Array(16));
+  const stream = new Uint8Array(cipher.update(new Uint8Array(4 * n)));
+  const words = new DataView(stream.buffer, stream.byteOffset, stream.byteLength);
+  const threshold = Math.round((1 - p) * 2 ** 32), keep = new Uint8Array(n);
+  for (let i = 0; i < n; i++) keep[i] = words.getUint32(4 * i, true) < threshold ? 1 : 0;
+  return keep;
+}
+
+/**
+ * Inverted dropout: in training (a forward with a tape) y = x m / (1 - p)
+ * with a Bernoulli(1 - p) keep-mask m, and dx = dy m / (1 - p); at
+ * inference (no tape) the identity.
+ *
+ * The mask is public: every party and the twin derive the same one from
+ * public values only (the run's public seed, the iteration, the layer's path
+ * in the network; see `dropoutKeep`), so it costs no communication and
+ * discloses nothing about the data or the weights.
+ * When 1/(1 - p) is an integer (p = 0.5: 2) the scaled mask is an integer
+ * and x m / (1 - p) is exact with a public multiplication (no round);
+ * otherwise the mask is a fixed-point constant and the product is truncated
+ * once (the truncation's rounds, forward and backward alike).
  */
 export class Dropout implements Layer {
   readonly kind = "other";
-  readonly label = "Dropout";
+  readonly label: string;
+  constructor(readonly p = 0.5) {
+    if (!(p >= 0 && p < 1)) throw new RangeError(`Dropout: p = ${p} is outside [0, 1)`);
+    this.label = p === 0.5 ? "Dropout" : `Dropout(${p})`;
+  }
+  /** 1/(1 - p), rounded to the integer it is within 1e-12 of (then the private product is exact). */
+  get scale(): number {
+    const k = 1 / (1 - this.p);
+    return Math.abs(k - Math.round(k)) < 1e-12 ? Math.round(k) : k;
+  }
+  get integerScale(): boolean {
+    return Number.isInteger(this.scale);
+  }
   paramShapes(): [string, number[]][] {
     return [];
   }
   outputShape(s: readonly number[]): number[] {
     return [...s];
   }
-  forward(x: AShare): Promise<AShare> {
-    return Promise.resolve(kept(x));
+  #keep(tape: Tape, n: number): Uint8Array {
+    const ctx = tape.context.dropout;
+    if (!ctx) throw new Error(DROPOUT_NO_CONTEXT);
+    return dropoutKeep(ctx, tape.path, this.p, n);
   }
-  plain(x: PlainTensor): PlainTensor {
-    return x;
+  /** x times the public mask tensor: exact for an integer scale, else one truncation. */
+  async #apply(x: AShare, mask: RingTensor): Promise<AShare> {
+    if (this.integerScale) return x.mulPublic(mask);
+    using scaled = x.mulPublic(mask);
+    return await truncate(scaled, x.party.fracBits);
   }
-  backward(dy: AShare): Promise<AShare> {
-    return Promise.resolve(kept(dy));
+  async forward(x: AShare, _p: Params<AShare>, _b?: Breakdown, tape?: Tape): Promise<AShare> {
+    if (!tape) return kept(x);
+    const keep = this.#keep(tape, x.size);
+    const value = this.integerScale ? BigInt(this.scale) : encodeFixed(this.scale, x.party.fracBits);
+    const words = BigUint64Array.from(keep, (k) => (k ? value : 0n));
+    const mask = tape.save("mask", RingTensor.from(x.party.backend, words, x.shape));
+    return await this.#apply(x, mask);
   }
-  plainBackward(dy: PlainTensor): PlainTensor {
-    return dy;
+  plain(x: PlainTensor, _p?: Params<PlainTensor>, tape?: Tape): PlainTensor {
+    if (!tape) return x;
+    const keep = tape.save("keep", this.#keep(tape, x.size)), k = this.scale;
+    return new PlainTensor(x.shape, x.data.map((v, i) => (keep[i] ? v * k : 0)));
+  }
+  backward(dy: AShare, _p: Params<AShare>, tape: Tape): Promise<AShare> {
+    return this.#apply(dy, tape.get<RingTensor>("mask"));
+  }
+  plainBackward(dy: PlainTensor, _p: Params<PlainTensor>, tape: Tape): PlainTensor {
+    const keep = tape.get<Uint8Array>("keep"), k = this.scale;
+    return new PlainTensor(dy.shape, dy.data.map((v, i) => (keep[i] ? v * k : 0)));
   }
 }
 

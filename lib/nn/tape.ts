@@ -5,13 +5,29 @@
  * parameters' full names. Both serve the private pass and the plaintext twin.
  */
 
+/** Public values of one training iteration that layers draw from (the same at every party and in the twin). */
+export interface TapeContext {
+  /**
+   * Dropout's public randomness: the training run's public seed and this
+   * iteration's number. A Dropout layer derives its mask from them and its
+   * tape's path, so a resumed run draws the masks an uninterrupted one does.
+   */
+  dropout?: { seed: number; iteration: number };
+}
+
 export class Tape {
   #values = new Map<string, unknown>();
   #children = new Map<string, Tape>();
 
+  /**
+   * @param context shared by every child tape
+   * @param path the chain of child keys from the root ("0.main.3"): a stable identity of the layer in the network
+   */
+  constructor(readonly context: TapeContext = {}, readonly path = "") {}
+
   child(key: string): Tape {
     let t = this.#children.get(key);
-    if (!t) this.#children.set(key, t = new Tape());
+    if (!t) this.#children.set(key, t = new Tape(this.context, this.path === "" ? key : `${this.path}.${key}`));
     return t;
   }
 

@@ -19,6 +19,12 @@ export interface StepOptions {
   breakdown?: Breakdown;
   /** The party that learns the batch's mean loss (a disclosure; none by default). */
   lossTo?: number;
+  /**
+   * Dropout's public randomness: the run's public seed and this iteration's
+   * number (masks derive from them and each layer's path; see Dropout).
+   * Required when the model holds Dropout layers: without it they throw.
+   */
+  dropout?: { seed: number; iteration: number };
 }
 
 /**
@@ -35,7 +41,7 @@ export async function trainStep(
   o: StepOptions = {},
 ): Promise<number | null> {
   const p = x.party, batch = x.shape[0];
-  using tape = new Tape();
+  using tape = new Tape({ dropout: o.dropout });
   const grads = new Grads<AShare>();
   try {
     using z = await model.net.forward(x, sharedParams(params), o.breakdown, tape);
@@ -59,7 +65,7 @@ export async function trainStep(
   }
 }
 
-/** The twin of trainStep; returns the batch's mean loss. */
+/** The twin of trainStep (the same `dropout` draws the same masks); returns the batch's mean loss. */
 export function plainTrainStep(
   model: Model,
   weights: Weights,
@@ -67,8 +73,9 @@ export function plainTrainStep(
   x: PlainTensor,
   y: PlainTensor,
   fracBits: number,
+  o: Pick<StepOptions, "dropout"> = {},
 ): number {
-  const tape = new Tape(), grads = new Grads<PlainTensor>();
+  const tape = new Tape({ dropout: o.dropout }), grads = new Grads<PlainTensor>();
   const z = model.net.plain(x, plainParams(weights), tape);
   const { grad, lossSum } = plainSoftmaxCrossEntropy(z, y);
   model.net.plainBackward(grad, plainParams(weights), tape, grads);

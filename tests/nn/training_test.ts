@@ -151,14 +151,16 @@ async function sgdStep(
     Float64Array.from({ length: batch * classes }, (_, i) => labels[Math.floor(i / classes)] === i % classes ? 1 : 0),
   );
   const twin = new Map(weights), twinSgd = new Sgd(sgdOptions);
-  const twinLoss = plainTrainStep(model, twin, twinSgd, x, y, f);
-  plainTrainStep(model, twin, twinSgd, x, y, f); // a second step exercises the momentum
+  // AlexNet holds Dropout layers: both sides draw the same public masks from (seed, iteration)
+  const step = (iteration: number) => ({ dropout: { seed: 17, iteration } });
+  const twinLoss = plainTrainStep(model, twin, twinSgd, x, y, f, step(0));
+  plainTrainStep(model, twin, twinSgd, x, y, f, step(1)); // a second step exercises the momentum
   const [got] = await runParties(async (p) => {
     const params = await shareWeights(p, model, 0, p.index === 0 ? weights : null);
     using xs = await share(p, 1, x), ys = await share(p, 1, y);
     const sgd = new Sgd(sgdOptions);
-    const loss = await trainStep(model, params, sgd, xs, ys, { lossTo: 0 });
-    await trainStep(model, params, sgd, xs, ys);
+    const loss = await trainStep(model, params, sgd, xs, ys, { lossTo: 0, ...step(0) });
+    await trainStep(model, params, sgd, xs, ys, step(1));
     const out = new Map<string, Float64Array>();
     for (const [n, v] of params) out.set(n, await open(v));
     params.forEach((v) => v.dispose());

@@ -24,6 +24,7 @@ import { maxAllPairs } from "../../lib/mpc/max_pairs.ts";
 import { avgPool2d, maxPool2d } from "../../lib/mpc/pool.ts";
 import { exp } from "../../lib/mpc/exp.ts";
 import { reciprocal } from "../../lib/mpc/reciprocal.ts";
+import { invSqrt } from "../../lib/mpc/inv_sqrt.ts";
 import { softmax } from "../../lib/mpc/softmax.ts";
 import { Rng, wrap } from "../helpers.ts";
 
@@ -130,6 +131,11 @@ export const CASES: Case[] = [
     {
       name: `reciprocal, ${mode}`,
       run: (p) => truncating(p, mode, async () => free(await reciprocal(input(p, [3], 56, 1, 8), 8))),
+    },
+    {
+      name: `inverse square root, ${mode}`,
+      run: (p) =>
+        truncating(p, mode, async () => free(await invSqrt(input(p, [4], 160, 0.01, 100), { min: 0.01, max: 100 }))),
     },
     {
       name: `softmax, ${mode}`,

@@ -27,7 +27,7 @@ export interface Description {
   party?: number;
   sharing?: string;
   fracBits?: number;
-  training?: Record<string, number>;
+  training?: Record<string, number | string>;
   graph?: GraphSummary;
   tensors?: { name: string; shape: number[] }[];
   /** The number of weights (elements of every tensor). */

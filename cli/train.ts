@@ -17,13 +17,22 @@ import { loadDatasetShares } from "../lib/data/dataset_shares.ts";
 import type { AShare } from "../lib/mpc/arithmetic.ts";
 import type { Party } from "../lib/mpc/party.ts";
 import { emptyBreakdown, type Model } from "../lib/nn/model.ts";
-import { checkSgdOptions, Sgd } from "../lib/nn/optim.ts";
+import {
+  ADAM_DEFAULTS,
+  checkAdamOptions,
+  checkSgdOptions,
+  formatLrSchedule,
+  isOptimizerState,
+  type OptimizerKind,
+  OPTIMIZERS,
+  parseLrSchedule,
+} from "../lib/nn/optim.ts";
 import { architectureDigest } from "../lib/nn/architecture.ts";
 import { commonId } from "../lib/mpc/common_id.ts";
 import { agreeOnCheckpoint, commitCheckpoint, findCheckpoints } from "../lib/io/checkpoint.ts";
 import { assertNotDirectory, writeFileAtomic } from "../lib/io/atomic.ts";
 import { revealCount, sharedCorrect } from "../lib/nn/train_step.ts";
-import { type Schedule, trainPrivate } from "../lib/nn/training_loop.ts";
+import { createOptimizer, type Schedule, trainPrivate } from "../lib/nn/training_loop.ts";
 import { batchCount } from "../lib/data/batches.ts";
 import { addPartyOptions, openFromFlags, type PartyFlags } from "./party_options.ts";
 import { Progress } from "./progress.ts";
@@ -36,8 +45,13 @@ interface TrainOptions extends PartyFlags {
   iterations?: string;
   epochs?: string;
   batch: string;
-  lr: string;
-  momentum: string;
+  optimizer: string;
+  lr?: string;
+  momentum?: string;
+  beta1?: string;
+  beta2?: string;
+  eps?: string;
+  lrSchedule: string;
   weightDecay: string;
   seed: string;
   out?: string;
@@ -60,9 +74,14 @@ export function trainCommand(): Command {
       .option("--iterations <n>", "iterations in all (a resumed run counts those already done)")
       .option("--epochs <e>", "epochs in all, instead of --iterations")
       .option("--batch <b>", "batch size", "64")
-      .option("--lr <lr>", "learning rate", "0.05")
-      .option("--momentum <m>", "momentum", "0.9")
-      .option("--weight-decay <w>", "weight decay", "0")
+      .option("--optimizer <name>", "sgd, adam or adamw (AdamW: decoupled weight decay)", "sgd")
+      .option("--lr <lr>", "learning rate (default 0.05 for sgd, 0.001 for adam and adamw)")
+      .option("--momentum <m>", "SGD's momentum (default 0.9)")
+      .option("--beta1 <b>", `Adam's first-moment decay (default ${ADAM_DEFAULTS.beta1})`)
+      .option("--beta2 <b>", `Adam's second-moment decay (default ${ADAM_DEFAULTS.beta2})`)
+      .option("--eps <e>", `Adam's eps, inside the square root: 1/sqrt(vhat + eps) (default ${ADAM_DEFAULTS.eps})`)
+      .option("--lr-schedule <s>", "constant, step:EVERY:GAMMA (lr GAMMA^floor(i/EVERY)) or cosine", "constant")
+      .option("--weight-decay <w>", "weight decay (L2 for sgd and adam, decoupled for adamw)", "0")
       .option("--seed <s>", "seed of the public batch order", "1")
       .option("--out <prefix>", "write the trained model's shares to PREFIX.p<i>.share")
       .option("--checkpoint <prefix>", "write checkpoints to PREFIX.p<i>.share at each epoch's end and at the end")
@@ -108,7 +127,7 @@ async function plan(o: TrainOptions) {
   const model = modelOf(mh);
   checkModelTensors(
     modelPath,
-    { ...mh, tensors: mh.tensors.filter((t) => !t.name.startsWith("velocity.")) },
+    { ...mh, tensors: mh.tensors.filter((t) => !isOptimizerState(t.name)) },
     model.paramShapes(),
   );
   const dataPath = at(o.data), dh = await checkShareFile(dataPath, party, "dataset");
@@ -129,27 +148,46 @@ async function plan(o: TrainOptions) {
   const iterations = o.iterations
     ? positive("--iterations", o.iterations, true)
     : positive("--epochs", o.epochs!, true) * perEpoch;
+  const optimizer = optimizerSettings(o, mh.fracBits);
   const schedule: Schedule = {
     batch,
     iterations,
     seed: Number.isInteger(Number(o.seed)) ? Number(o.seed) : (() => {
       throw new Error(`--seed must be an integer, got ${o.seed}`);
     })(),
-    sgd: {
-      lr: positive("--lr", o.lr, false),
-      momentum: positive("--momentum", o.momentum, false),
-      weightDecay: positive("--weight-decay", o.weightDecay, false),
-    },
+    ...optimizer,
   };
-  checkSgdOptions(schedule.sgd, mh.fracBits);
   const t = mh.training;
   if (t) {
-    const mismatch = (["batch", "seed", "lr", "momentum", "weightDecay"] as const).filter((k) =>
-      (k === "batch" || k === "seed" ? schedule[k] : schedule.sgd[k]) !== t[k]
-    );
+    // what the checkpoint's run was trained with (checkpoints from before Adam: SGD, constant rate)
+    const was: Record<string, string | number | undefined> = {
+      batch: t.batch,
+      seed: t.seed,
+      optimizer: t.optimizer ?? "sgd",
+      lr: t.lr,
+      momentum: t.momentum,
+      weightDecay: t.weightDecay,
+      lrSchedule: t.lrSchedule ?? "constant",
+    };
+    const now: Record<string, string | number | undefined> = {
+      batch,
+      seed: schedule.seed,
+      optimizer: schedule.optimizer,
+      lr: schedule.sgd.lr,
+      momentum: schedule.sgd.momentum,
+      weightDecay: schedule.sgd.weightDecay,
+      lrSchedule: formatLrSchedule(schedule.lrSchedule),
+    };
+    if (schedule.optimizer !== "sgd") {
+      Object.assign(was, { beta1: t.beta1, beta2: t.beta2, eps: t.eps });
+      Object.assign(now, schedule.adam);
+    }
+    // a cosine schedule's rate depends on the run's length
+    if (schedule.lrSchedule?.kind === "cosine") [was.iterations, now.iterations] = [t.iterations, iterations];
+    const mismatch = Object.keys(now).filter((k) => now[k] !== was[k]);
     if (mismatch.length) {
       throw new Error(
-        `${modelPath} was trained with other settings (${mismatch.map((k) => `${k} ${t[k]}`).join(", ")})`,
+        `${modelPath} was trained with other settings (${mismatch.map((k) => `${k} ${was[k]}`).join(", ")})`,
       );
     }
     if (t.iteration > iterations) {
@@ -179,9 +217,14 @@ async function plan(o: TrainOptions) {
     batch,
     iterations,
     seed: schedule.seed,
+    optimizer: schedule.optimizer!,
     lr: schedule.sgd.lr,
     momentum: schedule.sgd.momentum ?? 0,
     weightDecay: schedule.sgd.weightDecay ?? 0,
+    beta1: schedule.adam?.beta1 ?? "none",
+    beta2: schedule.adam?.beta2 ?? "none",
+    eps: schedule.adam?.eps ?? "none",
+    lrSchedule: formatLrSchedule(schedule.lrSchedule),
     lossTo: lossTo ?? "none",
     accuracyTo: evalPath ? accuracyTo : "none",
     checkpoint: o.checkpoint ? "yes" : "no",
@@ -205,6 +248,39 @@ async function plan(o: TrainOptions) {
   };
 }
 
+/**
+ * The optimizer's flags, checked: --momentum for SGD only, --beta1, --beta2
+ * and --eps for Adam and AdamW only; every bound that the share files' f
+ * sets is checked here, before connecting.
+ */
+function optimizerSettings(
+  o: TrainOptions,
+  fracBits: number,
+): Pick<Schedule, "sgd" | "optimizer" | "adam" | "lrSchedule"> {
+  if (!(OPTIMIZERS as readonly string[]).includes(o.optimizer)) {
+    throw new Error(`--optimizer must be one of ${OPTIMIZERS.join(", ")}, got ${o.optimizer}`);
+  }
+  const kind = o.optimizer as OptimizerKind, lrSchedule = parseLrSchedule(o.lrSchedule);
+  const lr = positive("--lr", o.lr ?? (kind === "sgd" ? "0.05" : "0.001"), false);
+  const weightDecay = positive("--weight-decay", o.weightDecay, false);
+  if (kind === "sgd") {
+    for (const [flag, v] of [["--beta1", o.beta1], ["--beta2", o.beta2], ["--eps", o.eps]] as const) {
+      if (v !== undefined) throw new Error(`${flag} applies to --optimizer adam and adamw, not sgd`);
+    }
+    const sgd = { lr, momentum: positive("--momentum", o.momentum ?? "0.9", false), weightDecay };
+    checkSgdOptions(sgd, fracBits);
+    return { sgd, optimizer: kind, lrSchedule };
+  }
+  if (o.momentum !== undefined) throw new Error(`--momentum applies to --optimizer sgd (${kind} uses --beta1)`);
+  const adam = {
+    beta1: positive("--beta1", o.beta1 ?? String(ADAM_DEFAULTS.beta1), false),
+    beta2: positive("--beta2", o.beta2 ?? String(ADAM_DEFAULTS.beta2), false),
+    eps: positive("--eps", o.eps ?? String(ADAM_DEFAULTS.eps), false),
+  };
+  checkAdamOptions({ lr, weightDecay, ...adam, decoupled: kind === "adamw" }, fracBits);
+  return { sgd: { lr, momentum: 0, weightDecay }, optimizer: kind, adam, lrSchedule };
+}
+
 function dataShape(path: string, h: Header) {
   const images = h.tensors.find((t) => t.name === "images"), labels = h.tensors.find((t) => t.name === "labels");
   if (!images || images.shape.length !== 4 || !labels || labels.shape.length !== 2) {
@@ -216,6 +292,8 @@ function dataShape(path: string, h: Header) {
 export interface TrainReport {
   party: number;
   model: string;
+  /** The optimizer and its settings, e.g. "adam (lr 0.001, beta1 0.9, ...)". */
+  optimizer: string;
   iterations: number;
   startedAt: number;
   batch: number;
@@ -243,9 +321,11 @@ async function train(o: TrainOptions): Promise<void> {
       modelPath = chosen.path;
     }
     const loaded = await loadShares(p, modelPath);
-    const params = new Map<string, AShare>(), sgd = new Sgd(pl.schedule.sgd);
+    const params = new Map<string, AShare>(), opt = createOptimizer(pl.schedule);
+    opt.iteration = start;
     for (const [name, x] of loaded.shares) {
-      if (name.startsWith("velocity.")) sgd.velocity.set(name.slice("velocity.".length), x);
+      if (opt.loadState(name, x)) continue;
+      if (isOptimizerState(name)) x.dispose(); // another optimizer's: the settings check refused those already
       else params.set(name, x);
     }
     const data = await loadDatasetShares(p, pl.dataPath);
@@ -256,20 +336,31 @@ async function train(o: TrainOptions): Promise<void> {
     // A resumed run keeps its run's id, so that its checkpoints stay one run's.
     const id = pl.checkpoints ? pl.header.share!.id : await commonId(p);
     const save = async (prefix: string, iteration: number) => {
-      const tensors = new Map(params);
-      for (const [n, v] of sgd.velocity) tensors.set(`velocity.${n}`, v);
-      const { batch, seed, sgd: { lr, momentum = 0, weightDecay = 0 } } = pl.schedule;
+      const tensors = new Map([...params, ...opt.state()]);
+      const { batch, seed, sgd: { lr, momentum = 0, weightDecay = 0 }, optimizer = "sgd", adam } = pl.schedule;
       await commitCheckpoint(p, sharePath(prefix, p.index), {
         model: pl.header.model,
         graph: pl.header.graph,
         id,
-        training: { iteration, batch, seed, lr, momentum, weightDecay },
+        training: {
+          iteration,
+          batch,
+          seed,
+          lr,
+          momentum,
+          weightDecay,
+          optimizer,
+          ...(optimizer === "sgd" ? {} : adam),
+          lrSchedule: formatLrSchedule(pl.schedule.lrSchedule),
+          iterations: pl.schedule.iterations,
+          step: opt.iteration,
+        },
       }, tensors);
     };
     await trainPrivate({
       model: pl.model,
       params,
-      sgd,
+      sgd: opt,
       data,
       schedule: pl.schedule,
       start,
@@ -297,10 +388,11 @@ async function train(o: TrainOptions): Promise<void> {
     }
     const accuracy = pl.evalPath ? await heldOut(p, pl.model, params, pl.evalPath, pl.accuracyTo) : null;
     params.forEach((x) => x.dispose());
-    sgd.velocity.forEach((x) => x.dispose());
+    opt.dispose();
     const report: TrainReport = {
       party: p.index,
       model: pl.header.model,
+      optimizer: opt.describe(),
       iterations: pl.schedule.iterations,
       startedAt: start,
       batch: pl.schedule.batch,
@@ -329,7 +421,7 @@ async function train(o: TrainOptions): Promise<void> {
       `${pl.header.model}: ${ran} iterations of batch ${pl.schedule.batch} in ${seconds.toFixed(1)} s ` +
         `(${report.secondsPerIteration.toFixed(2)} s and ${
           si(report.bytesPerIteration)
-        }B sent per iteration by party 0)`,
+        }B sent per iteration by party 0); optimizer ${report.optimizer}`,
     );
     if (accuracy) {
       console.log(

@@ -48,6 +48,18 @@ export const Header = z.object({
     lr: z.number().nonnegative(),
     momentum: z.number().nonnegative(),
     weightDecay: z.number().nonnegative(),
+    /** The optimizer (absent in checkpoints from before Adam: SGD). Its state tensors: velocity.*, adam_m.*, adam_v.*. */
+    optimizer: z.enum(["sgd", "adam", "adamw"]).optional(),
+    /** Adam's and AdamW's settings. */
+    beta1: z.number().nonnegative().optional(),
+    beta2: z.number().nonnegative().optional(),
+    eps: z.number().positive().optional(),
+    /** The learning-rate schedule as --lr-schedule spells it (absent: constant). */
+    lrSchedule: z.string().min(1).optional(),
+    /** The run's iterations in all (a cosine schedule's horizon). */
+    iterations: z.number().int().positive().optional(),
+    /** Optimizer steps taken (Adam's t for the next step is step + 1). */
+    step: z.number().int().nonnegative().optional(),
   }).optional(),
   tensors: z.array(TensorEntry),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),

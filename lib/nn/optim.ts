@@ -1,18 +1,115 @@
 /**
- * SGD with a public learning rate, momentum and weight decay, on shared
- * parameters:
+ * Optimizers on shared parameters, behind one interface (`Optimizer`) that a
+ * training step calls: `step` on shares, `plainStep` its float64 twin, and
+ * `state()` the shared state a checkpoint holds. Parameters without a
+ * gradient (batch normalization's running statistics) are left unchanged by
+ * every optimizer, weight decay included.
+ *
+ * SGD with a public learning rate, momentum and weight decay:
  *   v <- momentum v + g / batch + weightDecay W,   W <- W - lr v
  * (without momentum: W <- W - lr (g / batch + weightDecay W)). Every public
  * constant is applied as x C >> k (scale.ts) and all parameters go through
  * one concatenated truncation: 1 round a step, 2 with momentum.
  * The twin applies the same rounded constants.
+ *
+ * Adam and AdamW: see `Adam`. Learning-rate schedules (`LrSchedule`) give a
+ * public rate per iteration.
  */
 import { AShare } from "../mpc/arithmetic.ts";
+import { invSqrt } from "../mpc/inv_sqrt.ts";
+import { mul } from "../mpc/multiply.ts";
 import { truncate } from "../mpc/truncate.ts";
+import { encodeFixed } from "../ring/fixed.ts";
 import { PlainTensor } from "./plain.ts";
 import { type PublicScale, publicScale, scaledTerm } from "./scale.ts";
 
-export interface SgdOptions {
+/** The three optimizers a run can use. */
+export const OPTIMIZERS = ["sgd", "adam", "adamw"] as const;
+export type OptimizerKind = typeof OPTIMIZERS[number];
+
+/**
+ * A public learning-rate schedule: the rate of iteration i (counted from 0)
+ * is lr times `lrFactor`: constant 1; step: GAMMA^floor(i / EVERY); cosine:
+ * (1 + cos(pi i / iterations)) / 2 over the run's iterations.
+ */
+export type LrSchedule =
+  | { kind: "constant" }
+  | { kind: "step"; every: number; gamma: number }
+  | { kind: "cosine" };
+
+/** Parses `constant`, `step:EVERY:GAMMA` (EVERY a positive integer, GAMMA in (0, 1]) or `cosine`; one-line errors. */
+export function parseLrSchedule(s: string): LrSchedule {
+  if (s === "constant" || s === "cosine") return { kind: s };
+  const m = /^step:([^:]+):([^:]+)$/.exec(s);
+  if (m) {
+    const every = Number(m[1]), gamma = Number(m[2]);
+    if (!Number.isInteger(every) || every < 1) {
+      throw new RangeError(`--lr-schedule step:EVERY:GAMMA needs EVERY a positive integer, got ${m[1]}`);
+    }
+    if (!(gamma > 0 && gamma <= 1)) {
+      throw new RangeError(`--lr-schedule step:EVERY:GAMMA needs GAMMA in (0, 1], got ${m[2]}`);
+    }
+    return { kind: "step", every, gamma };
+  }
+  throw new RangeError(`--lr-schedule must be constant, step:EVERY:GAMMA or cosine, got ${s}`);
+}
+
+/** The schedule as `parseLrSchedule` reads it (what checkpoints and the parties' agreement hold). */
+export function formatLrSchedule(s: LrSchedule = { kind: "constant" }): string {
+  return s.kind === "step" ? `step:${s.every}:${s.gamma}` : s.kind;
+}
+
+/** The public factor on lr at `iteration` of a run of `iterations`. */
+export function lrFactor(s: LrSchedule | undefined, iteration: number, iterations: number): number {
+  if (!s || s.kind === "constant") return 1;
+  if (s.kind === "step") return s.gamma ** Math.floor(iteration / s.every);
+  if (!(iterations >= 1)) throw new RangeError(`a cosine schedule needs the run's iteration count, got ${iterations}`);
+  return (1 + Math.cos(Math.PI * iteration / iterations)) / 2;
+}
+
+/** What every optimizer shares: the schedule and the public step counter. */
+export interface ScheduleOptions {
+  lrSchedule?: LrSchedule;
+  /** The run's iterations in all (a cosine schedule's horizon). */
+  iterations?: number;
+}
+
+/**
+ * One optimizer on shared parameters; the training step calls `step` (or
+ * its twin `plainStep`) once per iteration.
+ */
+export interface Optimizer {
+  readonly kind: OptimizerKind;
+  /**
+   * The iteration of the next step (public, counted from 0): the schedule's
+   * iteration, and Adam's t - 1. Each step advances it; the training loop
+   * sets it before each step, a resumed run to where the checkpoint stopped.
+   */
+  iteration: number;
+  /** Replaces (and frees) each parameter in `params` that has a gradient by its update; grads are batch sums. */
+  step(params: Map<string, AShare>, grads: Map<string, AShare>, batch: number): Promise<void>;
+  /** The float64 twin of `step`. */
+  plainStep(weights: Map<string, PlainTensor>, grads: Map<string, PlainTensor>, batch: number, fracBits: number): void;
+  /** The shared state by checkpoint tensor name (`velocity.<p>`, `adam_m.<p>`, `adam_v.<p>`); still owned here. */
+  state(): Map<string, AShare>;
+  /** Takes (owns) a checkpoint tensor if it is this optimizer's state; false if the name is not. */
+  loadState(name: string, x: AShare): boolean;
+  /** Frees the shared state. */
+  dispose(): void;
+  /** One line for reports: the optimizer and its settings. */
+  describe(): string;
+}
+
+/** The prefixes of optimizer-state tensors in checkpoints (never model parameters). */
+export const STATE_PREFIXES = ["velocity.", "adam_m.", "adam_v."] as const;
+export const isOptimizerState = (name: string): boolean => STATE_PREFIXES.some((p) => name.startsWith(p));
+
+/** The parameters that have a gradient (in the parameters' order): the others are left alone. */
+function trainable<T>(params: Map<string, T>, grads: Map<string, unknown>): string[] {
+  return [...params.keys()].filter((n) => grads.has(n));
+}
+
+export interface SgdOptions extends ScheduleOptions {
   lr: number;
   momentum?: number;
   weightDecay?: number;
@@ -70,7 +167,9 @@ export function checkSgdOptions(options: SgdOptions, fracBits?: number): void {
   }
 }
 
-export class Sgd {
+class SgdOptimizer implements Optimizer {
+  readonly kind = "sgd";
+  iteration = 0;
   /** Velocity by parameter name (momentum only). */
   velocity = new Map<string, AShare>();
   plainVelocity = new Map<string, Float64Array>();
@@ -79,9 +178,11 @@ export class Sgd {
     checkSgdOptions(options);
   }
 
+  /** The step's constants at the current iteration (the schedule's rate). */
   constants(batch: number, fracBits: number): Constants {
     checkSgdOptions(this.options, fracBits);
-    const { lr, momentum = 0, weightDecay = 0 } = this.options;
+    const { momentum = 0, weightDecay = 0 } = this.options;
+    const lr = this.options.lr * lrFactor(this.options.lrSchedule, this.iteration, this.options.iterations ?? 0);
     const m = momentum > 0;
     // One shift for the terms that share one truncation: the one that gives the largest constant about 2^20 (so
     // every product stays below |x| 2^(f+21) and the truncation's failure chance small, as for any fixed-point
@@ -89,10 +190,7 @@ export class Sgd {
     const shifts = [m ? 1 / batch : lr / batch, m ? weightDecay : lr * weightDecay, momentum]
       .filter((c) => c > 0).map((c) => publicScale(c, fracBits).shift);
     const shift = shifts.length ? Math.min(...shifts) : fracBits;
-    const at = (c: number): PublicScale => {
-      const multiplier = BigInt(Math.round(c * 2 ** shift));
-      return { multiplier, shift, value: Number(multiplier) / 2 ** shift };
-    };
+    const at = (c: number): PublicScale => fixedAt(c, shift);
     return {
       grad: at(m ? 1 / batch : lr / batch),
       decay: at(m ? weightDecay : lr * weightDecay),
@@ -101,12 +199,16 @@ export class Sgd {
     };
   }
 
-  /** One step: replaces (and frees) each parameter in `params` by its update. */
+  /** One step: replaces (and frees) each parameter in `params` that has a gradient by its update. */
   async step(params: Map<string, AShare>, grads: Map<string, AShare>, batch: number): Promise<void> {
-    const names = [...params.keys()];
+    const names = trainable(params, grads);
+    if (!names.length) {
+      this.iteration++;
+      return;
+    }
     const first = params.get(names[0])!, p = first.party;
-    for (const n of names) if (!grads.has(n)) throw new Error(`SGD: no gradient for ${n}`);
     const c = this.constants(batch, p.fracBits), m = (this.options.momentum ?? 0) > 0;
+    this.iteration++;
     using w = flatConcat(names.map((n) => params.get(n)!));
     using g = flatConcat(names.map((n) => grads.get(n)!));
     // t = g C_g + W C_d (+ v C_m), one truncation
@@ -136,9 +238,9 @@ export class Sgd {
   /** The twin of `step` on plaintext weights, with the same rounded constants. */
   plainStep(weights: Map<string, PlainTensor>, grads: Map<string, PlainTensor>, batch: number, fracBits: number) {
     const c = this.constants(batch, fracBits), m = (this.options.momentum ?? 0) > 0;
-    for (const [n, w] of weights) {
-      const g = grads.get(n);
-      if (!g) throw new Error(`SGD: no gradient for ${n}`);
+    this.iteration++;
+    for (const n of trainable(weights, grads)) {
+      const w = weights.get(n)!, g = grads.get(n)!;
       const t = w.data.map((wv, i) => g.data[i] * c.grad.value + wv * c.decay.value);
       let delta = t;
       if (m) {
@@ -149,6 +251,330 @@ export class Sgd {
       }
       weights.set(n, new PlainTensor(w.shape, w.data.map((wv, i) => wv - delta[i])));
     }
+  }
+
+  state(): Map<string, AShare> {
+    return new Map([...this.velocity].map(([n, v]) => [`velocity.${n}`, v]));
+  }
+
+  loadState(name: string, x: AShare): boolean {
+    if (!name.startsWith("velocity.")) return false;
+    this.velocity.get(name.slice("velocity.".length))?.dispose();
+    this.velocity.set(name.slice("velocity.".length), x);
+    return true;
+  }
+
+  dispose(): void {
+    this.velocity.forEach((x) => x.dispose());
+    this.velocity.clear();
+  }
+
+  describe(): string {
+    const { lr, momentum = 0, weightDecay = 0, lrSchedule } = this.options;
+    return `sgd (lr ${lr}, momentum ${momentum}, weight decay ${weightDecay}, schedule ${
+      formatLrSchedule(lrSchedule)
+    })`;
+  }
+}
+
+/**
+ * SGD. `Sgd` is both the class (`new Sgd(options)`) and, as a type, any
+ * `Optimizer`: the training step takes any optimizer under that name.
+ */
+export const Sgd = SgdOptimizer;
+export type Sgd = Optimizer;
+
+/** c as C / 2^shift for a given shift. */
+function fixedAt(c: number, shift: number): PublicScale {
+  const multiplier = BigInt(Math.round(c * 2 ** shift));
+  return { multiplier, shift, value: Number(multiplier) / 2 ** shift };
+}
+
+/** The sum of x C over the terms whose C is not 0 (all at one scale); a zero sharing if none. */
+function linear(like: AShare, terms: [AShare | null, PublicScale][]): AShare {
+  let sum: AShare | null = null;
+  for (const [x, c] of terms) {
+    if (!x || c.multiplier === 0n) continue;
+    const t = scaledTerm(x, c);
+    if (sum) {
+      const s: AShare = sum.add(t);
+      sum.dispose();
+      t.dispose();
+      sum = s;
+    } else sum = t;
+  }
+  return sum ?? like.mulPublic(0n);
+}
+
+export interface AdamOptions extends ScheduleOptions {
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  /** Adam: L2 (added to the gradient); AdamW: decoupled (W <- W - lr weightDecay W). */
+  weightDecay?: number;
+  /** AdamW's decoupled weight decay instead of Adam's L2 term. */
+  decoupled?: boolean;
+}
+
+export const ADAM_DEFAULTS = { beta1: 0.9, beta2: 0.999, eps: 1e-3 } as const;
+
+/**
+ * The bound on the batch-mean gradient's magnitude that Adam's fixed-point
+ * scales are sized for: v (and its bias-corrected vhat) stays below
+ * ADAM_GRAD_BOUND^2 = 64, which is the top of the range given to the
+ * inverse square root and, with v kept at scale 2f, what the ring holds
+ * (v 2^(2f + 22) < 2^60 at f = 16). Training gradients are far below it.
+ */
+export const ADAM_GRAD_BOUND = 8;
+/** The largest fractional bits Adam runs at (v is kept at scale 2f). */
+export const ADAM_MAX_FRAC_BITS = 18;
+/** The largest beta2: 1 - beta2 must keep some bits at v's scale (see `Adam`). */
+export const ADAM_MAX_BETA2 = 0.9999;
+
+/**
+ * Refuses Adam settings with one line naming the flag: 0 < lr <= 1 (each
+ * step moves a weight by about lr), beta1 in [0, 1), beta2 in [0, 0.9999],
+ * weight decay in [0, 1), eps in (0, 1] and, given f, eps >= 8 2^-f (the
+ * inverse square root's input is rounded to 2^-f: at 8 units its relative
+ * error is at most 1/16) and f <= 18.
+ */
+export function checkAdamOptions(o: AdamOptions, fracBits?: number): void {
+  const { lr, beta1 = ADAM_DEFAULTS.beta1, beta2 = ADAM_DEFAULTS.beta2, eps = ADAM_DEFAULTS.eps } = o;
+  const name = o.decoupled ? "adamw" : "adam";
+  if (!(lr > 0)) throw new RangeError(`--lr must be a positive number, got ${lr}`);
+  if (lr > 1) {
+    throw new RangeError(`--lr must be at most 1 for ${name} (each step moves a weight by about lr), got ${lr}`);
+  }
+  if (!(beta1 >= 0 && beta1 < 1)) throw new RangeError(`--beta1 must be in [0, 1), got ${beta1}`);
+  if (!(beta2 >= 0 && beta2 <= ADAM_MAX_BETA2)) {
+    throw new RangeError(`--beta2 must be in [0, ${ADAM_MAX_BETA2}], got ${beta2}`);
+  }
+  const wd = o.weightDecay ?? 0;
+  if (!(wd >= 0 && wd < 1)) throw new RangeError(`--weight-decay must be in [0, 1), got ${wd}`);
+  if (!(eps > 0 && eps <= 1)) throw new RangeError(`--eps must be in (0, 1], got ${eps}`);
+  if (fracBits === undefined) return;
+  if (fracBits > ADAM_MAX_FRAC_BITS) {
+    throw new RangeError(
+      `${name} keeps its second moment at scale 2f: it needs at most ${ADAM_MAX_FRAC_BITS} fractional bits, ` +
+        `got ${fracBits}`,
+    );
+  }
+  if (eps < 8 * 2 ** -fracBits) {
+    throw new RangeError(`--eps must be at least ${8 * 2 ** -fracBits} (8 units of 2^-${fracBits}), got ${eps}`);
+  }
+}
+
+/** Adam's public constants of one step (t = iteration + 1). */
+export interface AdamConstants {
+  /** g = G k.grad + W k.l2 and m = m k.b1 + G k.mGrad + W k.mL2, one truncation by k.grad.shift. */
+  grad: PublicScale;
+  l2: PublicScale;
+  b1: PublicScale;
+  mGrad: PublicScale;
+  mL2: PublicScale;
+  /** V = V k.b2 + g^2 k.vGrad (V and g^2 at scale 2f), one truncation. */
+  b2: PublicScale;
+  vGrad: PublicScale;
+  /** vhat = V k.vhat >> (f + shift): the bias correction 1 / (1 - beta2^t). */
+  vhat: PublicScale;
+  /** delta = (m r) k.lr + W k.decay >> (f + shift): lr_t = lr / (1 - beta1^t), decay lr weightDecay (AdamW). */
+  lr: PublicScale;
+  decay: PublicScale;
+  /** The step's rate (the schedule's) and t. */
+  rate: number;
+  t: number;
+}
+
+/** The shift that gives the smallest nonzero constant about 2^18, capped so that the products stay in the ring. */
+function shiftFor(cs: number[], cap: number): number {
+  const nonzero = cs.filter((c) => c !== 0).map(Math.abs);
+  if (!nonzero.length) return 0;
+  return Math.max(0, Math.min(cap, Math.ceil(18 - Math.log2(Math.min(...nonzero)))));
+}
+
+/**
+ * Adam (Kingma & Ba) and AdamW (Loshchilov & Hutter) on shared parameters,
+ * with g the batch-mean gradient (plus weightDecay W for Adam's L2 form):
+ *
+ *   m <- beta1 m + (1 - beta1) g,   v <- beta2 v + (1 - beta2) g^2,
+ *   W <- W - lr_i mhat / sqrt(vhat + eps)   (- lr_i weightDecay W for AdamW),
+ *
+ * mhat = m / (1 - beta1^t), vhat = v / (1 - beta2^t), t = iteration + 1,
+ * lr_i the schedule's rate: eps inside the square root (the 1/sqrt(vhat +
+ * eps) form; eps of 1e-3 by default, at least 8 2^-f, where PyTorch's 1e-8
+ * sits outside it: fixed point at f = 16 cannot resolve smaller). Every
+ * constant is public; the bias corrections fold into them.
+ *
+ * All trainable parameters go through one flat vector: rounds per step are
+ *   1  truncate [g; m] (one call for both),
+ *   1  g^2 (a product, kept at scale 2f: no truncation),
+ *   1  truncate V = beta2 V + (1 - beta2) g^2 (V kept at scale 2f, so that
+ *      small gradients' g^2 still accumulate: at scale f, 2^-16 is above
+ *      (1 - beta2) g^2 for |g| < 0.12),
+ *   1  truncate vhat + eps at scale f,
+ *      invSqrt(vhat + eps) over [eps, ADAM_GRAD_BOUND^2 + eps],
+ *   1  m r (a product), 1 truncate lr_t m r (+ lr weightDecay W),
+ * i.e. 6 rounds besides the inverse square root, against SGD's 1 or 2.
+ * State: m at scale f and V = v at scale 2f, per parameter.
+ */
+export class Adam implements Optimizer {
+  readonly kind: OptimizerKind;
+  iteration = 0;
+  m = new Map<string, AShare>();
+  /** v at scale 2f. */
+  v = new Map<string, AShare>();
+  plainM = new Map<string, Float64Array>();
+  plainV = new Map<string, Float64Array>();
+
+  constructor(readonly options: AdamOptions) {
+    checkAdamOptions(options);
+    this.kind = options.decoupled ? "adamw" : "adam";
+  }
+
+  get beta1(): number {
+    return this.options.beta1 ?? ADAM_DEFAULTS.beta1;
+  }
+  get beta2(): number {
+    return this.options.beta2 ?? ADAM_DEFAULTS.beta2;
+  }
+  get eps(): number {
+    return this.options.eps ?? ADAM_DEFAULTS.eps;
+  }
+
+  /** The rate of the current iteration (the schedule's). */
+  rate(): number {
+    return this.options.lr * lrFactor(this.options.lrSchedule, this.iteration, this.options.iterations ?? 0);
+  }
+
+  constants(batch: number, fracBits: number): AdamConstants {
+    checkAdamOptions(this.options, fracBits);
+    const f = fracBits, b1 = this.beta1, b2 = this.beta2, t = this.iteration + 1, rate = this.rate();
+    const wd = this.options.weightDecay ?? 0, l2 = this.options.decoupled ? 0 : wd;
+    const boundBits = Math.log2(ADAM_GRAD_BOUND);
+    // [g; m]: values up to the gradient bound at scale f
+    const c1 = [1 / batch, l2, b1, (1 - b1) / batch, (1 - b1) * l2];
+    const s1 = shiftFor(c1, 60 - f - Math.ceil(boundBits));
+    // V: up to bound^2 at scale 2f
+    const s3 = shiftFor([b2, 1 - b2], 60 - 2 * f - Math.ceil(2 * boundBits));
+    const vhat = 1 / (1 - b2 ** t);
+    const s4 = Math.max(0, Math.ceil(18 - Math.log2(vhat)));
+    const lrT = rate / (1 - b1 ** t);
+    const s6 = Math.max(0, Math.min(62 - 2 * f, Math.ceil(16 - Math.log2(lrT))));
+    return {
+      grad: fixedAt(1 / batch, s1),
+      l2: fixedAt(l2, s1),
+      b1: fixedAt(b1, s1),
+      mGrad: fixedAt((1 - b1) / batch, s1),
+      mL2: fixedAt((1 - b1) * l2, s1),
+      b2: fixedAt(b2, s3),
+      vGrad: fixedAt(1 - b2, s3),
+      vhat: fixedAt(vhat, s4),
+      lr: fixedAt(lrT, s6),
+      // W is at scale f, m r at 2f: the decay's constant carries f more bits
+      decay: fixedAt(this.options.decoupled ? rate * wd : 0, s6 + f),
+      rate,
+      t,
+    };
+  }
+
+  async step(params: Map<string, AShare>, grads: Map<string, AShare>, batch: number): Promise<void> {
+    const names = trainable(params, grads);
+    if (!names.length) {
+      this.iteration++;
+      return;
+    }
+    const p = params.get(names[0])!.party, f = p.fracBits;
+    const c = this.constants(batch, f);
+    this.iteration++;
+    using w = flatConcat(names.map((n) => params.get(n)!));
+    using g0 = flatConcat(names.map((n) => grads.get(n)!));
+    const n = w.size;
+    using m0 = this.m.size ? flatConcat(names.map((k) => this.m.get(k)!)) : null;
+    using v0 = this.v.size ? flatConcat(names.map((k) => this.v.get(k)!)) : null;
+    // [g; m], one truncation
+    using gT = linear(w, [[g0, c.grad], [w, c.l2]]);
+    using mT = linear(w, [[m0, c.b1], [g0, c.mGrad], [w, c.mL2]]);
+    using both = AShare.concat([gT, mT], 0);
+    using gm = await truncate(both, c.grad.shift);
+    using gView = gm.slice(0, 0, n), mView = gm.slice(0, n, 2 * n);
+    using g = gView.contiguous(), m = mView.contiguous();
+    // g^2 at scale 2f, then V at scale 2f
+    using g2 = await mul(g, g);
+    using vT = linear(w, [[v0, c.b2], [g2, c.vGrad]]);
+    using v = await truncate(vT, c.b2.shift);
+    // vhat + eps at scale f
+    using xT = scaledTerm(v, c.vhat);
+    using vhat = await truncate(xT, f + c.vhat.shift);
+    using x = vhat.addPublic(encodeFixed(this.eps, f));
+    using r = await invSqrt(x, { min: this.eps, max: ADAM_GRAD_BOUND ** 2 + this.eps });
+    using mr = await mul(m, r);
+    using dT = linear(w, [[mr, c.lr], [w, c.decay]]);
+    using delta = await truncate(dT, f + c.lr.shift);
+    using updated = w.sub(delta);
+    this.m.forEach((x) => x.dispose());
+    this.v.forEach((x) => x.dispose());
+    this.m = split(m, names, params);
+    this.v = split(v, names, params);
+    for (const [k, t] of split(updated, names, params)) {
+      params.get(k)!.dispose();
+      params.set(k, t);
+    }
+  }
+
+  /** The twin: the definition in float64 with the exact constants (no fixed point). */
+  plainStep(weights: Map<string, PlainTensor>, grads: Map<string, PlainTensor>, batch: number, _fracBits: number) {
+    const b1 = this.beta1, b2 = this.beta2, eps = this.eps, t = this.iteration + 1, rate = this.rate();
+    const wd = this.options.weightDecay ?? 0, l2 = this.options.decoupled ? 0 : wd;
+    const decay = this.options.decoupled ? wd : 0;
+    this.iteration++;
+    for (const n of trainable(weights, grads)) {
+      const w = weights.get(n)!, gs = grads.get(n)!;
+      const m = this.plainM.get(n) ?? new Float64Array(w.data.length);
+      const v = this.plainV.get(n) ?? new Float64Array(w.data.length);
+      const out = new Float64Array(w.data.length);
+      for (let i = 0; i < out.length; i++) {
+        const g = gs.data[i] / batch + l2 * w.data[i];
+        m[i] = b1 * m[i] + (1 - b1) * g;
+        v[i] = b2 * v[i] + (1 - b2) * g * g;
+        const mhat = m[i] / (1 - b1 ** t), vhat = v[i] / (1 - b2 ** t);
+        out[i] = w.data[i] - rate * (mhat / Math.sqrt(vhat + eps) + decay * w.data[i]);
+      }
+      this.plainM.set(n, m);
+      this.plainV.set(n, v);
+      weights.set(n, new PlainTensor(w.shape, out));
+    }
+  }
+
+  state(): Map<string, AShare> {
+    const out = new Map<string, AShare>();
+    for (const [n, x] of this.m) out.set(`adam_m.${n}`, x);
+    for (const [n, x] of this.v) out.set(`adam_v.${n}`, x);
+    return out;
+  }
+
+  loadState(name: string, x: AShare): boolean {
+    for (const [prefix, map] of [["adam_m.", this.m], ["adam_v.", this.v]] as const) {
+      if (!name.startsWith(prefix)) continue;
+      const k = name.slice(prefix.length);
+      map.get(k)?.dispose();
+      map.set(k, x);
+      return true;
+    }
+    return false;
+  }
+
+  dispose(): void {
+    this.m.forEach((x) => x.dispose());
+    this.v.forEach((x) => x.dispose());
+    this.m.clear();
+    this.v.clear();
+  }
+
+  describe(): string {
+    const { lr, weightDecay = 0, lrSchedule } = this.options;
+    return `${this.kind} (lr ${lr}, beta1 ${this.beta1}, beta2 ${this.beta2}, eps ${this.eps}, ` +
+      `weight decay ${weightDecay}, schedule ${formatLrSchedule(lrSchedule)})`;
   }
 }
 

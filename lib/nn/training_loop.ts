@@ -7,7 +7,15 @@
 import type { AShare } from "../mpc/arithmetic.ts";
 import type { Breakdown } from "./breakdown.ts";
 import type { Model, Weights } from "./model.ts";
-import { Sgd, type SgdOptions } from "./optim.ts";
+import {
+  Adam,
+  ADAM_DEFAULTS,
+  type LrSchedule,
+  type Optimizer,
+  type OptimizerKind,
+  Sgd,
+  type SgdOptions,
+} from "./optim.ts";
 import { PlainTensor } from "./plain.ts";
 import { plainTrainStep, trainStep } from "./train_step.ts";
 import { batchCount, epochOrder } from "../data/batches.ts";
@@ -18,7 +26,31 @@ export interface Schedule {
   iterations: number;
   /** Seed of the public batch order. */
   seed: number;
+  /** lr and weight decay for every optimizer; momentum for SGD only. */
   sgd: SgdOptions;
+  /** SGD by default. */
+  optimizer?: OptimizerKind;
+  /** Adam's and AdamW's moments' decay and eps (ADAM_DEFAULTS where not given). */
+  adam?: { beta1?: number; beta2?: number; eps?: number };
+  /** Constant by default. */
+  lrSchedule?: LrSchedule;
+}
+
+/** The schedule's optimizer, fresh (no state, at iteration 0). */
+export function createOptimizer(s: Schedule): Optimizer {
+  const schedule = { lrSchedule: s.lrSchedule, iterations: s.iterations };
+  const kind = s.optimizer ?? "sgd";
+  if (kind === "sgd") return new Sgd({ ...s.sgd, ...schedule });
+  const { beta1, beta2, eps } = { ...ADAM_DEFAULTS, ...s.adam };
+  return new Adam({
+    lr: s.sgd.lr,
+    weightDecay: s.sgd.weightDecay,
+    beta1,
+    beta2,
+    eps,
+    decoupled: kind === "adamw",
+    ...schedule,
+  });
 }
 
 /** The sample indices of iteration `it` (full batches only; epochs reshuffle). */
@@ -44,7 +76,8 @@ export interface StepReport {
 export interface PrivateRun {
   model: Model;
   params: Map<string, AShare>;
-  sgd: Sgd;
+  /** Any optimizer (named `sgd` for the callers that predate Adam); its iteration is set before each step. */
+  sgd: Optimizer;
   data: BatchSource<AShare>;
   schedule: Schedule;
   /** The first iteration to run (a resumed run). */
@@ -60,7 +93,12 @@ export async function trainPrivate(r: PrivateRun): Promise<void> {
     const t0 = performance.now();
     const { images, labels } = r.data.batch(batchIndices(r.data.size, r.schedule, it));
     using x = images, y = labels;
-    const loss = await trainStep(r.model, r.params, r.sgd, x, y, { lossTo: r.lossTo, breakdown: r.breakdown });
+    r.sgd.iteration = it;
+    const loss = await trainStep(r.model, r.params, r.sgd, x, y, {
+      lossTo: r.lossTo,
+      breakdown: r.breakdown,
+      dropout: { seed: r.schedule.seed, iteration: it },
+    });
     await r.onStep?.({ iteration: it, loss, seconds: (performance.now() - t0) / 1000 });
   }
 }
@@ -77,11 +115,14 @@ export interface PlainRun {
 
 /** The twin of trainPrivate; updates `weights` in place. */
 export function trainPlain(r: PlainRun): void {
-  const sgd = new Sgd(r.schedule.sgd);
+  const sgd = createOptimizer(r.schedule);
   for (let it = 0; it < r.schedule.iterations; it++) {
     const t0 = performance.now();
     const { images, labels } = r.data.batch(batchIndices(r.data.size, r.schedule, it));
-    const loss = plainTrainStep(r.model, r.weights, sgd, images, labels, r.fracBits);
+    sgd.iteration = it;
+    const loss = plainTrainStep(r.model, r.weights, sgd, images, labels, r.fracBits, {
+      dropout: { seed: r.schedule.seed, iteration: it },
+    });
     r.onStep?.({ iteration: it, loss, seconds: (performance.now() - t0) / 1000 });
   }
 }

@@ -13,6 +13,7 @@
  */
 import { BatchNorm2d, type Layer, type Params } from "./layers.ts";
 import { initWeights, type Model, Residual, Sequential, type Weights } from "./model.ts";
+import { BatchNorm } from "./batchnorm.ts";
 import { SeededRandom } from "../data/random.ts";
 import { add, PlainTensor } from "./plain.ts";
 
@@ -25,7 +26,7 @@ const EPS = 1e-5;
  */
 export function seededWeights(model: Model, seed: number): Weights {
   const weights = initWeights(model, seed);
-  if (!model.paramShapes().some(([name]) => name.endsWith(".scale"))) return weights;
+  if (!model.paramShapes().some(([name]) => name.endsWith(".scale") || name.endsWith(".running_var"))) return weights;
   const shape = [1, ...model.inputShape], n = shape.reduce((a, b) => a * b, 1);
   const rng = new SeededRandom(seed, 1);
   const image = Float64Array.from({ length: n }, () => rng.nextUint32() / 2 ** 32);
@@ -33,7 +34,7 @@ export function seededWeights(model: Model, seed: number): Weights {
   return weights;
 }
 
-/** Updates the BatchNorm2d entries of `weights` in place; returns how many layers it set. */
+/** Updates the BatchNorm2d (and BatchNorm running statistics) entries of `weights` in place; returns how many layers it set. */
 export function calibrateBatchNorm(model: Model, weights: Weights, x: PlainTensor): number {
   model.checkInput(x.shape);
   let count = 0;
@@ -56,10 +57,31 @@ export function calibrateBatchNorm(model: Model, weights: Weights, x: PlainTenso
       weights.set(`${prefix}shift`, shift);
       count++;
     }
+    if (layer instanceof BatchNorm) {
+      const { mean, variance } = channelStats(x);
+      weights.set(`${prefix}running_mean`, mean);
+      weights.set(`${prefix}running_var`, variance);
+      count++;
+    }
     return layer.plain(x, params(prefix));
   };
   run(model.net, x, "");
   return count;
+}
+
+/** Per-channel mean and biased variance of [n, c, h, w]. */
+function channelStats(x: PlainTensor): { mean: PlainTensor; variance: PlainTensor } {
+  const [n, c, h, w] = x.shape, hw = h * w, count = n * hw;
+  const mean = new Float64Array(c), variance = new Float64Array(c);
+  for (let ch = 0; ch < c; ch++) {
+    let s = 0, sq = 0;
+    for (let b = 0; b < n; b++) for (let i = 0; i < hw; i++) s += x.data[(b * c + ch) * hw + i];
+    const m = s / count;
+    for (let b = 0; b < n; b++) for (let i = 0; i < hw; i++) sq += (x.data[(b * c + ch) * hw + i] - m) ** 2;
+    mean[ch] = m;
+    variance[ch] = sq / count;
+  }
+  return { mean: new PlainTensor([c], mean), variance: new PlainTensor([c], variance) };
 }
 
 /** The folded (scale, shift) that normalize x per channel, then apply (gamma, beta). */

@@ -222,8 +222,21 @@ export function initWeights(model: Model, seed: number): Weights {
     return Number((z ^ (z >> 31n)) >> 11n) / 2 ** 53;
   };
   const w: Weights = new Map();
-  for (const [name, shape] of model.paramShapes()) {
+  const shapes = model.paramShapes(), names = new Set(shapes.map(([name]) => name));
+  // batch normalization with running statistics (batchnorm.ts): gamma 1, beta 0, mean 0, variance 1, as torch;
+  // recognized by the sibling `running_var`, and drawing nothing, so other layers' weights are unchanged
+  const bnInit = (name: string): number | null => {
+    const dot = name.lastIndexOf("."), prefix = name.slice(0, dot + 1), last = name.slice(dot + 1);
+    if (!names.has(`${prefix}running_var`)) return null;
+    return ({ weight: 1, bias: 0, running_mean: 0, running_var: 1 } as Record<string, number>)[last] ?? null;
+  };
+  for (const [name, shape] of shapes) {
     const n = shape.reduce((a, b) => a * b, 1);
+    const constant = bnInit(name);
+    if (constant !== null) {
+      w.set(name, new PlainTensor(shape, new Float64Array(n).fill(constant)));
+      continue;
+    }
     const fanIn = shape.length > 1 ? n / shape[0] : shape[0];
     const bound = name.endsWith("scale") ? 0 : Math.sqrt(6 / fanIn);
     const data = Float64Array.from(

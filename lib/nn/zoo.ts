@@ -7,9 +7,16 @@
  * one-GPU form 64-192-384-256-256, VGG-16 configuration D without batch
  * normalization, ResNet v1.5 with the stride in the 3x3 convolution), so that
  * parameter counts can be checked against the well-known numbers.
+ *
+ * The inference networks use `BatchNorm2d`, the folded affine map; the
+ * networks meant for private training from scratch (`bncnn`,
+ * `resnet18-cifar10`, `resnet50-64`) use `BatchNorm` (batchnorm.ts), which
+ * normalizes with batch statistics in training and keeps shared running
+ * statistics for inference.
  */
 import { BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool, type Layer, Linear, Pool2d, ReLU } from "./layers.ts";
 import { Model, Residual, Sequential } from "./model.ts";
+import { BatchNorm } from "./batchnorm.ts";
 
 export type PoolKind = "avg" | "max";
 
@@ -145,21 +152,41 @@ export function vgg16Imagenet(pool: PoolKind = "avg"): Model {
   );
 }
 
+/** Makes a batch normalization layer for c channels: the folded `BatchNorm2d` or the trainable `BatchNorm`. */
+export type NormFactory = (channels: number) => Layer;
+const folded: NormFactory = (c) => new BatchNorm2d(c);
+const batchStats: NormFactory = (c) => new BatchNorm(c);
+
 /** A ResNet bottleneck block: 1x1, 3x3 (stride), 1x1 with batch normalization, and a projection shortcut. */
-export function bottleneck(inChannels: number, width: number, stride = 1): Residual {
+export function bottleneck(inChannels: number, width: number, stride = 1, norm: NormFactory = folded): Residual {
   const out = 4 * width;
   const main = new Sequential([
     new Conv2d(inChannels, width, 1, { bias: false }),
-    new BatchNorm2d(width),
+    norm(width),
     new ReLU(),
     new Conv2d(width, width, 3, { stride, padding: 1, bias: false }),
-    new BatchNorm2d(width),
+    norm(width),
     new ReLU(),
     new Conv2d(width, out, 1, { bias: false }),
-    new BatchNorm2d(out),
+    norm(out),
   ]);
   const shortcut = stride !== 1 || inChannels !== out
-    ? new Sequential([new Conv2d(inChannels, out, 1, { stride, bias: false }), new BatchNorm2d(out)])
+    ? new Sequential([new Conv2d(inChannels, out, 1, { stride, bias: false }), norm(out)])
+    : null;
+  return new Residual(main, shortcut);
+}
+
+/** A ResNet basic block: two 3x3 convolutions (the first with the stride), each with batch normalization. */
+export function basicBlock(inChannels: number, width: number, stride = 1, norm: NormFactory = batchStats): Residual {
+  const main = new Sequential([
+    new Conv2d(inChannels, width, 3, { stride, padding: 1, bias: false }),
+    norm(width),
+    new ReLU(),
+    new Conv2d(width, width, 3, { padding: 1, bias: false }),
+    norm(width),
+  ]);
+  const shortcut = stride !== 1 || inChannels !== width
+    ? new Sequential([new Conv2d(inChannels, width, 1, { stride, bias: false }), norm(width)])
     : null;
   return new Residual(main, shortcut);
 }
@@ -174,10 +201,15 @@ export const resnetDepths = { 50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 
  * stride 1), each block followed by a ReLU after the addition, then global
  * average pooling and FC 2048 -> 1000.
  */
-export function resnet(depth: keyof typeof resnetDepths, pool: PoolKind = "avg"): Model {
+export function resnet(
+  depth: keyof typeof resnetDepths,
+  pool: PoolKind = "avg",
+  o: { side?: number; classes?: number; norm?: NormFactory; name?: string } = {},
+): Model {
+  const norm = o.norm ?? folded, side = o.side ?? 224, classes = o.classes ?? 1000;
   const layers: Layer[] = [
     new Conv2d(3, 64, 7, { stride: 2, padding: 3, bias: false }),
-    new BatchNorm2d(64),
+    norm(64),
     new ReLU(),
     new Pool2d(pool, 3, 2, 1),
   ];
@@ -185,12 +217,57 @@ export function resnet(depth: keyof typeof resnetDepths, pool: PoolKind = "avg")
   resnetDepths[depth].forEach((blocks, stage) => {
     const width = 64 << stage;
     for (let b = 0; b < blocks; b++) {
-      layers.push(bottleneck(channels, width, b === 0 && stage > 0 ? 2 : 1), new ReLU());
+      layers.push(bottleneck(channels, width, b === 0 && stage > 0 ? 2 : 1, norm), new ReLU());
       channels = 4 * width;
     }
   });
-  layers.push(new GlobalAvgPool(), new Flatten(), new Linear(channels, 1000));
-  return new Model(`ResNet-${depth}`, new Sequential(layers), [3, 224, 224]);
+  layers.push(new GlobalAvgPool(), new Flatten(), new Linear(channels, classes));
+  return new Model(o.name ?? `ResNet-${depth}`, new Sequential(layers), [3, side, side]);
+}
+
+/**
+ * ResNet-18 for CIFAR-10 (32x32): a 3x3 stem convolution of 64 channels and no
+ * pooling, four stages of two basic blocks (64, 128, 256, 512 channels, stride
+ * 2 at stages 2-4, a 1x1 projection with batch normalization where the shape
+ * changes), a ReLU after each addition, global average pooling and FC 512 -> 10:
+ * 11,173,962 trainable parameters. Batch normalization with batch statistics.
+ */
+export function resnet18Cifar10(): Model {
+  const layers: Layer[] = [new Conv2d(3, 64, 3, { padding: 1, bias: false }), new BatchNorm(64), new ReLU()];
+  let channels = 64;
+  [64, 128, 256, 512].forEach((width, stage) => {
+    for (let b = 0; b < 2; b++) {
+      layers.push(basicBlock(channels, width, b === 0 && stage > 0 ? 2 : 1), new ReLU());
+      channels = width;
+    }
+  });
+  layers.push(new GlobalAvgPool(), new Flatten(), new Linear(512, 10));
+  return new Model("ResNet-18 (CIFAR-10)", new Sequential(layers), [3, 32, 32]);
+}
+
+/**
+ * A small CNN with batch normalization for the 28x28 digits, cheap enough to
+ * train privately in a test: conv 8@3x3 pad 1, BN, ReLU, 2x2 pool (28 -> 14),
+ * conv 16@3x3 pad 1, BN, ReLU, 2x2 pool (14 -> 7), FC 784 -> 10. The pool after
+ * the first block halves the second convolution's and its ReLU's cost.
+ */
+export function bncnn(pool: PoolKind = "avg"): Model {
+  return new Model(
+    "BN-CNN",
+    new Sequential([
+      new Conv2d(1, 8, 3, { padding: 1, bias: false }),
+      new BatchNorm(8),
+      new ReLU(),
+      new Pool2d(pool, 2),
+      new Conv2d(8, 16, 3, { padding: 1, bias: false }),
+      new BatchNorm(16),
+      new ReLU(),
+      new Pool2d(pool, 2),
+      new Flatten(),
+      new Linear(16 * 7 * 7, 10),
+    ]),
+    [1, 28, 28],
+  );
 }
 
 const builders: Record<string, (pool: PoolKind) => Model> = {
@@ -204,6 +281,11 @@ const builders: Record<string, (pool: PoolKind) => Model> = {
   "resnet50": (pool) => resnet(50, pool),
   "resnet101": (pool) => resnet(101, pool),
   "resnet152": (pool) => resnet(152, pool),
+  "bncnn": bncnn,
+  "resnet18-cifar10": () => resnet18Cifar10(),
+  // the bottleneck ResNet-50 trained with batch statistics at Tiny ImageNet's 64x64 and 200 classes
+  "resnet50-64": (pool) =>
+    resnet(50, pool, { side: 64, classes: 200, norm: batchStats, name: "ResNet-50 (64x64, 200 classes)" }),
 };
 
 /** The names modelByName knows (each also with ":max"). */

@@ -18,7 +18,8 @@ import { deviceAvailable, deviceTest, Rng, runCli } from "../helpers.ts";
 import { runParties } from "../mpc/harness.ts";
 
 // Parameter counts by hand. BatchNorm2d holds a scale and a shift per channel,
-// as many as torchvision's weight and bias (running statistics are buffers).
+// as many as torchvision's weight and bias; BatchNorm (batch statistics) holds
+// weight and bias and the running statistics, buffers in torch, not counted here.
 const conv = (i: number, o: number, k: number, bias = true) => o * i * k * k + (bias ? o : 0);
 const fc = (i: number, o: number) => i * o + o;
 const bn = (c: number) => 2 * c;
@@ -58,6 +59,19 @@ function resnetParams(depth: keyof typeof resnetDepths): number {
   return total + fc(2048, 1000);
 }
 
+/** ResNet-18 for CIFAR-10: 3x3 stem, 4 stages of 2 basic blocks, projection where the shape changes. */
+function resnet18CifarParams(): number {
+  let total = conv(3, 64, 3, false) + bn(64), channels = 64;
+  [64, 128, 256, 512].forEach((w, stage) => {
+    for (let b = 0; b < 2; b++) {
+      total += conv(channels, w, 3, false) + bn(w) + conv(w, w, 3, false) + bn(w);
+      if (b === 0 && stage > 0) total += conv(channels, w, 1, false) + bn(w);
+      channels = w;
+    }
+  });
+  return total + fc(512, 10);
+}
+
 /** name, input shape, output classes, parameters by hand, and the well-known count where there is one. */
 const expected: [string, number[], number, number, number | null][] = [
   ["lenet", [1, 28, 28], 10, conv(1, 20, 5) + conv(20, 50, 5) + fc(800, 500) + fc(500, 10), 431_080],
@@ -92,9 +106,17 @@ const expected: [string, number[], number, number, number | null][] = [
   ["resnet50", [3, 224, 224], 1000, resnetParams(50), 25_557_032],
   ["resnet101", [3, 224, 224], 1000, resnetParams(101), 44_549_160],
   ["resnet152", [3, 224, 224], 1000, resnetParams(152), 60_192_808],
+  ["bncnn", [1, 28, 28], 10, conv(1, 8, 3, false) + bn(8) + conv(8, 16, 3, false) + bn(16) + fc(784, 10), null],
+  // the CIFAR ResNet-18 (3x3 stem, no pooling): the well-known 11.17M
+  ["resnet18-cifar10", [3, 32, 32], 10, resnet18CifarParams(), 11_173_962],
+  // torchvision resnet50(num_classes=200); at 64x64 the features end 2048x2x2 before the global pooling
+  ["resnet50-64", [3, 64, 64], 200, resnetParams(50) - fc(2048, 1000) + fc(2048, 200), 23_917_832],
 ];
 
-const count = (m: Model) => m.paramShapes().reduce((s, [, shape]) => s + shape.reduce((a, b) => a * b, 1), 0);
+/** Trainable parameters (BatchNorm's running statistics are buffers: shared and saved, but not trained). */
+const count = (m: Model) =>
+  m.paramShapes().filter(([n]) => !/running_(mean|var)$/.test(n))
+    .reduce((s, [, shape]) => s + shape.reduce((a, b) => a * b, 1), 0);
 
 Deno.test("every zoo model has its known output shape and parameter count", () => {
   assert.deepEqual(expected.map((e) => e[0]).sort(), [...modelNames].sort());
@@ -120,6 +142,8 @@ Deno.test("':max' keeps max pooling and the default is average pooling", () => {
   assert.deepEqual(pools("vgg16-imagenet:max"), [...Array(5).fill("max"), "avg"]);
   assert.deepEqual(pools("resnet50:max"), ["max"]);
   assert.deepEqual(pools("resnet50"), ["avg"]);
+  assert.deepEqual(pools("resnet50-64:max"), ["max"]);
+  assert.deepEqual(pools("bncnn"), ["avg", "avg"]);
 });
 
 Deno.test("an unknown model name or option is refused with the list of names", () => {

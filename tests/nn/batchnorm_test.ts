@@ -1,0 +1,345 @@
+import assert from "node:assert/strict";
+import { RingTensor } from "../../lib/ring/tensor.ts";
+import { shareInput } from "../../lib/mpc/input.ts";
+import { reveal } from "../../lib/mpc/reveal.ts";
+import type { AShare } from "../../lib/mpc/arithmetic.ts";
+import type { Party } from "../../lib/mpc/party.ts";
+import { BatchNorm, BN_EPS } from "../../lib/nn/batchnorm.ts";
+import { Conv2d } from "../../lib/nn/layers.ts";
+import {
+  initWeights,
+  Model,
+  plainParams,
+  Sequential,
+  sharedParams,
+  shareWeights,
+  type Weights,
+} from "../../lib/nn/model.ts";
+import { PlainTensor } from "../../lib/nn/plain.ts";
+import { Grads, Tape } from "../../lib/nn/tape.ts";
+import { deviceTest, Rng } from "../helpers.ts";
+import { loadEmbeddedMnist } from "../../lib/data/embedded.ts";
+import { subset } from "../../lib/data/transform.ts";
+import { loadDatasetShares, shareDataset } from "../../lib/data/dataset_shares.ts";
+import { sharePath } from "../../lib/io/share_files.ts";
+import { Sgd } from "../../lib/nn/optim.ts";
+import { countCorrect, plainCountCorrect, plainTrainStep, trainStep } from "../../lib/nn/train_step.ts";
+import { plainSource, type Schedule, trainPlain, trainPrivate } from "../../lib/nn/training_loop.ts";
+import { bncnn, resnet18Cifar10 } from "../../lib/nn/zoo.ts";
+import { NativeBackend } from "../../lib/native/backend.ts";
+import { Graph } from "../../lib/nn/graph.ts";
+import { sequentialToGraph, sequentialWeights } from "../../lib/nn/graph_from_sequential.ts";
+import { seededWeights } from "../../lib/nn/calibrate.ts";
+
+const BNCNN_ITERATIONS = Number(Deno.env.get("BNCNN_ITERATIONS") ?? 40);
+import { runParties } from "../mpc/harness.ts";
+
+const random = (shape: readonly number[], seed: number, lo = -1, hi = 1) => {
+  const rng = new Rng(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  return new PlainTensor(shape, Float64Array.from({ length: n }, () => lo + (hi - lo) * rng.int(1 << 24) / (1 << 24)));
+};
+
+/** sum |got - want| / sum |want|. */
+function relativeError(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  let diff = 0, mag = 0;
+  for (let i = 0; i < want.length; i++) {
+    diff += Math.abs(got[i] - want[i]);
+    mag += Math.abs(want[i]);
+  }
+  return diff / Math.max(mag, 1e-12);
+}
+
+const share = (p: Party, owner: number, t: PlainTensor): Promise<AShare> =>
+  shareInput(p, owner, p.index === owner ? RingTensor.encode(p.backend, t.data, p.fracBits, t.shape) : null, t.shape);
+
+async function open(x: AShare): Promise<Float64Array> {
+  using r = await reveal(x);
+  return r.decode(x.party.fracBits);
+}
+
+const copyWeights = (w: Weights): Weights =>
+  new Map([...w].map(([n, t]) => [n, new PlainTensor(t.shape, t.data.slice())]));
+
+/** Non-trivial BN parameters: gamma in [0.5, 1.5], beta in [-0.5, 0.5], running mean and variance off their init. */
+function bnWeights(model: Model, seed: number): Weights {
+  const w = initWeights(model, seed), rng = new Rng(seed + 100);
+  const u = () => rng.int(1 << 24) / (1 << 24);
+  for (const [name, t] of w) {
+    if (name.endsWith("weight") && t.shape.length === 1) t.data.forEach((_, i) => t.data[i] = 0.5 + u());
+    if (name.endsWith("bias") && t.shape.length === 1) t.data.forEach((_, i) => t.data[i] = u() - 0.5);
+    if (name.endsWith("running_mean")) t.data.forEach((_, i) => t.data[i] = u() - 0.5);
+    if (name.endsWith("running_var")) t.data.forEach((_, i) => t.data[i] = 0.2 + 2 * u());
+  }
+  return w;
+}
+
+/** Private training forward + backward, then an inference forward, of `net` against the twin. */
+async function compare(net: Sequential, inputShape: number[], seed: number, lo: number, hi: number, f = 16) {
+  const model = new Model("m", net, inputShape.slice(1));
+  const weights = bnWeights(model, seed);
+  const start = copyWeights(weights);
+  const x = random(inputShape, seed + 1, lo, hi);
+  const twin = copyWeights(weights), tape = new Tape(), grads = new Grads<PlainTensor>();
+  const y = net.plain(x, plainParams(twin), tape);
+  const dy = random(y.shape, seed + 2);
+  const dx = net.plainBackward(dy, plainParams(twin), tape, grads);
+  const yInfer = net.plain(x, plainParams(twin)); // with the updated running statistics
+  const [got] = await runParties(async (p) => {
+    const w = await shareWeights(p, model, 0, p.index === 0 ? start : null);
+    using xs = await share(p, 1, x), dys = await share(p, 2, dy);
+    using t = new Tape();
+    const g = new Grads<AShare>();
+    using ys = await net.forward(xs, sharedParams(w), undefined, t);
+    const dxs = await net.backward(dys, sharedParams(w), t, g, true);
+    using _dxs = dxs!;
+    using yi = await net.forward(xs, sharedParams(w));
+    const out = {
+      y: await open(ys),
+      dx: await open(dxs!),
+      yInfer: await open(yi),
+      grads: new Map<string, Float64Array>(),
+      params: new Map<string, Float64Array>(),
+    };
+    for (const [n, v] of g.map) out.grads.set(n, await open(v));
+    for (const [n, v] of w) out.params.set(n, await open(v));
+    g.map.forEach((v) => v.dispose());
+    w.forEach((v) => v.dispose());
+    return out;
+  }, { fracBits: f });
+  return { got, want: { y, dx, yInfer, grads: grads.map, params: twin } };
+}
+
+function checkAgainstTwin(r: Awaited<ReturnType<typeof compare>>, bound: number, label: string) {
+  const { got, want } = r;
+  const errs: Record<string, number> = {
+    y: relativeError(got.y, want.y.data),
+    dx: relativeError(got.dx, want.dx.data),
+    yInfer: relativeError(got.yInfer, want.yInfer.data),
+  };
+  assert.deepEqual([...got.grads.keys()].sort(), [...want.grads.keys()].sort());
+  for (const [n, g] of want.grads) errs[`d ${n}`] = relativeError(got.grads.get(n)!, g.data);
+  for (const [n, t] of want.params) errs[n] = relativeError(got.params.get(n)!, t.data);
+  console.log(label, Object.entries(errs).map(([k, v]) => `${k} ${v.toExponential(1)}`).join(", "));
+  for (const [k, v] of Object.entries(errs)) assert.ok(v <= bound, `${label}: ${k} relative error ${v} > ${bound}`);
+}
+
+deviceTest("BatchNorm: training forward, backward, running statistics and inference against the twin", async () => {
+  const r = await compare(new Sequential([new BatchNorm(3)]), [4, 3, 5, 5], 7, -2, 3);
+  checkAgainstTwin(r, 2e-3, "BatchNorm");
+  // gradients without gradients: the running statistics get none
+  assert.deepEqual([...r.got.grads.keys()].sort(), ["0.bias", "0.weight"]);
+});
+
+deviceTest("BatchNorm after a convolution, at f = 20 and a batch of 1", async () => {
+  const r = await compare(
+    new Sequential([new Conv2d(2, 4, 3, { padding: 1, bias: false }), new BatchNorm(4)]),
+    [1, 2, 6, 6],
+    9,
+    0,
+    1,
+    20,
+  );
+  checkAgainstTwin(r, 2e-3, "Conv2d+BatchNorm");
+});
+
+Deno.test("BatchNorm twin: gradients match finite differences of its forward", () => {
+  const bn = new BatchNorm(2), net = new Sequential([bn]), model = new Model("m", net, [2, 3, 3]);
+  const w = bnWeights(model, 3), x = random([3, 2, 3, 3], 4, -1, 2), dy = random(x.shape, 5);
+  // L = sum(dy y): its gradients are the backward's outputs for incoming dy
+  const loss = (xv: PlainTensor, wv: Weights) => {
+    const y = net.plain(xv, plainParams(copyWeights(wv)), new Tape());
+    return y.data.reduce((s, v, i) => s + v * dy.data[i], 0);
+  };
+  const tape = new Tape(), grads = new Grads<PlainTensor>();
+  net.plain(x, plainParams(copyWeights(w)), tape);
+  const dx = net.plainBackward(dy, plainParams(w), tape, grads);
+  const h = 1e-6;
+  for (let i = 0; i < x.size; i++) {
+    const up = new PlainTensor(x.shape, x.data.slice()), down = new PlainTensor(x.shape, x.data.slice());
+    up.data[i] += h;
+    down.data[i] -= h;
+    const fd = (loss(up, w) - loss(down, w)) / (2 * h);
+    assert.ok(Math.abs(fd - dx.data[i]) <= 1e-6 * (1 + Math.abs(fd)), `dx[${i}]: ${dx.data[i]} vs ${fd}`);
+  }
+  for (const name of ["0.weight", "0.bias"]) {
+    for (let i = 0; i < 2; i++) {
+      const up = copyWeights(w), down = copyWeights(w);
+      up.get(name)!.data[i] += h;
+      down.get(name)!.data[i] -= h;
+      const fd = (loss(x, up) - loss(x, down)) / (2 * h), g = grads.map.get(name)!.data[i];
+      assert.ok(Math.abs(fd - g) <= 1e-6 * (1 + Math.abs(fd)), `${name}[${i}]: ${g} vs ${fd}`);
+    }
+  }
+  // the definition: per channel, y has mean beta and (biased) variance gamma^2 var / (var + eps)
+  const y = net.plain(x, plainParams(copyWeights(w)), new Tape());
+  for (let ch = 0; ch < 2; ch++) {
+    const xs: number[] = [], ys: number[] = [];
+    for (let b = 0; b < 3; b++) {
+      for (let i = 0; i < 9; i++) xs.push(x.data[(b * 2 + ch) * 9 + i]), ys.push(y.data[(b * 2 + ch) * 9 + i]);
+    }
+    const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+    const variance = (v: number[]) => mean(v.map((t) => (t - mean(v)) ** 2));
+    const g = w.get("0.weight")!.data[ch], b = w.get("0.bias")!.data[ch];
+    assert.ok(Math.abs(mean(ys) - b) < 1e-12);
+    assert.ok(Math.abs(variance(ys) - g * g * variance(xs) / (variance(xs) + BN_EPS)) < 1e-12);
+  }
+});
+
+/**
+ * The accuracy regression for batch normalization: `bncnn` trained privately
+ * on the embedded digits (three parties, share files as `train` reads them)
+ * against the twin from the same weights, batch order and optimizer constants;
+ * held-out accuracy (inference: the running statistics) within 1.5 points.
+ */
+deviceTest("private bncnn training on the embedded digits follows the twin (loss and held-out accuracy)", async () => {
+  const F = 16, ITERATIONS = BNCNN_ITERATIONS, BATCH = 32, HELD_OUT = 1000, CHUNK = 250;
+  const full = await loadEmbeddedMnist({ split: "train" });
+  const train = subset(full, Array.from({ length: ITERATIONS * BATCH }, (_, i) => i));
+  const test = await loadEmbeddedMnist({ split: "test", limit: HELD_OUT });
+  const model = bncnn(), weights = initWeights(model, 1);
+  const schedule: Schedule = { batch: BATCH, iterations: ITERATIONS, seed: 1, sgd: { lr: 0.1, momentum: 0.5 } };
+  const dir = await Deno.makeTempDir({ prefix: "cryptgpu-bn-accuracy-" });
+  try {
+    const backend = new NativeBackend();
+    await shareDataset(backend, train, `${dir}/train`, F);
+    await shareDataset(backend, test, `${dir}/test`, F);
+    backend.dispose();
+    const t0 = performance.now();
+    const [got] = await runParties(async (p) => {
+      const params = await shareWeights(p, model, 0, p.index === 0 ? weights : null);
+      const sgd = new Sgd(schedule.sgd), losses: number[] = [];
+      const data = await loadDatasetShares(p, sharePath(`${dir}/train`, p.index));
+      await trainPrivate({
+        model,
+        params,
+        sgd,
+        data,
+        schedule,
+        lossTo: 0,
+        onStep: ({ loss }) => void (loss !== null && losses.push(loss)),
+      });
+      const held = await loadDatasetShares(p, sharePath(`${dir}/test`, p.index));
+      let correct = 0;
+      for (let start = 0; start < HELD_OUT; start += CHUNK) {
+        const { images, labels } = held.batch(Array.from({ length: CHUNK }, (_, i) => start + i));
+        using x = images, y = labels;
+        correct += (await countCorrect(model, params, x, y, 0)) ?? 0;
+      }
+      params.forEach((t) => t.dispose());
+      sgd.dispose();
+      return { losses, correct };
+    }, { fracBits: F });
+    const seconds = (performance.now() - t0) / 1000;
+    const twinLosses: number[] = [];
+    trainPlain({
+      model,
+      weights,
+      data: plainSource(train),
+      schedule,
+      fracBits: F,
+      onStep: ({ loss }) => void twinLosses.push(loss!),
+    });
+    const twinCorrect = plainCountCorrect(
+      model,
+      weights,
+      new PlainTensor([HELD_OUT, ...test.shape], test.images),
+      test.labels,
+    );
+    assert.equal(got.losses.length, ITERATIONS);
+    const gaps = got.losses.map((l, i) => Math.abs(l - twinLosses[i]));
+    const meanGap = gaps.reduce((a, b) => a + b, 0) / gaps.length;
+    console.log(
+      `bncnn, ${ITERATIONS} x ${BATCH} in ${seconds.toFixed(1)} s: loss ${got.losses.at(-1)!.toFixed(4)} / ` +
+        `${twinLosses.at(-1)!.toFixed(4)} (first ${got.losses[0].toFixed(4)} / ${twinLosses[0].toFixed(4)}), ` +
+        `mean gap ${meanGap.toExponential(2)}, max gap ${Math.max(...gaps).toExponential(2)}; ` +
+        `held-out ${got.correct}/${HELD_OUT} / ${twinCorrect}/${HELD_OUT}`,
+    );
+    assert.ok(meanGap <= 0.04 && Math.max(...gaps) <= 0.2, `loss curves part: mean gap ${meanGap}`);
+    const points = (c: number) => (100 * c) / HELD_OUT;
+    assert.ok(points(twinCorrect) >= 75, `twin accuracy ${points(twinCorrect)}%`);
+    assert.ok(points(got.correct) >= points(twinCorrect) - 1.5, `private ${got.correct} vs twin ${twinCorrect}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/**
+ * ResNet-18 (CIFAR-10) with batch statistics: one private SGD step on a batch
+ * of 2 at 32x32 from seeded weights, against the twin's step: the loss, the
+ * updated weights and the running statistics. The last stage normalizes
+ * over m = 2 * 4 * 4 = 32 values per channel.
+ */
+deviceTest("resnet18-cifar10: one private training step on a batch of 2 matches the twin", async () => {
+  const F = 16, BATCH = 2, model = resnet18Cifar10(), weights = initWeights(model, 5);
+  const x = random([BATCH, 3, 32, 32], 6, 0, 1);
+  const y = new PlainTensor(
+    [BATCH, 10],
+    Float64Array.from({ length: BATCH * 10 }, (_, i) => i % 10 === [3, 8][i / 10 | 0] ? 1 : 0),
+  );
+  const sgdOptions = { lr: 0.05, momentum: 0.9 };
+  const t0 = performance.now();
+  const [got] = await runParties(async (p) => {
+    const params = await shareWeights(p, model, 0, p.index === 0 ? weights : null);
+    const sgd = new Sgd(sgdOptions);
+    using xs = await share(p, 1, x), ys = await share(p, 1, y);
+    const loss = await trainStep(model, params, sgd, xs, ys, { lossTo: 0 });
+    const out = new Map<string, Float64Array>();
+    for (const [n, v] of params) out.set(n, await open(v));
+    params.forEach((t) => t.dispose());
+    sgd.dispose();
+    return { loss, params: out };
+  }, { fracBits: F });
+  const seconds = (performance.now() - t0) / 1000;
+  const twin = copyWeights(weights);
+  const twinLoss = plainTrainStep(model, twin, new Sgd(sgdOptions), x, y, F);
+  // the step's change, privately and in the twin, relative (the weights themselves barely move in one step)
+  let diff = 0, mag = 0, statsErr = 0, count = 0;
+  for (const [n, t] of twin) {
+    count += t.size;
+    const g = got.params.get(n)!, w0 = weights.get(n)!.data;
+    if (/running_(mean|var)$/.test(n)) statsErr = Math.max(statsErr, relativeError(g, t.data));
+    for (let i = 0; i < t.size; i++) {
+      diff += Math.abs(g[i] - w0[i] - (t.data[i] - w0[i]));
+      mag += Math.abs(t.data[i] - w0[i]);
+    }
+  }
+  console.log(
+    `resnet18-cifar10 step (batch ${BATCH}) in ${seconds.toFixed(1)} s: loss ${got.loss} / twin ${twinLoss}, ` +
+      `update relative error ${(diff / mag).toExponential(2)} (mean |error| ${
+        (diff / count / (sgdOptions.lr * 2 ** -F)).toFixed(2)
+      } lr 2^-f), ` +
+      `running statistics ${statsErr.toExponential(2)}`,
+  );
+  assert.ok(Math.abs(got.loss! - twinLoss) <= 0.02 * Math.max(1, twinLoss), `loss ${got.loss} vs ${twinLoss}`);
+  assert.ok(diff / mag <= 0.1, `update relative error ${diff / mag}`);
+  assert.ok(statsErr <= 1e-2, `running statistics error ${statsErr}`);
+});
+
+Deno.test("export: a BatchNorm becomes a folded batchnorm node, sequentialWeights folds its weights", () => {
+  for (const model of [bncnn(), resnet18Cifar10()]) {
+    const weights = bnWeights(model, 8), graph = new Graph(sequentialToGraph(model));
+    const folded = sequentialWeights(model, weights);
+    assert.deepEqual([...folded].map(([n, t]) => [n, [...t.shape]]), graph.paramShapes(), model.name);
+    const x = random([2, ...model.inputShape], 9, 0, 1);
+    const want = model.net.plain(x, plainParams(weights)), got = graph.plain(x, plainParams(folded));
+    assert.ok(relativeError(got.data, want.data) <= 1e-12, `${model.name}: ${relativeError(got.data, want.data)}`);
+  }
+  // no BatchNorm: the same map back
+  const plainModel = new Model("m", new Sequential([new Conv2d(1, 2, 3)]), [1, 4, 4]), w = initWeights(plainModel, 1);
+  assert.equal(sequentialWeights(plainModel, w), w);
+});
+
+Deno.test("seeded weights: BatchNorm starts at gamma 1, beta 0, running mean 0 and variance 1; calibration sets the statistics", () => {
+  const model = bncnn(), w = initWeights(model, 3);
+  assert.deepEqual([...w.get("1.weight")!.data], Array(8).fill(1));
+  assert.deepEqual([...w.get("1.bias")!.data], Array(8).fill(0));
+  assert.deepEqual([...w.get("1.running_mean")!.data], Array(8).fill(0));
+  assert.deepEqual([...w.get("5.running_var")!.data], Array(16).fill(1));
+  // the convolutions' and the linear layer's weights are drawn as before (BatchNorm draws nothing)
+  const lenetLike = new Model("m", new Sequential([new Conv2d(1, 8, 3, { padding: 1, bias: false })]), [1, 28, 28]);
+  assert.deepEqual(initWeights(lenetLike, 3).get("0.weight")!.data, w.get("0.weight")!.data);
+  const seeded = seededWeights(model, 3);
+  assert.ok(seeded.get("1.running_var")!.data.some((v) => v !== 1), "calibrated running variance");
+  assert.deepEqual([...seeded.get("1.weight")!.data], Array(8).fill(1));
+});

@@ -7,6 +7,11 @@
  * like every parameter (saved in checkpoints, opened by `reconstruct`) but get
  * no gradient: the training forward pass overwrites them in place, as torch's
  * does (rm <- (1 - mom) rm + mom mean, rv <- (1 - mom) rv + mom var_unbiased).
+ * The private pass writes both shares of the parameter's tensors (the
+ * `AShare` in the parameter map stays the same object); the twin writes into
+ * the `PlainTensor`'s data, so a twin must not share its weight tensors with
+ * weights still to be shared or compared (copy them). The private pass applies
+ * mom and mom m / (m - 1) rounded to about 2^-20 relative; the twin, exactly.
  *
  * Training (a tape): with m = n h w and per-channel
  *   mean = sum(x) / m,  var = sum((x - mean)^2) / m  (biased),
@@ -30,25 +35,31 @@
  *
  * Range. The inverse square root is told that var + eps lies in
  * [eps, maxVar + eps]; maxVar defaults to 2^10 (the batch variance of a
- * normalized network's pre-activations is O(1); a channel past 2^10 gets an
- * inexact inv). Both are constructor options.
+ * normalized network's pre-activations is O(1); the inverse square root
+ * assumes its range, so a channel whose variance passes maxVar gets a wrong
+ * inv: raise maxVar for inputs of larger scale, at about 37 bytes per
+ * element and power of 4 of range, on [c]-sized tensors only). Both are
+ * constructor options.
  *
  * Division by m. A sum of m values at scale 2^f is first truncated by
  * k = floor(log2 m) (exact division by the power of two), then, unless m is a
  * power of two, multiplied by round(2^20 2^k / m) and truncated by 20: two
- * truncations on [c]-sized tensors that keep every truncated word small
- * (|mean| 2^(f + 21)). The variance's sum of squares is truncated by f + k at
+ * truncations on [c]-sized tensors whose words stay small (m |mean| 2^f, then
+ * |mean| 2^(f + 21)). The variance's sum of squares is truncated by f + k at
  * once (a single truncation on c words of size m var 2^(2f)). Under the local
  * truncation (Pi_trunc1) a word z fails with probability about |z| / 2^63, so
- * a layer's chance of a failure per step is about c m var 2^(2f - 63): 2^-13
- * for c = 64, m = 2^15, var = 1, f = 16; sessions with the corrected
- * truncation have none.
+ * a layer's chance of a failure per step is about c m var 2^(2f - 63): 2^-10
+ * for c = 64, m = 2^15, var = 1, f = 16 (2^-16 for bncnn's first layer at
+ * batch 32); sessions with the corrected truncation have none.
  *
- * Rounds, training forward: 2 (mean) + 1 (squares) + 2 (variance) + the
- * inverse square root + 1 (running statistics, one truncation of [2c]) +
- * 2 (xhat) + 2 (gamma xhat); backward: 2 (dy xhat and gamma inv in one
- * multiplication of concatenated vectors, one truncation) + 2 (the means) +
- * 2 (xhat mean(dy xhat)) + 2 (times gamma inv).
+ * Rounds (local truncation; D = 1 + [m not a power of two] for a division,
+ * R = invSqrtRounds(range), 25 for the default range at f = 16 or 20), tested:
+ * training forward D (mean) + 1 (squares) + D (variance) + R + 1 (running
+ * statistics, one truncation of [2c]) + 2 (xhat) + 2 (gamma xhat): 33 when m
+ * is a power of two; backward 2 (dy xhat and gamma inv in one multiplication
+ * of concatenated vectors, one truncation of [dgamma, gamma inv]) + D (the two
+ * means, one [2c] division) + 2 (xhat mean(dy xhat)) + 2 (times gamma inv): 7
+ * (2 when dx is not needed); inference R + 2 (gamma inv) + 2 (the product): 29.
  */
 import { AShare } from "../mpc/arithmetic.ts";
 import { encodeFixed } from "../ring/fixed.ts";

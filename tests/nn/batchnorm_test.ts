@@ -28,6 +28,7 @@ import { plainSource, type Schedule, trainPlain, trainPrivate } from "../../lib/
 import { bncnn, resnet18Cifar10 } from "../../lib/nn/zoo.ts";
 import { NativeBackend } from "../../lib/native/backend.ts";
 import { Graph } from "../../lib/nn/graph.ts";
+import { invSqrtRounds } from "../../lib/mpc/inv_sqrt.ts";
 import { sequentialToGraph, sequentialWeights } from "../../lib/nn/graph_from_sequential.ts";
 import { seededWeights } from "../../lib/nn/calibrate.ts";
 
@@ -110,6 +111,16 @@ async function compare(net: Sequential, inputShape: number[], seed: number, lo: 
   return { got, want: { y, dx, yInfer, grads: grads.map, params: twin } };
 }
 
+/**
+ * The bound on every relative error of a BatchNorm pass at f bits: the inverse
+ * square root's relative error is at most 2^-(f-4) (inv_sqrt.ts), and it
+ * enters y, xhat, dx and the inference factor once or twice; each fixed-point
+ * product adds 2^-f relative to values of order 1. 2^-(f-7) = 8 2^-(f-4) leaves
+ * room for both: 2e-3 at f = 16, 1.2e-4 at f = 20 (measured: at most 3.4e-5
+ * and 8.7e-6).
+ */
+const layerBound = (f: number) => 2 ** -(f - 7);
+
 function checkAgainstTwin(r: Awaited<ReturnType<typeof compare>>, bound: number, label: string) {
   const { got, want } = r;
   const errs: Record<string, number> = {
@@ -126,7 +137,7 @@ function checkAgainstTwin(r: Awaited<ReturnType<typeof compare>>, bound: number,
 
 deviceTest("BatchNorm: training forward, backward, running statistics and inference against the twin", async () => {
   const r = await compare(new Sequential([new BatchNorm(3)]), [4, 3, 5, 5], 7, -2, 3);
-  checkAgainstTwin(r, 2e-3, "BatchNorm");
+  checkAgainstTwin(r, layerBound(16), "BatchNorm");
   // gradients without gradients: the running statistics get none
   assert.deepEqual([...r.got.grads.keys()].sort(), ["0.bias", "0.weight"]);
 });
@@ -140,7 +151,7 @@ deviceTest("BatchNorm after a convolution, at f = 20 and a batch of 1", async ()
     1,
     20,
   );
-  checkAgainstTwin(r, 2e-3, "Conv2d+BatchNorm");
+  checkAgainstTwin(r, layerBound(20), "Conv2d+BatchNorm");
 });
 
 Deno.test("BatchNorm twin: gradients match finite differences of its forward", () => {
@@ -265,13 +276,18 @@ deviceTest("private bncnn training on the embedded digits follows the twin (loss
 });
 
 /**
- * ResNet-18 (CIFAR-10) with batch statistics: one private SGD step on a batch
- * of 2 at 32x32 from seeded weights, against the twin's step: the loss, the
- * updated weights and the running statistics. The last stage normalizes
- * over m = 2 * 4 * 4 = 32 values per channel.
+ * ResNet-18 (CIFAR-10) with batch statistics: one private SGD step (momentum
+ * 0.9) on a batch of 2 at 32x32 from seeded weights, against the twin's step:
+ * the loss, the step's change of every weight and the running statistics. The
+ * last stage normalizes over m = 2 * 4 * 4 = 32 values per channel. At f = 20
+ * with the corrected truncation (as `infer` runs large networks: 11M weights'
+ * worth of truncated products) the measured errors were: loss 4e-6 absolute,
+ * update 4.7e-3 relative (L1 over all 11.2M weights), running statistics 2e-5;
+ * at f = 16 (RF=16, local truncation) 6e-4, 3.8e-2 and 3e-4: the weight
+ * gradients of the deep layers are a few units of 2^-16. About 60 s on 2 cores.
  */
 deviceTest("resnet18-cifar10: one private training step on a batch of 2 matches the twin", async () => {
-  const F = 16, BATCH = 2, model = resnet18Cifar10(), weights = initWeights(model, 5);
+  const F = Number(Deno.env.get("RF") ?? 20), BATCH = 2, model = resnet18Cifar10(), weights = initWeights(model, 5);
   const x = random([BATCH, 3, 32, 32], 6, 0, 1);
   const y = new PlainTensor(
     [BATCH, 10],
@@ -289,7 +305,7 @@ deviceTest("resnet18-cifar10: one private training step on a batch of 2 matches 
     params.forEach((t) => t.dispose());
     sgd.dispose();
     return { loss, params: out };
-  }, { fracBits: F });
+  }, { fracBits: F, truncation: F > 16 ? "corrected" : "local" });
   const seconds = (performance.now() - t0) / 1000;
   const twin = copyWeights(weights);
   const twinLoss = plainTrainStep(model, twin, new Sgd(sgdOptions), x, y, F);
@@ -311,9 +327,11 @@ deviceTest("resnet18-cifar10: one private training step on a batch of 2 matches 
       } lr 2^-f), ` +
       `running statistics ${statsErr.toExponential(2)}`,
   );
-  assert.ok(Math.abs(got.loss! - twinLoss) <= 0.02 * Math.max(1, twinLoss), `loss ${got.loss} vs ${twinLoss}`);
-  assert.ok(diff / mag <= 0.1, `update relative error ${diff / mag}`);
-  assert.ok(statsErr <= 1e-2, `running statistics error ${statsErr}`);
+  // bounds: 4x the f = 20 measurements, scaled by 2^(20 - f) for a run at other f
+  const scale = 2 ** (20 - F);
+  assert.ok(Math.abs(got.loss! - twinLoss) <= 1e-3 * scale, `loss ${got.loss} vs ${twinLoss}`);
+  assert.ok(diff / mag <= 0.02 * scale, `update relative error ${diff / mag}`);
+  assert.ok(statsErr <= 1e-4 * scale, `running statistics error ${statsErr}`);
 });
 
 Deno.test("export: a BatchNorm becomes a folded batchnorm node, sequentialWeights folds its weights", () => {
@@ -343,3 +361,40 @@ Deno.test("seeded weights: BatchNorm starts at gamma 1, beta 0, running mean 0 a
   assert.ok(seeded.get("1.running_var")!.data.some((v) => v !== 1), "calibrated running variance");
   assert.deepEqual([...seeded.get("1.weight")!.data], Array(8).fill(1));
 });
+
+deviceTest(
+  "BatchNorm rounds: training forward, backward and inference as the layer's comment counts them",
+  async () => {
+    for (const shape of [[2, 3, 4, 4], [1, 3, 3, 3]]) {
+      const bn = new BatchNorm(3), net = new Sequential([bn]), model = new Model("m", net, shape.slice(1));
+      const weights = bnWeights(model, 2), x = random(shape, 3, -1, 2), dy = random(shape, 4);
+      const [rounds] = await runParties(async (p) => {
+        const w = await shareWeights(p, model, 0, p.index === 0 ? weights : null);
+        using xs = await share(p, 1, x), dys = await share(p, 2, dy);
+        using t = new Tape();
+        const g = new Grads<AShare>();
+        const count = async (fn: () => Promise<AShare | null>) => {
+          const s0 = p.mesh.stats().rounds;
+          (await fn())?.dispose();
+          return p.mesh.stats().rounds - s0;
+        };
+        const out = {
+          train: await count(() => net.forward(xs, sharedParams(w), undefined, t)),
+          backward: await count(() => net.backward(dys, sharedParams(w), t, g, true)),
+          infer: await count(() => net.forward(xs, sharedParams(w))),
+        };
+        g.map.forEach((v) => v.dispose());
+        w.forEach((v) => v.dispose());
+        return out;
+      }, { fracBits: 16 });
+      const m = shape[0] * shape[2] * shape[3], pow2 = Number.isInteger(Math.log2(m));
+      const divide = (extra: number) => (extra + Math.floor(Math.log2(m)) > 0 ? 1 : 0) + (pow2 ? 0 : 1);
+      const r = invSqrtRounds(bn.range, 16, "local");
+      assert.deepEqual(rounds, {
+        train: divide(0) + 1 + divide(16) + r + 1 + 2 + 2,
+        backward: 2 + divide(0) + 2 + 2,
+        infer: r + 2 + 2,
+      }, `[${shape}]`);
+    }
+  },
+);

@@ -10,7 +10,7 @@ import { RingTensor } from "../lib/ring/tensor.ts";
 import { shareInput } from "../lib/mpc/input.ts";
 import type { Party } from "../lib/mpc/party.ts";
 import { type Breakdown, emptyBreakdown, initWeights, shareWeights } from "../lib/nn/model.ts";
-import { Sgd } from "../lib/nn/optim.ts";
+import { Adam, type Optimizer, type OptimizerKind, Sgd } from "../lib/nn/optim.ts";
 import { PlainTensor } from "../lib/nn/plain.ts";
 import { plainTrainStep, trainStep } from "../lib/nn/train_step.ts";
 import { modelByName } from "../lib/nn/zoo.ts";
@@ -21,6 +21,8 @@ const kinds = ["linear", "pool", "relu", "softmax", "other"] as const;
 
 export interface TrainingRow {
   model: string;
+  /** The optimizer when not SGD with momentum 0.9 (rows from before Adam have none). */
+  optimizer?: OptimizerKind;
   batch: number;
   iterations: number;
   /** Party 0's seconds per iteration (the parties finish each step together). */
@@ -46,6 +48,13 @@ export interface TrainingBenchOptions {
   batch: number;
   iterations: number;
   seed: number;
+  /** SGD (lr 0.01, momentum 0.9) by default; Adam and AdamW with lr 0.001 and their defaults. */
+  optimizer?: OptimizerKind;
+}
+
+/** The bench's optimizer: SGD lr 0.01 momentum 0.9, or Adam/AdamW lr 0.001 with the default betas and eps. */
+function benchOptimizer(kind: OptimizerKind = "sgd"): Optimizer {
+  return kind === "sgd" ? new Sgd({ lr: 0.01, momentum: 0.9 }) : new Adam({ lr: 0.001, decoupled: kind === "adamw" });
 }
 
 /** Every party calls this; party 0 gets the row, the others null. */
@@ -63,7 +72,7 @@ export async function trainingBench(p: Party, o: TrainingBenchOptions): Promise<
   const params = await shareWeights(p, model, 0, weights);
   const enc = (t: PlainTensor) => (p.index === 1 ? RingTensor.encode(p.backend, t.data, p.fracBits, t.shape) : null);
   using xs = await shareInput(p, 1, enc(x), x.shape), ys = await shareInput(p, 1, enc(y), y.shape);
-  const sgd = new Sgd({ lr: 0.01, momentum: 0.9 });
+  const sgd = benchOptimizer(o.optimizer);
   const breakdown = emptyBreakdown();
   let peakRss = Deno.memoryUsage().rss, nativeWords = 0;
   const s0 = p.mesh.stats(), t0 = performance.now();
@@ -75,14 +84,14 @@ export async function trainingBench(p: Party, o: TrainingBenchOptions): Promise<
   }
   const seconds = (performance.now() - t0) / 1000, s1 = p.mesh.stats();
   params.forEach((t) => t.dispose());
-  sgd.velocity.forEach((t) => t.dispose());
+  sgd.dispose();
   const mine = [s1.bytesSent - s0.bytesSent, s1.rounds - s0.rounds, peakRss];
   for (const k of kinds) mine.push(breakdown[k].bytes);
   const all = await gatherToZero(p, mine);
   if (!all) return null;
 
   // the twin, on party 0 alone, after the private run (so it does not compete for the cores)
-  const twinWeights = weights!, twinSgd = new Sgd({ lr: 0.01, momentum: 0.9 });
+  const twinWeights = weights!, twinSgd = benchOptimizer(o.optimizer);
   const tp = performance.now();
   for (let it = 0; it < o.iterations; it++) {
     plainTrainStep(model, twinWeights, twinSgd, x, y, p.fracBits, { dropout: { seed: o.seed, iteration: it } });
@@ -103,6 +112,7 @@ export async function trainingBench(p: Party, o: TrainingBenchOptions): Promise<
   const secondsPerIteration = per(seconds);
   return {
     model: o.model,
+    ...(o.optimizer && o.optimizer !== "sgd" ? { optimizer: o.optimizer } : {}),
     batch: o.batch,
     iterations: n,
     secondsPerIteration,
@@ -140,7 +150,7 @@ export async function mergeTrainingRow(path: string, device: string, row: Traini
   try {
     record = JSON.parse(await Deno.readTextFile(path));
   } catch { /* first row */ }
-  const key = (r: TrainingRow) => `${r.model}/${r.batch}/${r.fracBits}`;
+  const key = (r: TrainingRow) => `${r.model}/${r.batch}/${r.fracBits}${r.optimizer ? `/${r.optimizer}` : ""}`;
   record.rows = [...record.rows.filter((r) => key(r) !== key(row)), row].sort((a, b) => key(a).localeCompare(key(b)));
   return record;
 }
@@ -153,7 +163,7 @@ export function trainingMarkdown(
   const rows = rec.rows.map((r) => {
     const paper = PAPER_TABLE_IV[r.model.split(":")[0]];
     return [
-      r.model,
+      r.optimizer ? `${r.model} (${r.optimizer})` : r.model,
       String(r.batch),
       String(r.fracBits),
       r.secondsPerIteration.toFixed(2),

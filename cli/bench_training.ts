@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { mergeTrainingRow, trainingBench, trainingMarkdown } from "../bench/training.ts";
 import { provenance, resultsDir, writeResults } from "../bench/record.ts";
 import { modelByName } from "../lib/nn/zoo.ts";
+import { type OptimizerKind, OPTIMIZERS } from "../lib/nn/optim.ts";
 import { si, table } from "./output.ts";
 import { addPartyOptions, openFromFlags, type PartyFlags } from "./party_options.ts";
 
@@ -11,6 +12,7 @@ interface TrainingOptions extends PartyFlags {
   batch: string;
   iterations: string;
   seed: string;
+  optimizer: string;
   write: boolean;
   json?: boolean;
 }
@@ -23,6 +25,7 @@ export function addTrainingBench(bench: Command): void {
       .option("--batch <k>", "batch size", "128")
       .option("--iterations <n>", "iterations to average over", "2")
       .option("--seed <n>", "seed of the weights and the batch", "1")
+      .option("--optimizer <name>", "sgd (lr 0.01, momentum 0.9), adam or adamw (lr 0.001)", "sgd")
       .option("--no-write", "do not write bench/results/")
       .option("--json", "print JSON"),
     "local",
@@ -39,10 +42,14 @@ async function runTraining(o: TrainingOptions) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
   }
   modelByName(o.model); // an unknown name fails before connecting
+  if (!(OPTIMIZERS as readonly string[]).includes(o.optimizer)) {
+    throw new Error(`--optimizer must be one of ${OPTIMIZERS.join(", ")}, got ${o.optimizer}`);
+  }
+  const optimizer = o.optimizer as OptimizerKind;
   const session = await openFromFlags(o);
   try {
     const p = session.party;
-    const row = await trainingBench(p, { model: o.model, batch, iterations, seed });
+    const row = await trainingBench(p, { model: o.model, batch, iterations, seed, optimizer });
     if (!row) return;
     const prov = await provenance();
     const path = new URL(`training-${o.device}.json`, resultsDir).pathname;
@@ -56,7 +63,9 @@ async function runTraining(o: TrainingOptions) {
     if (o.json) console.log(JSON.stringify(row, null, 2));
     else {
       console.log(
-        `${row.model}, batch ${row.batch}, f = ${row.fracBits}: ${row.secondsPerIteration.toFixed(2)} s and ` +
+        `${row.model}${row.optimizer ? ` (${row.optimizer})` : ""}, batch ${row.batch}, f = ${row.fracBits}: ${
+          row.secondsPerIteration.toFixed(2)
+        } s and ` +
           `${si(row.bytesTotalPerIteration)}B per iteration (${row.roundsPerIteration} rounds, LAN comm ` +
           `${row.lanSecondsPerIteration.toFixed(2)} s); twin ${row.plainSecondsPerIteration.toFixed(3)} s ` +
           `(${row.ratio.toFixed(0)}x); peak RSS ${si(row.peakRss)}B`,

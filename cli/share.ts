@@ -3,6 +3,7 @@
  * input or dataset into three share files (PREFIX.p0.share .. p2.share; any two
  * reconstruct, one alone is uniformly random), and join two or three back.
  */
+import { isOptimizerState } from "../lib/nn/optim.ts";
 import { Command } from "commander";
 import { NativeBackend } from "../lib/native/backend.ts";
 import { FileFormatError, type Header, readTensorFile, tensorBytes, type TensorFile } from "../lib/io/format.ts";
@@ -116,12 +117,12 @@ export function reconstructCommand(): Command {
 /**
  * A reconstructed model as ONNX: its own graph (an imported model's, after
  * import's folding) or the zoo model's as a graph, with the weights; a
- * checkpoint's optimizer state (velocity.*) is left out.
+ * checkpoint's optimizer state (velocity.*, adam_m.*, adam_v.*) is left out.
  */
 async function writeOnnx(out: string, h: Header, tensors: Map<string, { shape: number[]; data: Float64Array }>) {
   if (h.kind !== "model") throw new FileFormatError(`only a model can be written as ONNX, not a ${h.kind}`);
   const spec = h.graph ?? sequentialToGraph(modelByName(h.model));
-  const weights = new Map([...tensors].filter(([name]) => !name.startsWith("velocity.")));
+  const weights = new Map([...tensors].filter(([name]) => !isOptimizerState(name)));
   await writeFileAtomic(out, exportOnnx(spec, weights));
 }
 

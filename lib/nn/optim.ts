@@ -320,16 +320,14 @@ export interface AdamOptions extends ScheduleOptions {
 export const ADAM_DEFAULTS = { beta1: 0.9, beta2: 0.999, eps: 1e-3 } as const;
 
 /**
- * The bound on the batch-mean gradient's magnitude that Adam's fixed-point
- * scales are sized for: v (and its bias-corrected vhat) stays below
- * ADAM_GRAD_BOUND^2 = 64, which is the top of the range given to the
- * inverse square root and, with v kept at scale 2f, what the ring holds
- * (v 2^(2f + 22) < 2^60 at f = 16). Training gradients are far below it.
+ * The bound on the batch-mean gradient's magnitude that Adam is sized for:
+ * vhat stays below ADAM_GRAD_BOUND^2 = 64, the top of the range given to
+ * the inverse square root. Training gradients are far below it.
  */
 export const ADAM_GRAD_BOUND = 8;
-/** The largest fractional bits Adam runs at (v is kept at scale 2f). */
-export const ADAM_MAX_FRAC_BITS = 18;
-/** The largest beta2: 1 - beta2 must keep some bits at v's scale (see `Adam`). */
+/** v is kept at scale f + 6: 2^-22 at f = 16, so that (1 - beta2) g^2 of small gradients still accumulates. */
+export const ADAM_V_EXTRA_BITS = 6;
+/** The largest beta2 (1 - beta2 keeps 8 bits at v's constants' 2^-18). */
 export const ADAM_MAX_BETA2 = 0.9999;
 
 /**
@@ -337,7 +335,7 @@ export const ADAM_MAX_BETA2 = 0.9999;
  * step moves a weight by about lr), beta1 in [0, 1), beta2 in [0, 0.9999],
  * weight decay in [0, 1), eps in (0, 1] and, given f, eps >= 8 2^-f (the
  * inverse square root's input is rounded to 2^-f: at 8 units its relative
- * error is at most 1/16) and f <= 18.
+ * error is at most 1/16) and f >= 8.
  */
 export function checkAdamOptions(o: AdamOptions, fracBits?: number): void {
   const { lr, beta1 = ADAM_DEFAULTS.beta1, beta2 = ADAM_DEFAULTS.beta2, eps = ADAM_DEFAULTS.eps } = o;
@@ -354,43 +352,43 @@ export function checkAdamOptions(o: AdamOptions, fracBits?: number): void {
   if (!(wd >= 0 && wd < 1)) throw new RangeError(`--weight-decay must be in [0, 1), got ${wd}`);
   if (!(eps > 0 && eps <= 1)) throw new RangeError(`--eps must be in (0, 1], got ${eps}`);
   if (fracBits === undefined) return;
-  if (fracBits > ADAM_MAX_FRAC_BITS) {
-    throw new RangeError(
-      `${name} keeps its second moment at scale 2f: it needs at most ${ADAM_MAX_FRAC_BITS} fractional bits, ` +
-        `got ${fracBits}`,
-    );
-  }
+  if (fracBits < 8) throw new RangeError(`${name} needs at least 8 fractional bits, got ${fracBits}`);
   if (eps < 8 * 2 ** -fracBits) {
     throw new RangeError(`--eps must be at least ${8 * 2 ** -fracBits} (8 units of 2^-${fracBits}), got ${eps}`);
   }
 }
 
-/** Adam's public constants of one step (t = iteration + 1). */
+/** Adam's public constants of one step (t = iteration + 1); see `Adam` for where each one goes. */
 export interface AdamConstants {
-  /** g = G k.grad + W k.l2 and m = m k.b1 + G k.mGrad + W k.mL2, one truncation by k.grad.shift. */
+  /** [g; m; mu] = [G grad + W l2; m b1 + G mGrad + W mL2; the same times lr_t 2^e] >> grad.shift. */
   grad: PublicScale;
   l2: PublicScale;
   b1: PublicScale;
   mGrad: PublicScale;
   mL2: PublicScale;
-  /** V = V k.b2 + g^2 k.vGrad (V and g^2 at scale 2f), one truncation. */
+  muB1: PublicScale;
+  muGrad: PublicScale;
+  muL2: PublicScale;
+  /** e: mu = lr_t 2^e m is about m's size; the update is (mu r) >> (f + e). */
+  e: number;
+  /**
+   * vhat = (vhat b2 + g^2 vGrad) >> b2.shift (vhat and g^2 at scale f + 6): the bias-corrected second moment's
+   * own recurrence, b2 = beta2 (1 - beta2^(t-1)) / (1 - beta2^t), vGrad = (1 - beta2) / (1 - beta2^t).
+   */
   b2: PublicScale;
   vGrad: PublicScale;
-  /** vhat = V k.vhat >> (f + shift): the bias correction 1 / (1 - beta2^t). */
-  vhat: PublicScale;
-  /** delta = (m r) k.lr + W k.decay >> (f + shift): lr_t = lr / (1 - beta1^t), decay lr weightDecay (AdamW). */
-  lr: PublicScale;
+  /** AdamW's lr weightDecay W, at mu r's scale 2f + e - 3. */
   decay: PublicScale;
-  /** The step's rate (the schedule's) and t. */
+  /** The step's rate (the schedule's), lr_t = rate / (1 - beta1^t), and t. */
   rate: number;
+  lrT: number;
   t: number;
 }
 
-/** The shift that gives the smallest nonzero constant about 2^18, capped so that the products stay in the ring. */
-function shiftFor(cs: number[], cap: number): number {
-  const nonzero = cs.filter((c) => c !== 0).map(Math.abs);
-  if (!nonzero.length) return 0;
-  return Math.max(0, Math.min(cap, Math.ceil(18 - Math.log2(Math.min(...nonzero)))));
+/** The shift that makes the largest constant about 2^20 (as SGD's): the products stay near |x| 2^(f + 20). */
+function shiftFor(cs: number[]): number {
+  const top = Math.max(...cs.map(Math.abs));
+  return top > 0 ? Math.max(0, Math.ceil(20 - Math.log2(top))) : 0;
 }
 
 /**
@@ -406,23 +404,30 @@ function shiftFor(cs: number[], cap: number): number {
  * sits outside it: fixed point at f = 16 cannot resolve smaller). Every
  * constant is public; the bias corrections fold into them.
  *
- * All trainable parameters go through one flat vector: rounds per step are
- *   1  truncate [g; m] (one call for both),
- *   1  g^2 (a product, kept at scale 2f: no truncation),
- *   1  truncate V = beta2 V + (1 - beta2) g^2 (V kept at scale 2f, so that
- *      small gradients' g^2 still accumulate: at scale f, 2^-16 is above
- *      (1 - beta2) g^2 for |g| < 0.12),
- *   1  truncate vhat + eps at scale f,
- *      invSqrt(vhat + eps) over [eps, ADAM_GRAD_BOUND^2 + eps],
- *   1  m r (a product), 1 truncate lr_t m r (+ lr weightDecay W),
- * i.e. 6 rounds besides the inverse square root, against SGD's 1 or 2.
- * State: m at scale f and V = v at scale 2f, per parameter.
+ * All trainable parameters go through one flat vector, 6 rounds besides
+ * one inverse square root (SGD: 1, or 2 with momentum):
+ *   1  truncate [g; m; mu] in one call, mu = lr_t 2^e m (2^e a public power
+ *      of two that makes lr_t 2^e about 1, lr_t = lr_i / (1 - beta1^t)),
+ *   1  g g (a product), 1 truncate it to v's scale f + 6,
+ *   1  truncate vhat = a_t vhat + (1 - a_t) g^2, the bias-corrected second
+ *      moment's own recurrence (a_t = beta2 (1 - beta2^(t-1)) / (1 - beta2^t)):
+ *      kept corrected, it is never the tiny (1 - beta2) g^2 of the first
+ *      steps that the correction would multiply by up to 1 / (1 - beta2),
+ *      rounding included; the state, at scale f + 6 (2^-22 at f = 16),
+ *      r' = invSqrt(2^6 (vhat + eps)): vhat's word read at scale f, no
+ *      truncation, over [2^6 eps, 2^6 (ADAM_GRAD_BOUND^2 + eps)] (as many
+ *      powers of 4 as [eps, 64 + eps]); r = 8 r',
+ *   1  mu r' (a product), 1 truncate (mu r' + lr_i weightDecay 2^(f+e-3) W)
+ *      >> (f + e - 3): the update.
+ * Every truncated value is at most about |x| 2^(f + 24) (the state vhat at
+ * 2^(f + 6 + 18)), so each fails (Pi_trunc1) about as rarely as SGD's.
+ * State: m at scale f, vhat (not v) at scale f + 6 (adam_m.*, adam_v.*).
  */
 export class Adam implements Optimizer {
   readonly kind: OptimizerKind;
   iteration = 0;
   m = new Map<string, AShare>();
-  /** v at scale 2f. */
+  /** vhat, the bias-corrected second moment, at scale f + ADAM_V_EXTRA_BITS. */
   v = new Map<string, AShare>();
   plainM = new Map<string, Float64Array>();
   plainV = new Map<string, Float64Array>();
@@ -449,31 +454,31 @@ export class Adam implements Optimizer {
 
   constants(batch: number, fracBits: number): AdamConstants {
     checkAdamOptions(this.options, fracBits);
-    const f = fracBits, b1 = this.beta1, b2 = this.beta2, t = this.iteration + 1, rate = this.rate();
+    const f = fracBits, k = ADAM_V_EXTRA_BITS, b1 = this.beta1, b2 = this.beta2, t = this.iteration + 1;
+    const rate = this.rate(), lrT = rate / (1 - b1 ** t);
     const wd = this.options.weightDecay ?? 0, l2 = this.options.decoupled ? 0 : wd;
-    const boundBits = Math.log2(ADAM_GRAD_BOUND);
-    // [g; m]: values up to the gradient bound at scale f
-    const c1 = [1 / batch, l2, b1, (1 - b1) / batch, (1 - b1) * l2];
-    const s1 = shiftFor(c1, 60 - f - Math.ceil(boundBits));
-    // V: up to bound^2 at scale 2f
-    const s3 = shiftFor([b2, 1 - b2], 60 - 2 * f - Math.ceil(2 * boundBits));
-    const vhat = 1 / (1 - b2 ** t);
-    const s4 = Math.max(0, Math.ceil(18 - Math.log2(vhat)));
-    const lrT = rate / (1 - b1 ** t);
-    const s6 = Math.max(0, Math.min(62 - 2 * f, Math.ceil(16 - Math.log2(lrT))));
+    // mu = lr_t 2^e m with lr_t 2^e in [0.7, 1.4); the update is (mu r') >> (f + e - k/2), at most 62 bits
+    const e = Math.max(k / 2 - f, Math.min(62 - 2 * f, Math.round(-Math.log2(lrT)))), mu = lrT * 2 ** e;
+    const c1 = [1 / batch, l2, b1, (1 - b1) / batch, (1 - b1) * l2].map((c, i) => i < 2 ? [c] : [c, c * mu]).flat();
+    const s1 = shiftFor(c1);
+    const at1 = (c: number) => fixedAt(c, s1);
+    // vhat at scale f + k, constants at 2^-18 ((1 - beta2) / (1 - beta2^t) keeps 8 bits or more); they add up to 1
+    const s3 = 18, vGrad = (1 - b2) / (1 - b2 ** t);
     return {
-      grad: fixedAt(1 / batch, s1),
-      l2: fixedAt(l2, s1),
-      b1: fixedAt(b1, s1),
-      mGrad: fixedAt((1 - b1) / batch, s1),
-      mL2: fixedAt((1 - b1) * l2, s1),
-      b2: fixedAt(b2, s3),
-      vGrad: fixedAt(1 - b2, s3),
-      vhat: fixedAt(vhat, s4),
-      lr: fixedAt(lrT, s6),
-      // W is at scale f, m r at 2f: the decay's constant carries f more bits
-      decay: fixedAt(this.options.decoupled ? rate * wd : 0, s6 + f),
+      grad: at1(1 / batch),
+      l2: at1(l2),
+      b1: at1(b1),
+      mGrad: at1((1 - b1) / batch),
+      mL2: at1((1 - b1) * l2),
+      muB1: at1(b1 * mu),
+      muGrad: at1((1 - b1) / batch * mu),
+      muL2: at1((1 - b1) * l2 * mu),
+      e,
+      b2: fixedAt(1 - vGrad, s3),
+      vGrad: fixedAt(vGrad, s3),
+      decay: fixedAt(this.options.decoupled ? rate * wd : 0, f + e - k / 2),
       rate,
+      lrT,
       t,
     };
   }
@@ -492,25 +497,28 @@ export class Adam implements Optimizer {
     const n = w.size;
     using m0 = this.m.size ? flatConcat(names.map((k) => this.m.get(k)!)) : null;
     using v0 = this.v.size ? flatConcat(names.map((k) => this.v.get(k)!)) : null;
-    // [g; m], one truncation
+    // [g; m; mu], one truncation
     using gT = linear(w, [[g0, c.grad], [w, c.l2]]);
     using mT = linear(w, [[m0, c.b1], [g0, c.mGrad], [w, c.mL2]]);
-    using both = AShare.concat([gT, mT], 0);
-    using gm = await truncate(both, c.grad.shift);
-    using gView = gm.slice(0, 0, n), mView = gm.slice(0, n, 2 * n);
-    using g = gView.contiguous(), m = mView.contiguous();
-    // g^2 at scale 2f, then V at scale 2f
-    using g2 = await mul(g, g);
+    using muT = linear(w, [[m0, c.muB1], [g0, c.muGrad], [w, c.muL2]]);
+    using joined1 = AShare.concat([gT, mT, muT], 0);
+    using gm = await truncate(joined1, c.grad.shift);
+    using gView = gm.slice(0, 0, n), mView = gm.slice(0, n, 2 * n), muView = gm.slice(0, 2 * n, 3 * n);
+    using g = gView.contiguous(), m = mView.contiguous(), mu = muView.contiguous();
+    // g^2 at v's scale f + k
+    using gg = await mul(g, g);
+    using g2 = await truncate(gg, f - ADAM_V_EXTRA_BITS);
+    // vhat at scale f + k
     using vT = linear(w, [[v0, c.b2], [g2, c.vGrad]]);
     using v = await truncate(vT, c.b2.shift);
-    // vhat + eps at scale f
-    using xT = scaledTerm(v, c.vhat);
-    using vhat = await truncate(xT, f + c.vhat.shift);
-    using x = vhat.addPublic(encodeFixed(this.eps, f));
-    using r = await invSqrt(x, { min: this.eps, max: ADAM_GRAD_BOUND ** 2 + this.eps });
-    using mr = await mul(m, r);
-    using dT = linear(w, [[mr, c.lr], [w, c.decay]]);
-    using delta = await truncate(dT, f + c.lr.shift);
+    // x = 2^k (vhat + eps) read at scale f: r' = 1/sqrt(x) = 2^(-k/2) / sqrt(vhat + eps), no truncation
+    const k = ADAM_V_EXTRA_BITS, lift = 2 ** k;
+    using x = v.addPublic(encodeFixed(this.eps, f + k));
+    using r = await invSqrt(x, { min: lift * this.eps, max: lift * (ADAM_GRAD_BOUND ** 2 + this.eps) });
+    // the update: (mu r' 2^(k/2) + lr weightDecay 2^(f+e) W) >> (f + e), as (mu r' + ... 2^(-k/2)) >> (f + e - k/2)
+    using mur = await mul(mu, r);
+    using dT = linear(w, [[mur, { multiplier: 1n, shift: 0, value: 1 }], [w, c.decay]]);
+    using delta = await truncate(dT, f + c.e - k / 2);
     using updated = w.sub(delta);
     this.m.forEach((x) => x.dispose());
     this.v.forEach((x) => x.dispose());

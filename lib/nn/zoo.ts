@@ -199,7 +199,12 @@ export const resnetDepths = { 50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 
  * normalization, a 3x3/2 pool (the network's one max pooling; average unless
  * `:max`), four stages of bottleneck blocks (widths 64..512, the first stage at
  * stride 1), each block followed by a ReLU after the addition, then global
- * average pooling and FC 2048 -> 1000.
+ * average pooling and FC 2048 -> 1000. Options: another input side and class
+ * count, and the normalization layer: `resnet50-64` is ResNet-50 at 64x64
+ * (Tiny ImageNet's size, 200 classes: 23,917,832 trainable parameters, the
+ * features end 2048x2x2) with `BatchNorm`, for private training benchmarks.
+ * Its last stage normalizes over m = 4 n values per channel: at batch 1 the
+ * private forward followed the twin within 9e-3 relative at f = 20.
  */
 export function resnet(
   depth: keyof typeof resnetDepths,

@@ -25,14 +25,14 @@ import { sharePath } from "../../lib/io/share_files.ts";
 import { Sgd } from "../../lib/nn/optim.ts";
 import { countCorrect, plainCountCorrect, plainTrainStep, trainStep } from "../../lib/nn/train_step.ts";
 import { plainSource, type Schedule, trainPlain, trainPrivate } from "../../lib/nn/training_loop.ts";
-import { bncnn, resnet18Cifar10 } from "../../lib/nn/zoo.ts";
+import { bncnn, modelByName, resnet18Cifar10 } from "../../lib/nn/zoo.ts";
 import { NativeBackend } from "../../lib/native/backend.ts";
 import { Graph } from "../../lib/nn/graph.ts";
 import { invSqrtRounds } from "../../lib/mpc/inv_sqrt.ts";
 import { sequentialToGraph, sequentialWeights } from "../../lib/nn/graph_from_sequential.ts";
 import { seededWeights } from "../../lib/nn/calibrate.ts";
 
-const BNCNN_ITERATIONS = Number(Deno.env.get("BNCNN_ITERATIONS") ?? 40);
+const BNCNN_ITERATIONS = Number(Deno.env.get("BNCNN_ITERATIONS") ?? 60);
 import { runParties } from "../mpc/harness.ts";
 
 const random = (shape: readonly number[], seed: number, lo = -1, hi = 1) => {
@@ -202,6 +202,11 @@ Deno.test("BatchNorm twin: gradients match finite differences of its forward", (
  * on the embedded digits (three parties, share files as `train` reads them)
  * against the twin from the same weights, batch order and optimizer constants;
  * held-out accuracy (inference: the running statistics) within 1.5 points.
+ * SGD lr 0.1, momentum 0.5 (as the LeNet regression, accuracy_test.ts), f = 16,
+ * local truncation, 60 iterations of 32, 1,000 held-out digits. Measured:
+ * private 915/1000 against the twin's 915/1000, loss 0.381 / 0.377, mean loss
+ * gap 2.4e-3 (largest 1.0e-2); 27 s of private training on 2 otherwise idle
+ * cores (40 iterations: 872-874 vs 873). BNCNN_ITERATIONS overrides the count.
  */
 deviceTest("private bncnn training on the embedded digits follows the twin (loss and held-out accuracy)", async () => {
   const F = 16, ITERATIONS = BNCNN_ITERATIONS, BATCH = 32, HELD_OUT = 1000, CHUNK = 250;
@@ -268,7 +273,7 @@ deviceTest("private bncnn training on the embedded digits follows the twin (loss
     );
     assert.ok(meanGap <= 0.04 && Math.max(...gaps) <= 0.2, `loss curves part: mean gap ${meanGap}`);
     const points = (c: number) => (100 * c) / HELD_OUT;
-    assert.ok(points(twinCorrect) >= 75, `twin accuracy ${points(twinCorrect)}%`);
+    assert.ok(points(twinCorrect) >= 85, `twin accuracy ${points(twinCorrect)}%`);
     assert.ok(points(got.correct) >= points(twinCorrect) - 1.5, `private ${got.correct} vs twin ${twinCorrect}`);
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -398,3 +403,27 @@ deviceTest(
     }
   },
 );
+
+/**
+ * resnet50-64 (the bench row): a private training-mode forward at batch 1
+ * against the twin's. The last stage normalizes 2x2 values per channel, which
+ * amplifies fixed-point error (the twin is just as sensitive to its input):
+ * measured 3.0e-3 relative at the logits (f = 20, corrected truncation).
+ */
+deviceTest("resnet50-64: the private training forward at batch 1 follows the twin", async () => {
+  const model = modelByName("resnet50-64"), weights = initWeights(model, 5);
+  const x = random([1, 3, 64, 64], 6, 0, 1);
+  const want = model.net.plain(x, plainParams(copyWeights(weights)), new Tape());
+  const [got] = await runParties(async (p) => {
+    const w = await shareWeights(p, model, 0, p.index === 0 ? weights : null);
+    using xs = await share(p, 1, x);
+    using t = new Tape();
+    using y = await model.net.forward(xs, sharedParams(w), undefined, t);
+    w.forEach((v) => v.dispose());
+    return await open(y);
+  }, { fracBits: 20, truncation: "corrected" });
+  const err = relativeError(got, want.data);
+  console.log(`resnet50-64 training forward, batch 1: logits relative error ${err.toExponential(2)}`);
+  assert.equal(got.length, 200);
+  assert.ok(err <= 3e-2, `relative error ${err}`);
+});

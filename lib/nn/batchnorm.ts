@@ -155,6 +155,7 @@ export class BatchNorm implements Layer {
 
   /** rm += mom (mean - rm), rv += mom (var m / (m - 1) - rv): one truncation of [2c], written in place. */
   async #updateRunning(rm: AShare, rv: AShare, mean: AShare, variance: AShare, m: number): Promise<void> {
+    if (this.momentum === 0) return; // frozen statistics
     const f = mean.party.fracBits, { mom, unbiased, shift } = this.#runningConstants(m, f);
     using a = scaledTerm(mean, mom), b = scaledTerm(rm, mom);
     using dm = a.sub(b);
@@ -171,10 +172,10 @@ export class BatchNorm implements Layer {
     rv.next.assign(newVar.next);
   }
 
-  /** The public constants of the running update, with one shared shift (the twin applies the same). */
+  /** The public constants of the running update, sharing one shift (about 2^-20 relative precision; momentum > 0). */
   #runningConstants(m: number, f: number) {
     const mom0 = this.momentum, unb0 = mom0 * (m > 1 ? m / (m - 1) : 1);
-    const shift = publicScale(Math.max(mom0, 1e-300), f).shift;
+    const shift = publicScale(mom0, f).shift;
     const at = (v: number) => {
       const multiplier = BigInt(Math.round(v * 2 ** shift));
       return { multiplier, shift, value: Number(multiplier) / 2 ** shift };

@@ -113,7 +113,8 @@ deviceTest("private LeNet training on the embedded digits follows the plaintext 
  * The same regression for Adam (eps 1e-3 inside the square root, betas 0.9 and 0.999, lr 0.005): 15 iterations of
  * batch 64 on the first 960 digits, then all 2,000 held-out digits. Adam's step costs about 4 s on 2 cores whatever
  * the batch (an inverse square root over LeNet's 431k parameters), so the run is short: its twin reaches about 80%
- * (1597 of 2,000), far from chance, and the private run must come within 1.5 points of it.
+ * (1597 of 2,000), far from chance, and the private run must come within 1.5 points of it. Measured: private
+ * 1598 and 1596 of 2,000 against the twin's 1597; about 70 s in all on 2 cores.
  */
 deviceTest("private LeNet training with Adam on the embedded digits reaches the twin's held-out accuracy", async () => {
   const ITER = 15, B = 64;
@@ -187,7 +188,8 @@ deviceTest("private LeNet training with Adam on the embedded digits reaches the 
           seconds.toFixed(0)
         } s`,
     );
-    assert.ok(meanGap <= 0.04 && Math.max(...gaps) <= 0.2, `loss curves part: mean gap ${meanGap}`);
+    // measured: mean gap 1.3e-3 and 1.6e-3, largest 3.3e-3 and 3.4e-3 over 15 iterations
+    assert.ok(meanGap <= 0.01 && Math.max(...gaps) <= 0.05, `loss curves part: mean gap ${meanGap}`);
     const points = (c: number) => (100 * c) / HELD_OUT;
     assert.ok(points(twinCorrect) >= 70, `twin accuracy ${points(twinCorrect)}%`);
     assert.ok(points(got.correct!) >= points(twinCorrect) - 1.5, `private ${got.correct} vs twin ${twinCorrect}`);

@@ -11,7 +11,8 @@ import { checkOutput, modelMeta, reconstructTensors, shareTensors, writePlainFil
 import { importOnnx } from "../lib/io/onnx/import.ts";
 import { exportOnnx } from "../lib/io/onnx/export.ts";
 import { writeFileAtomic } from "../lib/io/atomic.ts";
-import { sequentialToGraph } from "../lib/nn/graph_from_sequential.ts";
+import { sequentialToGraph, sequentialWeights } from "../lib/nn/graph_from_sequential.ts";
+import { PlainTensor } from "../lib/nn/plain.ts";
 import { basename } from "node:path";
 import { checkTensors, checkValues, MAX_FRAC_BITS, MIN_FRAC_BITS, sumWarning, type Values } from "../lib/io/ranges.ts";
 import { seededWeights } from "../lib/nn/calibrate.ts";
@@ -121,9 +122,12 @@ export function reconstructCommand(): Command {
  */
 async function writeOnnx(out: string, h: Header, tensors: Map<string, { shape: number[]; data: Float64Array }>) {
   if (h.kind !== "model") throw new FileFormatError(`only a model can be written as ONNX, not a ${h.kind}`);
-  const spec = h.graph ?? sequentialToGraph(modelByName(h.model));
-  const weights = new Map([...tensors].filter(([name]) => !isOptimizerState(name)));
-  await writeFileAtomic(out, exportOnnx(spec, weights));
+  const kept = new Map([...tensors].filter(([name]) => !isOptimizerState(name)));
+  if (h.graph) return await writeFileAtomic(out, exportOnnx(h.graph, kept));
+  // a zoo model: batch normalization with statistics becomes its inference form (scale, shift) on the way out
+  const model = modelByName(h.model);
+  const weights = sequentialWeights(model, new Map([...kept].map(([n, t]) => [n, new PlainTensor(t.shape, t.data)])));
+  await writeFileAtomic(out, exportOnnx(sequentialToGraph(model), weights));
 }
 
 /** --dataset: reads the split and writes images [n, c, h, w] and one-hot labels [n, classes]. */

@@ -212,7 +212,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "ONNX: a zoo model reconstructed as ONNX runs in ONNX Runtime as the zoo's twin does",
+  name: "ONNX: zoo models (LeNet, a BatchNorm CNN) reconstructed as ONNX run in ONNX Runtime as the zoo's twin does",
   ignore: !deviceAvailable,
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "cryptgpu-onnx-zoo-" });
@@ -231,6 +231,21 @@ Deno.test({
         data: Float32Array.from(x),
       });
       assert.ok(maxAbs(ort.data, twin.data) <= 1e-4 * Math.max(1, ...Array.from(twin.data, Math.abs)));
+      // batch normalization with statistics leaves as its inference form, and ONNX Runtime agrees with the twin
+      await ok("share", "--model", "bncnn", "--seed", "2", "--out", `${dir}/b`);
+      await ok("reconstruct", `${dir}/b.p1.share`, `${dir}/b.p2.share`, "--out", `${dir}/bncnn.onnx`);
+      await ok("reconstruct", `${dir}/b.p1.share`, `${dir}/b.p2.share`, "--out", `${dir}/bncnn.cgtf`);
+      const bn = modelOf({ model: "bncnn" });
+      const bnTwin = bn.net.plain(
+        new PlainTensor([2, 1, 28, 28], Float64Array.from(x)),
+        plainParams(await weightsOf(`${dir}/bncnn.cgtf`)),
+      );
+      const bnOrt = await runOrt(await Deno.readFile(`${dir}/bncnn.onnx`), {
+        name: "input",
+        shape: [2, 1, 28, 28],
+        data: Float32Array.from(x),
+      });
+      assert.ok(maxAbs(bnOrt.data, bnTwin.data) <= 1e-4 * Math.max(1, ...Array.from(bnTwin.data, Math.abs)));
       // an input or dataset has no network to write
       await ok("share", "--dataset", "mnist", "--limit", "2", "--out", `${dir}/d`);
       const bad = await runCli(["reconstruct", `${dir}/d.p0.share`, `${dir}/d.p1.share`, "--out", `${dir}/d.onnx`]);

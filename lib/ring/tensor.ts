@@ -7,11 +7,24 @@
  * Memory is released deterministically: `dispose()`, `using`, or `scope()`.
  * Views (permute, slice, reshape of contiguous data) share their buffer, which
  * is freed when the last view is disposed.
+ *
+ * This file owns the tensor itself: creation, views and layout, reading back,
+ * writing in place, elementwise operations, reductions and matmul. Two groups
+ * of methods are one-line delegations to their own modules: the windowed
+ * operations (conv2d and its gradients, im2col/col2im, sum pooling) to
+ * windows.ts, and the packed-bit operations to bits.ts. Operand checks and
+ * dense access, shared with those modules, are in operand.ts.
  */
-import type { Backend, Conv2dGeometry, MatmulOptions } from "../native/backend.ts";
+import type { Backend, MatmulOptions } from "../native/backend.ts";
 import type { AesImpl, BinaryOp, Method, UnaryOp } from "../native/symbols.ts";
+import * as bitOps from "./bits.ts";
+import { expectShape, requireDtype, withDense } from "./operand.ts";
 import { broadcastPlan, checkShape, contiguousStrides, fmt, normAxis, sameShape, type Shape, size } from "./shape.ts";
 import { track } from "./scope.ts";
+import * as windows from "./windows.ts";
+import type { Conv2dOptions } from "./windows.ts";
+
+export { type Conv2dOptions, outputShape, poolOutputShape } from "./windows.ts";
 
 /** "u64": one ring element per word. "bit": packed bits, 64 per word. */
 export type DType = "u64" | "bit";
@@ -23,16 +36,6 @@ class Storage {
     if (--this.refs === 0) this.backend.free(this.handle);
   }
 }
-
-export interface Conv2dOptions {
-  stride?: number | [number, number];
-  padding?: number | [number, number];
-  dilation?: number | [number, number];
-  groups?: number;
-}
-
-const pair = (v: number | [number, number] | undefined, dflt: number): [number, number] =>
-  v === undefined ? [dflt, dflt] : typeof v === "number" ? [v, v] : v;
 
 const COMMUTES: Partial<Record<BinaryOp, BinaryOp>> = {
   add: "add",
@@ -52,7 +55,8 @@ function counterBlock(counter: bigint): Uint8Array {
   return iv;
 }
 
-function wordsFor(dtype: DType, n: number): number {
+/** Native words that n elements of the dtype occupy. */
+export function wordsFor(dtype: DType, n: number): number {
   return dtype === "u64" ? n : Math.ceil(n / 64);
 }
 
@@ -105,13 +109,7 @@ export class RingTensor {
 
   /** Packed bits from a BigUint64Array of words holding `shape`'s bits in order. */
   static fromBitWords(backend: Backend, words: BigUint64Array, shape: Shape): RingTensor {
-    checkShape(shape);
-    if (words.length !== wordsFor("bit", size(shape))) {
-      throw new RangeError(`fromBitWords: ${size(shape)} bits need ${wordsFor("bit", size(shape))} words`);
-    }
-    const t = RingTensor.empty(backend, shape, "bit");
-    backend.upload(t.handle, 0, words);
-    return t;
+    return bitOps.fromBitWords(backend, words, shape);
   }
 
   /** Fixed-point encoding of reals: round(x * 2^fracBits) in two's complement. */
@@ -218,7 +216,7 @@ export class RingTensor {
 
   /** The elements in row-major order, as words. */
   toBigUint64Array(): BigUint64Array {
-    return this.#withDense((t) => t.backend.download(t.handle, 0, t.words));
+    return withDense(this, (t) => t.backend.download(t.handle, 0, t.words));
   }
 
   /** Elements read as signed 64-bit integers. */
@@ -228,8 +226,8 @@ export class RingTensor {
 
   /** Fixed-point decoding: the elements as signed integers divided by 2^fracBits. */
   decode(fracBits: number): Float64Array {
-    this.#requireDtype("u64", "decode");
-    return this.#withDense((t) => t.backend.decodeFixed(t.handle, t.size, fracBits));
+    requireDtype(this, "u64", "decode");
+    return withDense(this, (t) => t.backend.decodeFixed(t.handle, t.size, fracBits));
   }
 
   /**
@@ -262,11 +260,7 @@ export class RingTensor {
 
   /** Packed bits as 0/1 numbers (for tests and small results). */
   toBits(): Uint8Array {
-    this.#requireDtype("bit", "toBits");
-    const words = this.backend.download(this.handle, 0, this.words);
-    const out = new Uint8Array(this.size);
-    for (let i = 0; i < out.length; i++) out[i] = Number((words[i >> 6] >> BigInt(i & 63)) & 1n);
-    return out;
+    return bitOps.toBits(this);
   }
 
   // ------------------------------------------------------------ views and layout
@@ -286,7 +280,7 @@ export class RingTensor {
 
   /** A view with the axes reordered. */
   permute(axes: readonly number[]): RingTensor {
-    this.#requireDtype("u64", "permute");
+    requireDtype(this, "u64", "permute");
     if (axes.length !== this.rank || new Set(axes.map((a) => normAxis(a, this.rank, "permute"))).size !== this.rank) {
       throw new RangeError(`permute: ${fmt(axes)} is not a permutation of ${this.rank} axes`);
     }
@@ -305,7 +299,7 @@ export class RingTensor {
 
   /** A view of [start, end) along an axis. */
   slice(axis: number, start: number, end: number): RingTensor {
-    this.#requireDtype("u64", "slice");
+    requireDtype(this, "u64", "slice");
     const a = normAxis(axis, this.rank, "slice");
     if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > this.shape[a] || start > end) {
       throw new RangeError(`slice: [${start}, ${end}) is outside axis ${a} of length ${this.shape[a]}`);
@@ -352,7 +346,7 @@ export class RingTensor {
     const first = tensors[0];
     const a = normAxis(axis, first.rank, "concat");
     for (const t of tensors) {
-      t.#requireDtype("u64", "concat");
+      requireDtype(t, "u64", "concat");
       if (t.rank !== first.rank || t.shape.some((d, i) => i !== a && d !== first.shape[i])) {
         throw new RangeError(`concat: shape ${fmt(t.shape)} does not match ${fmt(first.shape)} off axis ${a}`);
       }
@@ -378,7 +372,7 @@ export class RingTensor {
 
   /** Zero padding: pads[d] = [before, after] for each axis (missing axes: none). */
   pad(pads: readonly (readonly [number, number])[], value = 0n): RingTensor {
-    this.#requireDtype("u64", "pad");
+    requireDtype(this, "u64", "pad");
     if (pads.length > this.rank) throw new RangeError(`pad: ${pads.length} pairs for a tensor of rank ${this.rank}`);
     const p = this.shape.map((_, d) => pads[d] ?? [0, 0]);
     if (p.some(([b, e]) => !Number.isInteger(b) || !Number.isInteger(e) || b < 0 || e < 0)) {
@@ -409,9 +403,9 @@ export class RingTensor {
   /** Copies src (ring elements, any view of the same shape) into this tensor. */
   assign(src: RingTensor): void {
     this.#writable("assign");
-    this.#requireDtype("u64", "assign");
-    src.#requireDtype("u64", "assign");
-    src.#expectShape(this.shape, "assign: the source");
+    requireDtype(this, "u64", "assign");
+    requireDtype(src, "u64", "assign");
+    expectShape(src, this.shape, "assign: the source");
     const strides = contiguousStrides(this.shape);
     this.backend.copyStrided(
       this.#live.handle,
@@ -427,12 +421,12 @@ export class RingTensor {
   /** Writes a op b (same shapes) into this tensor, which must not overlap a or b. */
   assignBinary(op: BinaryOp, a: RingTensor, b: RingTensor): void {
     this.#writable("assignBinary");
-    a.#expectShape(this.shape, `${op} into a tensor: the left operand`);
-    b.#expectShape(this.shape, `${op} into a tensor: the right operand`);
+    expectShape(a, this.shape, `${op} into a tensor: the left operand`);
+    expectShape(b, this.shape, `${op} into a tensor: the right operand`);
     if (a.dtype !== this.dtype || b.dtype !== this.dtype) throw new TypeError(`${op} into a tensor: dtypes differ`);
     using out = this.contiguous(); // this tensor itself, or a view handle on its words
     const n = this.words, nb = Math.max(1, n);
-    a.#withDense((x) => b.#withDense((y) => x.backend.binary(op, out.handle, x.handle, y.handle, n, nb, 1)));
+    withDense(a, (x) => withDense(b, (y) => x.backend.binary(op, out.handle, x.handle, y.handle, n, nb, 1)));
   }
 
   /** Overwrites this tensor with `prf` words: AES-128-CTR under key from block `counter`. */
@@ -454,7 +448,7 @@ export class RingTensor {
    */
   binary(op: BinaryOp, other: RingTensor | bigint): RingTensor {
     if (typeof other === "bigint") {
-      return this.#withDense((a) => {
+      return withDense(this, (a) => {
         const out = RingTensor.empty(a.backend, a.shape, a.dtype);
         a.backend.scalar(op, out.handle, a.handle, other, a.words);
         return out;
@@ -485,13 +479,12 @@ export class RingTensor {
 
   /** this op small, with small repeating as the native broadcast describes. */
   #broadcast(o: BinaryOp, small: RingTensor, { nb, inner }: { nb: number; inner: number }): RingTensor {
-    return this.#withDense((a) =>
-      small.#withDense((b) => {
+    return withDense(this, (a) =>
+      withDense(small, (b) => {
         const out = RingTensor.empty(a.backend, a.shape, a.dtype);
         a.backend.binary(o, out.handle, a.handle, b.handle, a.words, nb, inner);
         return out;
-      })
-    );
+      }));
   }
 
   add(other: RingTensor | bigint): RingTensor {
@@ -515,7 +508,7 @@ export class RingTensor {
 
   unary(op: UnaryOp, k = 0): RingTensor {
     if (this.dtype === "bit" && op !== "not") throw new TypeError(`${op} is not defined on packed bits`);
-    return this.#withDense((a) => {
+    return withDense(this, (a) => {
       const out = RingTensor.empty(a.backend, a.shape, a.dtype);
       a.backend.unary(op, out.handle, a.handle, a.words, k);
       return out;
@@ -548,11 +541,11 @@ export class RingTensor {
 
   /** Sum over one axis (the axis is removed unless keepDims). */
   sum(axis: number, keepDims = false): RingTensor {
-    this.#requireDtype("u64", "sum");
+    requireDtype(this, "u64", "sum");
     const a = normAxis(axis, this.rank, "sum");
     const outer = size(this.shape.slice(0, a)), inner = size(this.shape.slice(a + 1));
     const shape = keepDims ? this.shape.map((d, i) => (i === a ? 1 : d)) : this.shape.filter((_, i) => i !== a);
-    return this.#withDense((t) => {
+    return withDense(this, (t) => {
       const out = RingTensor.empty(t.backend, shape);
       t.backend.sumAxis(out.handle, t.handle, outer, t.shape[a], inner);
       return out;
@@ -567,8 +560,8 @@ export class RingTensor {
    * Transposed views are passed to the kernel as transposes, not copied.
    */
   matmul(other: RingTensor, method?: Method): RingTensor {
-    this.#requireDtype("u64", "matmul");
-    other.#requireDtype("u64", "matmul");
+    requireDtype(this, "u64", "matmul");
+    requireDtype(other, "u64", "matmul");
     if (this.rank < 2 || this.rank > 3 || other.rank < 2 || other.rank > 3) {
       throw new RangeError(`matmul: operands must be 2-D or 3-D, got ${fmt(this.shape)} and ${fmt(other.shape)}`);
     }
@@ -603,105 +596,53 @@ export class RingTensor {
     );
   }
 
+  // ------------------------------------------------------------ windows (windows.ts)
+
   /** 2-D convolution (cross-correlation) of this [n, c, h, w] with weight [oc, c/groups, kh, kw]. */
   conv2d(weight: RingTensor, options: Conv2dOptions = {}): RingTensor {
-    const g = convGeometry(this.shape, weight.shape, options);
-    return this.#withDense((x) =>
-      weight.#withDense((w) => {
-        const out = RingTensor.empty(x.backend, outputShape(g));
-        x.backend.conv2dForward(out.handle, x.handle, w.handle, g);
-        return out;
-      })
-    );
+    return windows.conv2d(this, weight, options);
   }
 
   /** Gradient of sum(dy * conv2d(x, weight)) with respect to x, for this = dy. */
   conv2dBackwardInput(weight: RingTensor, inputShape: Shape, options: Conv2dOptions = {}): RingTensor {
-    const g = convGeometry(inputShape, weight.shape, options);
-    this.#expectShape(outputShape(g), "conv2dBackwardInput: dy");
-    return this.#withDense((dy) =>
-      weight.#withDense((w) => {
-        const dx = RingTensor.empty(dy.backend, inputShape);
-        dy.backend.conv2dBackwardInput(dx.handle, dy.handle, w.handle, g);
-        return dx;
-      })
-    );
+    return windows.conv2dBackwardInput(this, weight, inputShape, options);
   }
 
   /** Gradient with respect to the weight, for this = x and the given dy. */
   conv2dBackwardWeight(dy: RingTensor, weightShape: Shape, options: Conv2dOptions = {}): RingTensor {
-    const g = convGeometry(this.shape, weightShape, options);
-    dy.#expectShape(outputShape(g), "conv2dBackwardWeight: dy");
-    return this.#withDense((x) =>
-      dy.#withDense((d) => {
-        const dw = RingTensor.empty(x.backend, weightShape);
-        x.backend.conv2dBackwardWeight(dw.handle, x.handle, d.handle, g);
-        return dw;
-      })
-    );
+    return windows.conv2dBackwardWeight(this, dy, weightShape, options);
   }
 
   /** Window gather: [n, c, h, w] -> [n, c*kh*kw, oh*ow]. */
   im2col(kernel: [number, number], options: Conv2dOptions = {}): RingTensor {
-    const g = poolGeometry(this.shape, kernel, options);
-    return this.#withDense((x) => {
-      const out = RingTensor.empty(x.backend, [g.n, g.c * g.kh * g.kw, outputShape(g)[2] * outputShape(g)[3]]);
-      x.backend.im2col(out.handle, x.handle, g);
-      return out;
-    });
+    return windows.im2col(this, kernel, options);
   }
 
   /** The adjoint of im2col: this [n, c*kh*kw, oh*ow] summed into [n, c, h, w]. */
   col2im(imageShape: Shape, kernel: [number, number], options: Conv2dOptions = {}): RingTensor {
-    const g = poolGeometry(imageShape, kernel, options);
-    const [, , oh, ow] = outputShape(g);
-    this.#expectShape([g.n, g.c * g.kh * g.kw, oh * ow], "col2im: columns");
-    return this.#withDense((cols) => {
-      const out = RingTensor.empty(cols.backend, imageShape);
-      cols.backend.col2im(out.handle, cols.handle, g);
-      return out;
-    });
+    return windows.col2im(this, imageShape, kernel, options);
   }
 
   /** Sum over each pooling window: [n, c, h, w] -> [n, c, oh, ow]. */
   sumPool2d(kernel: [number, number], options: Conv2dOptions = {}): RingTensor {
-    const g = poolGeometry(this.shape, kernel, options);
-    return this.#withDense((x) => {
-      const out = RingTensor.empty(x.backend, outputShape(g));
-      x.backend.sumPool2dForward(out.handle, x.handle, g);
-      return out;
-    });
+    return windows.sumPool2d(this, kernel, options);
   }
 
   /** The adjoint of sumPool2d, for this = dy. */
   sumPool2dBackward(inputShape: Shape, kernel: [number, number], options: Conv2dOptions = {}): RingTensor {
-    const g = poolGeometry(inputShape, kernel, options);
-    this.#expectShape(outputShape(g), "sumPool2dBackward: dy");
-    return this.#withDense((dy) => {
-      const out = RingTensor.empty(dy.backend, inputShape);
-      dy.backend.sumPool2dBackward(out.handle, dy.handle, g);
-      return out;
-    });
+    return windows.sumPool2dBackward(this, inputShape, kernel, options);
   }
 
-  // ------------------------------------------------------------ bits
+  // ------------------------------------------------------------ bits (bits.ts)
 
   /** Bit k of every element, packed 64 to a word: a "bit" tensor of the same shape. */
   packBit(k: number): RingTensor {
-    this.#requireDtype("u64", "packBit");
-    return this.#withDense((t) => {
-      const out = RingTensor.empty(t.backend, t.shape, "bit");
-      t.backend.bitsGather(out.handle, t.handle, t.size, 64, k, 1, 1);
-      return out;
-    });
+    return bitOps.packBit(this, k);
   }
 
   /** Packed bits back to one 0/1 word per element. */
   unpackBits(): RingTensor {
-    this.#requireDtype("bit", "unpackBits");
-    const out = RingTensor.zeros(this.backend, this.shape);
-    this.backend.bitsScatter(out.handle, this.handle, this.size, 64, 0, 1, 1);
-    return out;
+    return bitOps.unpackBits(this);
   }
 
   /**
@@ -710,54 +651,15 @@ export class RingTensor {
    * (`count` of them) of every row into a packed "bit" tensor [rows, count].
    */
   gatherBits(start: number, step: number, count: number): RingTensor {
-    const { rows, width } = this.#bitRows("gatherBits");
-    return this.#withDense((t) => {
-      const out = RingTensor.empty(t.backend, [rows, count], "bit");
-      t.backend.bitsGather(out.handle, t.handle, rows, width, start, step, count);
-      return out;
-    });
+    return bitOps.gatherBits(this, start, step, count);
   }
 
   /** The inverse of gatherBits: writes `bits` [rows, count] into a copy of this tensor's rows. */
   scatterBits(bits: RingTensor, start: number, step: number, count: number): RingTensor {
-    const { rows, width } = this.#bitRows("scatterBits");
-    bits.#requireDtype("bit", "scatterBits");
-    bits.#expectShape([rows, count], "scatterBits: bits");
-    const out = this.clone();
-    out.backend.bitsScatter(out.handle, bits.handle, rows, width, start, step, count);
-    return out;
-  }
-
-  #bitRows(what: string): { rows: number; width: number } {
-    if (this.dtype === "u64") return { rows: this.size, width: 64 };
-    if (this.rank !== 2) {
-      throw new RangeError(`${what}: a packed bit tensor must be [rows, width], got ${fmt(this.shape)}`);
-    }
-    return { rows: this.shape[0], width: this.shape[1] };
+    return bitOps.scatterBits(this, bits, start, step, count);
   }
 
   // ------------------------------------------------------------ helpers
-
-  #requireDtype(dtype: DType, what: string): void {
-    if (this.dtype !== dtype) throw new TypeError(`${what}: needs a ${dtype} tensor, got ${this.dtype}`);
-  }
-
-  #expectShape(shape: Shape, what: string): void {
-    if (!sameShape(this.shape, shape)) {
-      throw new RangeError(`${what} has shape ${fmt(this.shape)}, expected ${fmt(shape)}`);
-    }
-  }
-
-  /** Runs fn on a dense version of this tensor, disposing any temporary copy. */
-  #withDense<T>(fn: (t: RingTensor) => T): T {
-    if (this.isDense) return fn(this);
-    const dense = this.contiguous();
-    try {
-      return fn(dense);
-    } finally {
-      dense.dispose();
-    }
-  }
 
   /** Runs fn on a dense matrix (or batch of them), telling it whether it is stored transposed. */
   #asMatrix<T>(fn: (t: RingTensor, transposed: boolean) => T): T {
@@ -780,7 +682,7 @@ export class RingTensor {
         stored.dispose();
       }
     }
-    return this.#withDense((t) => fn(t, false));
+    return withDense(this, (t) => fn(t, false));
   }
 }
 
@@ -794,50 +696,4 @@ function resolveReshape(from: Shape, to: Shape): number[] {
     throw new RangeError(`reshape: cannot view ${fmt(from)} as ${fmt(to)}`);
   }
   return shape;
-}
-
-function convGeometry(input: Shape, weight: Shape, o: Conv2dOptions): Conv2dGeometry {
-  if (input.length !== 4 || weight.length !== 4) {
-    throw new RangeError(`conv2d: input ${fmt(input)} and weight ${fmt(weight)} must both be 4-D (NCHW, OIHW)`);
-  }
-  const groups = o.groups ?? 1;
-  const [n, c, h, w] = input, [oc, cg, kh, kw] = weight;
-  if (!Number.isInteger(groups) || groups < 1 || c % groups || oc % groups || cg * groups !== c) {
-    throw new RangeError(`conv2d: weight ${fmt(weight)} with ${groups} groups does not fit input ${fmt(input)}`);
-  }
-  const [sh, sw] = pair(o.stride, 1), [ph, pw] = pair(o.padding, 0), [dh, dw] = pair(o.dilation, 1);
-  const g = { n, c, h, w, oc, kh, kw, sh, sw, ph, pw, dh, dw, groups };
-  checkGeometry(g, "conv2d");
-  return g;
-}
-
-function poolGeometry(input: Shape, kernel: [number, number], o: Conv2dOptions): Conv2dGeometry {
-  if (input.length !== 4) throw new RangeError(`pooling: input ${fmt(input)} must be 4-D (NCHW)`);
-  const [n, c, h, w] = input;
-  const [sh, sw] = pair(o.stride, kernel[0]), [ph, pw] = pair(o.padding, 0), [dh, dw] = pair(o.dilation, 1);
-  const g = { n, c, h, w, oc: c, kh: kernel[0], kw: kernel[1], sh, sw, ph, pw, dh, dw, groups: 1 };
-  checkGeometry(g, "pooling");
-  return g;
-}
-
-function checkGeometry(g: Conv2dGeometry, what: string): void {
-  const positive = [g.kh, g.kw, g.sh, g.sw, g.dh, g.dw];
-  if (positive.some((v) => !Number.isInteger(v) || v < 1) || [g.ph, g.pw].some((v) => !Number.isInteger(v) || v < 0)) {
-    throw new RangeError(`${what}: window, stride and dilation must be positive integers, padding non-negative`);
-  }
-  const [, , oh, ow] = outputShape(g);
-  if (oh < 1 || ow < 1) {
-    throw new RangeError(`${what}: a ${g.kh}x${g.kw} window does not fit a ${g.h}x${g.w} input with this padding`);
-  }
-}
-
-/** Output shape of a pooling window over an NCHW input (stride defaults to the window). */
-export function poolOutputShape(input: Shape, kernel: [number, number], o: Conv2dOptions = {}): number[] {
-  return outputShape(poolGeometry(input, kernel, o));
-}
-
-export function outputShape(g: Conv2dGeometry): [number, number, number, number] {
-  const oh = Math.floor((g.h + 2 * g.ph - g.dh * (g.kh - 1) - 1) / g.sh) + 1;
-  const ow = Math.floor((g.w + 2 * g.pw - g.dw * (g.kw - 1) - 1) / g.sw) + 1;
-  return [g.n, g.oc, oh, ow];
 }

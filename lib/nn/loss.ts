@@ -4,7 +4,7 @@
  * divides by the batch size). The loss value is not needed for training: it is
  * computed only when asked (a disclosure to one party), as
  *   sum_b [ln s_b - sum_j (z_bj - m_b) y_bj],  m_b = max_j z_bj, s_b = sum_j exp(z_bj - m_b),
- * with ln on [1, d] by Newton's iteration on exp (`ln.ts`).
+ * with ln on [1, d] by a normalization to [1, 2] and a quartic (`ln.ts`).
  */
 import type { AShare } from "../mpc/arithmetic.ts";
 import { exp } from "../mpc/exp.ts";

@@ -9,17 +9,20 @@
  * is freed when the last view is disposed.
  *
  * This file owns the tensor itself: creation, views and layout, reading back,
- * writing in place, elementwise operations, reductions and matmul. Two groups
- * of methods are one-line delegations to their own modules: the windowed
- * operations (conv2d and its gradients, im2col/col2im, sum pooling) to
- * windows.ts, and the packed-bit operations to bits.ts. Operand checks and
- * dense access, shared with those modules, are in operand.ts.
+ * writing in place, and matmul. Three groups of methods are one-line
+ * delegations to their own modules: elementwise arithmetic with broadcasting
+ * (binary, unary and the operations named after them) and sum over an axis to
+ * elementwise.ts, the windowed operations (conv2d and its gradients,
+ * im2col/col2im, sum pooling) to windows.ts, and the packed-bit operations to
+ * bits.ts. Operand checks and dense access, shared with those modules, are in
+ * operand.ts.
  */
 import type { Backend, MatmulOptions } from "../native/backend.ts";
 import type { AesImpl, BinaryOp, Method, UnaryOp } from "../native/symbols.ts";
 import * as bitOps from "./bits.ts";
+import * as elementwise from "./elementwise.ts";
 import { expectShape, requireDtype, withDense } from "./operand.ts";
-import { broadcastPlan, checkShape, contiguousStrides, fmt, normAxis, sameShape, type Shape, size } from "./shape.ts";
+import { checkShape, contiguousStrides, fmt, normAxis, type Shape, size } from "./shape.ts";
 import { track } from "./scope.ts";
 import * as windows from "./windows.ts";
 import type { Conv2dOptions } from "./windows.ts";
@@ -36,16 +39,6 @@ class Storage {
     if (--this.refs === 0) this.backend.free(this.handle);
   }
 }
-
-const COMMUTES: Partial<Record<BinaryOp, BinaryOp>> = {
-  add: "add",
-  mul: "mul",
-  xor: "xor",
-  and: "and",
-  or: "or",
-  sub: "rsub",
-  rsub: "sub",
-};
 
 /** AES-CTR's initial counter block: the 128-bit counter, big-endian. */
 function counterBlock(counter: bigint): Uint8Array {
@@ -439,7 +432,7 @@ export class RingTensor {
     if (!this.isContiguous()) throw new Error(`${what}: writes only into a contiguous tensor or slice`);
   }
 
-  // ------------------------------------------------------------ elementwise
+  // ------------------------------------------------------------ elementwise (elementwise.ts)
 
   /**
    * `this op other`, where other is a tensor of the same shape, one that
@@ -447,44 +440,7 @@ export class RingTensor {
    * bigint. Either side may be the smaller one.
    */
   binary(op: BinaryOp, other: RingTensor | bigint): RingTensor {
-    if (typeof other === "bigint") {
-      return withDense(this, (a) => {
-        const out = RingTensor.empty(a.backend, a.shape, a.dtype);
-        a.backend.scalar(op, out.handle, a.handle, other, a.words);
-        return out;
-      });
-    }
-    if (other.dtype !== this.dtype) throw new TypeError(`${op}: dtypes ${this.dtype} and ${other.dtype} differ`);
-    if (this.dtype === "bit") {
-      if (!sameShape(this.shape, other.shape)) {
-        throw new RangeError(
-          `${op}: packed bit tensors must have the same shape, got ${fmt(this.shape)} and ${fmt(other.shape)}`,
-        );
-      }
-      if (op === "add" || op === "sub" || op === "rsub" || op === "mul") {
-        throw new TypeError(`${op} is not defined on packed bits; use xor and and`);
-      }
-    }
-    const plan = sameShape(this.shape, other.shape)
-      ? { nb: Math.max(1, this.words), inner: 1 }
-      : broadcastPlan(this.shape, other.shape);
-    if (plan) return this.#broadcast(op, other, plan);
-    // the smaller operand on the left: swap, with the mirrored operation
-    const swapped = broadcastPlan(other.shape, this.shape);
-    if (!swapped || !COMMUTES[op]) {
-      throw new RangeError(`${op}: shapes ${fmt(this.shape)} and ${fmt(other.shape)} do not broadcast`);
-    }
-    return other.#broadcast(COMMUTES[op]!, this, swapped);
-  }
-
-  /** this op small, with small repeating as the native broadcast describes. */
-  #broadcast(o: BinaryOp, small: RingTensor, { nb, inner }: { nb: number; inner: number }): RingTensor {
-    return withDense(this, (a) =>
-      withDense(small, (b) => {
-        const out = RingTensor.empty(a.backend, a.shape, a.dtype);
-        a.backend.binary(o, out.handle, a.handle, b.handle, a.words, nb, inner);
-        return out;
-      }));
+    return elementwise.binary(this, op, other);
   }
 
   add(other: RingTensor | bigint): RingTensor {
@@ -507,12 +463,7 @@ export class RingTensor {
   }
 
   unary(op: UnaryOp, k = 0): RingTensor {
-    if (this.dtype === "bit" && op !== "not") throw new TypeError(`${op} is not defined on packed bits`);
-    return withDense(this, (a) => {
-      const out = RingTensor.empty(a.backend, a.shape, a.dtype);
-      a.backend.unary(op, out.handle, a.handle, a.words, k);
-      return out;
-    });
+    return elementwise.unary(this, op, k);
   }
 
   neg(): RingTensor {
@@ -537,19 +488,11 @@ export class RingTensor {
     return this.unary("bit", k);
   }
 
-  // ------------------------------------------------------------ reductions
+  // ------------------------------------------------------------ reductions (elementwise.ts)
 
   /** Sum over one axis (the axis is removed unless keepDims). */
   sum(axis: number, keepDims = false): RingTensor {
-    requireDtype(this, "u64", "sum");
-    const a = normAxis(axis, this.rank, "sum");
-    const outer = size(this.shape.slice(0, a)), inner = size(this.shape.slice(a + 1));
-    const shape = keepDims ? this.shape.map((d, i) => (i === a ? 1 : d)) : this.shape.filter((_, i) => i !== a);
-    return withDense(this, (t) => {
-      const out = RingTensor.empty(t.backend, shape);
-      t.backend.sumAxis(out.handle, t.handle, outer, t.shape[a], inner);
-      return out;
-    });
+    return elementwise.sum(this, axis, keepDims);
   }
 
   // ------------------------------------------------------------ bilinear

@@ -3,17 +3,25 @@
  * turns any error into one line on stderr and a non-zero exit.
  */
 import { Command, CommanderError } from "commander";
-import { infoCommand } from "./info.ts";
-import { benchCommand } from "./bench.ts";
-import { demoCommand } from "./demo.ts";
-import { localCommand } from "./local.ts";
-import { certsCommand } from "./certs.ts";
-import { inferCommand } from "./infer.ts";
-import { trainCommand } from "./train.ts";
-import { reconstructCommand, shareCommand } from "./share.ts";
-import { inspectCommand } from "./inspect.ts";
 import { errorLine } from "./output.ts";
 import { unwatchParent, watchParent } from "./parent_watch.ts";
+
+/**
+ * Each subcommand's module, loaded on demand: a run loads only the one it names (module loading is most of a
+ * process's start, and `local` starts four), help and unknown names load them all.
+ */
+const subcommands: [string, () => Promise<Command[]>][] = [
+  ["info", async () => [(await import("./info.ts")).infoCommand()]],
+  ["bench", async () => [(await import("./bench.ts")).benchCommand()]],
+  ["demo", async () => [(await import("./demo.ts")).demoCommand()]],
+  ["local", async () => [(await import("./local.ts")).localCommand()]],
+  ["certs", async () => [(await import("./certs.ts")).certsCommand()]],
+  ["share", async () => [(await import("./share.ts")).shareCommand()]],
+  ["reconstruct", async () => [(await import("./share.ts")).reconstructCommand()]],
+  ["inspect", async () => [(await import("./inspect.ts")).inspectCommand()]],
+  ["infer", async () => [(await import("./infer.ts")).inferCommand()]],
+  ["train", async () => [(await import("./train.ts")).trainCommand()]],
+];
 
 const program = new Command()
   .name("cryptgpu")
@@ -22,16 +30,8 @@ const program = new Command()
   .showHelpAfterError()
   .exitOverride();
 
-program.addCommand(infoCommand());
-program.addCommand(benchCommand());
-program.addCommand(demoCommand());
-program.addCommand(localCommand());
-program.addCommand(certsCommand());
-program.addCommand(shareCommand());
-program.addCommand(reconstructCommand());
-program.addCommand(inspectCommand());
-program.addCommand(inferCommand());
-program.addCommand(trainCommand());
+const named = subcommands.find(([name]) => name === Deno.args[0]);
+for (const [, load] of named ? [named] : subcommands) for (const c of await load()) program.addCommand(c);
 
 watchParent();
 try {

@@ -142,6 +142,19 @@ deviceTest("BatchNorm: training forward, backward, running statistics and infere
   assert.deepEqual([...r.got.grads.keys()].sort(), ["0.bias", "0.weight"]);
 });
 
+/**
+ * Large and small variances (about 500 and 2e-2, inside the default range): the private pass keeps
+ * k inv = gamma inv^2 and q = k inv mean(dy xhat) with extra fractional bits, which these channels need (inv^2 about
+ * 2e-3 and 50). Measured over 5 runs at var ~ 500: y 0.8-3.6e-4, dx 2.8-4.8e-4, dgamma 0.6-2.3e-4 (with q at f bits,
+ * dx was 6e-3); at var ~ 2e-2: at most 1.8e-4.
+ */
+deviceTest("BatchNorm at large and small input scales against the twin", async () => {
+  const large = await compare(new Sequential([new BatchNorm(3)]), [4, 3, 5, 5], 11, -40, 40);
+  checkAgainstTwin(large, layerBound(16), "BatchNorm, var ~ 500");
+  const small = await compare(new Sequential([new BatchNorm(3)]), [4, 3, 5, 5], 12, -0.25, 0.25);
+  checkAgainstTwin(small, layerBound(16), "BatchNorm, var ~ 2e-2");
+});
+
 deviceTest("BatchNorm after a convolution, at f = 20 and a batch of 1", async () => {
   const r = await compare(
     new Sequential([new Conv2d(2, 4, 3, { padding: 1, bias: false }), new BatchNorm(4)]),
@@ -387,18 +400,28 @@ deviceTest(
           train: await count(() => net.forward(xs, sharedParams(w), undefined, t)),
           backward: await count(() => net.backward(dys, sharedParams(w), t, g, true)),
           infer: await count(() => net.forward(xs, sharedParams(w))),
+          backwardNoInput: 0,
         };
         g.map.forEach((v) => v.dispose());
+        using t2 = new Tape();
+        const g2 = new Grads<AShare>();
+        (await net.forward(xs, sharedParams(w), undefined, t2)).dispose();
+        out.backwardNoInput = await count(() => net.backward(dys, sharedParams(w), t2, g2, false));
+        g2.map.forEach((v) => v.dispose());
         w.forEach((v) => v.dispose());
         return out;
       }, { fracBits: 16 });
       const m = shape[0] * shape[2] * shape[3], pow2 = Number.isInteger(Math.log2(m));
       const divide = (extra: number) => (extra + Math.floor(Math.log2(m)) > 0 ? 1 : 0) + (pow2 ? 0 : 1);
       const r = invSqrtRounds(bn.range, 16, "local");
+      // forward: ... + gamma inv (1) + one truncation of [running update, gamma inv] (1) + [d k, k inv] (1) + their
+      // truncation (1); backward: dy d (1) + its channel sum's truncation (1) + inv times it (1) + the two means + q (2)
+      // + dx's products (1) + one truncation of [dx, dgamma] (1)
       assert.deepEqual(rounds, {
-        train: divide(0) + 1 + divide(16) + r + 1 + 2 + 2,
-        backward: 2 + divide(0) + 2 + 2,
+        train: divide(0) + 1 + divide(16) + r + 1 + 1 + 1 + 1,
+        backward: 1 + 1 + 1 + divide(16) + 2 + 1 + 1,
         infer: r + 2 + 2,
+        backwardNoInput: 4,
       }, `[${shape}]`);
     }
   },

@@ -78,7 +78,8 @@
  * truncated product, adds its rounding to inv's), bound 2^-(f-7) = 2e-3.
  *
  * Rounds (local truncation; D = 1 + [m not a power of two] for a division,
- * R = invSqrtRounds(range), 25 for the default range at f = 16 or 20), tested:
+ * R = invSqrtRounds(range): 25 for the default range at f = 16, 29 at f = 20, its start being chosen by bytes),
+ * tested:
  * training forward D (mean) + 1 (squares) + D (variance) + R + 1 (gamma inv)
  * + 1 (one truncation of [running statistics' update, gamma inv]) + 1 (d k and
  * k inv in one round) + 1 (one truncation of [d k, ki]): 32 when m is a power

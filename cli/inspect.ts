@@ -6,7 +6,7 @@
  */
 import { Command } from "commander";
 import { fromBinary } from "@bufbuild/protobuf";
-import { FileFormatError, parseTensorFile } from "../lib/io/format.ts";
+import { FileFormatError, parseTensorFile, printable } from "../lib/io/format.ts";
 import { analyzeOnnx } from "../lib/io/onnx/import.ts";
 import { ModelProtoSchema } from "../lib/io/onnx/onnx_pb.ts";
 import type { GraphSpec } from "../lib/nn/graph_spec.ts";
@@ -100,30 +100,32 @@ export async function describe(file: string): Promise<Description> {
 
 const ops = (m: Record<string, number>) => Object.entries(m).map(([op, n]) => `${op} ${n}`).join(", ");
 
+/** The text form: every string from the file goes through printable (a crafted name cannot break the lines). */
 function print(d: Description): void {
+  const log = (line: string) => console.log(printable(line));
   if (d.format === "onnx") {
     const o = d.onnx;
-    console.log(`${d.file}: ONNX${o ? `, opset ${o.opset ?? "none"}${o.producer ? `, from ${o.producer}` : ""}` : ""}`);
-    if (o) console.log(`  nodes: ${ops(o.ops) || "none"}`);
+    log(`${d.file}: ONNX${o ? `, opset ${o.opset ?? "none"}${o.producer ? `, from ${o.producer}` : ""}` : ""}`);
+    if (o) log(`  nodes: ${ops(o.ops) || "none"}`);
   } else {
     const owner = d.party === undefined ? "plaintext" : `party ${d.party}'s shares (sharing ${d.sharing})`;
-    console.log(`${d.file}: ${d.kind} of ${d.model}, ${owner}, ${d.fracBits} fractional bits`);
+    log(`${d.file}: ${d.kind} of ${d.model}, ${owner}, ${d.fracBits} fractional bits`);
     if (d.training) {
       const t = d.training;
-      console.log(`  training checkpoint: next iteration ${t.iteration}, batch ${t.batch}, lr ${t.lr}, seed ${t.seed}`);
+      log(`  training checkpoint: next iteration ${t.iteration}, batch ${t.batch}, lr ${t.lr}, seed ${t.seed}`);
     }
   }
   if (d.graph) {
     const g = d.graph;
-    console.log(`  graph: input [batch, ${g.input.join(", ")}], ${g.nodes} nodes: ${ops(g.ops)}`);
+    log(`  graph: input [batch, ${g.input.join(", ")}], ${g.nodes} nodes: ${ops(g.ops)}`);
   }
   if (d.tensors) {
-    console.log(`  ${d.tensors.length} tensors, ${d.elements! < 1000 ? d.elements : si(d.elements!)} values:`);
-    for (const t of d.tensors) console.log(`    ${t.name} [${t.shape.join(", ")}]`);
+    log(`  ${d.tensors.length} tensors, ${d.elements! < 1000 ? d.elements : si(d.elements!)} values:`);
+    for (const t of d.tensors) log(`    ${t.name} [${t.shape.join(", ")}]`);
   }
   if (d.format === "onnx") {
-    if (d.importable) console.log("  share --model takes it");
-    else for (const p of d.problems!) console.log(`  refused: ${p}`);
+    if (d.importable) log("  share --model takes it");
+    else for (const p of d.problems!) log(`  refused: ${p}`);
   }
 }
 

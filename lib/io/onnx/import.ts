@@ -22,6 +22,7 @@
  * - fusions.ts: the folds of one node into its neighbour listed above.
  */
 import { fromBinary } from "@bufbuild/protobuf";
+import { printable } from "../format.ts";
 import { type GraphNode, GraphSpec } from "../../nn/graph_spec.ts";
 import { type DistributiveOmit, NodeContext, type Params } from "./node_context.ts";
 import { HANDLERS } from "./ops.ts";
@@ -53,10 +54,11 @@ const MIN_OPSET = 7, MAX_OPSET = 22;
 export function analyzeOnnx(bytes: Uint8Array, file: string): { graph: ImportedGraph | null; problems: string[] } {
   void file; // the file name only goes into importOnnx's error message
   const decoded = decodeModel(bytes);
-  if (typeof decoded === "string") return { graph: null, problems: [decoded] };
+  if (typeof decoded === "string") return { graph: null, problems: [printable(decoded)] };
   const importer = new Importer(decoded.model, decoded.opset);
   const graph = importer.run();
-  return { graph: importer.problems.length === 0 ? graph : null, problems: importer.problems };
+  // names and op types come from the file: one line each, whatever they hold
+  return { graph: importer.problems.length === 0 ? graph : null, problems: importer.problems.map(printable) };
 }
 
 export function importOnnx(bytes: Uint8Array, file: string): ImportedGraph {

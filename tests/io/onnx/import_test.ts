@@ -604,3 +604,17 @@ Deno.test("import refusal: corrupted files give problems, never exceptions", () 
     assert(graph !== null || problems.length > 0);
   }
 });
+
+Deno.test("import refusal: names and op types from the file cannot break the one-line message or drive a terminal", () => {
+  const b = new OnnxBuilder(13).input("x", ["N", 4]).output("y");
+  b.node("Relu", ["x"], ["r"], {}, "evil\n\u001b[31mred\u202eflip");
+  b.node("LS\rTM\u0085", ["r"], ["y"], {}, "second");
+  const { problems } = analyzeOnnx(b.toBytes(), "evil.onnx");
+  assert.equal(problems.length, 1, problems.join(" | "));
+  assert.match(problems[0], /LS\\u000dTM\\u0085/);
+  for (const p of problems) assert.doesNotMatch(p, /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e]/);
+  assert.throws(
+    () => importOnnx(b.toBytes(), "evil.onnx"),
+    (err: unknown) => err instanceof OnnxImportError && !/[\u0000-\u001f\u007f-\u009f]/.test(err.message),
+  );
+});

@@ -11,8 +11,7 @@ import { checkOutput, modelMeta, reconstructTensors, shareTensors, writePlainFil
 import { importOnnx } from "../lib/io/onnx/import.ts";
 import { exportOnnx } from "../lib/io/onnx/export.ts";
 import { writeFileAtomic } from "../lib/io/atomic.ts";
-import { sequentialToGraph, sequentialWeights } from "../lib/nn/graph_from_sequential.ts";
-import { PlainTensor } from "../lib/nn/plain.ts";
+import { sequentialToGraph } from "../lib/nn/graph_from_sequential.ts";
 import { basename } from "node:path";
 import { checkTensors, checkValues, MAX_FRAC_BITS, MIN_FRAC_BITS, sumWarning, type Values } from "../lib/io/ranges.ts";
 import { seededWeights } from "../lib/nn/calibrate.ts";
@@ -122,12 +121,8 @@ export function reconstructCommand(): Command {
  */
 async function writeOnnx(out: string, h: Header, tensors: Map<string, { shape: number[]; data: Float64Array }>) {
   if (h.kind !== "model") throw new FileFormatError(`only a model can be written as ONNX, not a ${h.kind}`);
-  const kept = new Map([...tensors].filter(([name]) => !isOptimizerState(name)));
-  if (h.graph) return await writeFileAtomic(out, exportOnnx(h.graph, kept));
-  // a zoo model: batch normalization with statistics becomes its inference form (scale, shift) on the way out
-  const model = modelByName(h.model);
-  const weights = sequentialWeights(model, new Map([...kept].map(([n, t]) => [n, new PlainTensor(t.shape, t.data)])));
-  await writeFileAtomic(out, exportOnnx(sequentialToGraph(model), weights));
+  const weights = new Map([...tensors].filter(([name]) => !isOptimizerState(name)));
+  await writeFileAtomic(out, exportOnnx(h.graph ?? sequentialToGraph(modelByName(h.model)), weights));
 }
 
 /** --dataset: reads the split and writes images [n, c, h, w] and one-hot labels [n, classes]. */

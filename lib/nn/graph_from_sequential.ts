@@ -2,10 +2,10 @@
  * A zoo model (a Sequential of layers, residual blocks inside) as a GraphSpec,
  * the form the ONNX exporter writes. Node names are the Sequential parameter
  * prefixes ("0", "3.main.0", "3.shortcut.0"), so a node's `${name}.weight`
- * is the zoo's weight of the same name and the weights map needs no renaming,
- * except for batch normalization with running statistics (`BatchNorm`,
- * batchnorm.ts): its graph node is the folded `batchnorm` (scale, shift), and
- * `sequentialWeights` folds its gamma, beta and running statistics into them.
+ * is the zoo's weight of the same name and the weights map needs no renaming:
+ * batch normalization with statistics (`BatchNorm`, batchnorm.ts) becomes a
+ * `batchnorm_stats` node with its weight, bias and running statistics, so a
+ * zoo model trains through its graph as through its Sequential.
  */
 import type { GraphNode, GraphSpec } from "./graph_spec.ts";
 import {
@@ -20,7 +20,7 @@ import {
   ReLU,
   Softmax,
 } from "./layers.ts";
-import { type Model, plainParams, Residual, Sequential, type Weights } from "./model.ts";
+import { type Model, Residual, Sequential } from "./model.ts";
 import { BatchNorm } from "./batchnorm.ts";
 
 export const GRAPH_INPUT = "input";
@@ -83,8 +83,10 @@ function appendLayer(list: NodeList, layer: Layer, name: string, input: string):
     );
   }
   if (layer instanceof GlobalAvgPool) return list.push({ ...base, op: "globalavgpool" });
-  if (layer instanceof BatchNorm2d || layer instanceof BatchNorm) {
-    return list.push({ ...base, op: "batchnorm", channels: layer.channels });
+  if (layer instanceof BatchNorm2d) return list.push({ ...base, op: "batchnorm", channels: layer.channels });
+  if (layer instanceof BatchNorm) {
+    const { channels, eps, momentum, maxVar } = layer;
+    return list.push({ ...base, op: "batchnorm_stats", channels, eps, momentum, maxVar });
   }
   if (layer instanceof Flatten) return list.push({ ...base, op: "flatten", axis: 1 });
   // the zoo's softmax normalizes logits [n, d] along the last axis
@@ -130,39 +132,4 @@ export function sequentialToGraph(model: Model): GraphSpec {
   const final = nodes[nodes.length - 1];
   nodes[nodes.length - 1] = { ...final, output: GRAPH_OUTPUT };
   return { input: { name: GRAPH_INPUT, shape: [...model.inputShape] }, output: GRAPH_OUTPUT, nodes };
-}
-
-/**
- * The weights of `model` as its graph (`sequentialToGraph`) names them: every
- * `BatchNorm` at prefix P has its P.weight, P.bias, P.running_mean and
- * P.running_var (plaintext, as `reconstruct` opens them) replaced by the folded
- *   P.scale = gamma / sqrt(running_var + eps),  P.shift = beta - running_mean P.scale
- * (the layer's own eps): the map its inference computes. Every other weight
- * is passed through; the order is the graph's parameter order. A model with
- * no such layer (or a graph model) gets its weights back unchanged.
- */
-export function sequentialWeights(model: Model, weights: Weights): Weights {
-  const prefixes = new Map<string, BatchNorm>();
-  const walk = (layer: Layer, prefix: string): void => {
-    if (layer instanceof Sequential) layer.layers.forEach((l, i) => walk(l, `${prefix}${i}.`));
-    else if (layer instanceof Residual) {
-      walk(layer.main, `${prefix}main.`);
-      if (layer.shortcut) walk(layer.shortcut, `${prefix}shortcut.`);
-    } else if (layer instanceof BatchNorm) prefixes.set(prefix, layer);
-  };
-  if (model.net instanceof Sequential) walk(model.net, "");
-  if (prefixes.size === 0) return weights;
-  const out: Weights = new Map();
-  for (const [name, w] of weights) {
-    const dot = name.lastIndexOf("."), prefix = name.slice(0, dot + 1), layer = prefixes.get(prefix);
-    if (!layer) {
-      out.set(name, w);
-      continue;
-    }
-    if (name.slice(dot + 1) !== "weight") continue; // the layer's four weights give its two, at the first's place
-    const all = plainParams(weights), { scale, shift } = layer.fold({ get: (n) => all.get(prefix + n) });
-    out.set(`${prefix}scale`, scale);
-    out.set(`${prefix}shift`, shift);
-  }
-  return out;
 }

@@ -17,6 +17,7 @@ import type { BShare } from "../mpc/binary.ts";
 import { encodeFixed } from "../ring/fixed.ts";
 import { type Conv2dOptions, RingTensor } from "../ring/tensor.ts";
 import { BatchNorm2d, GlobalAvgPool, type Params, ReLU, Softmax } from "./layers.ts";
+import { BatchNorm } from "./batchnorm.ts";
 import type { LayerKind } from "./breakdown.ts";
 import type { GraphNode, GraphOp } from "./graph_spec.ts";
 import { normAxis, outputShape, windowOut } from "./graph_shapes.ts";
@@ -231,7 +232,7 @@ const neg: GraphOpImpl<NodeOf<"neg">> = {
 /** An op that a zoo layer implements exactly, on its one input. */
 function layerOp<N extends GraphNode>(
   kind: LayerKind,
-  layer: (n: N) => ReLU | GlobalAvgPool | BatchNorm2d | Softmax,
+  layer: (n: N) => ReLU | GlobalAvgPool | BatchNorm2d | BatchNorm | Softmax,
 ): GraphOpImpl<N> {
   return {
     kind,
@@ -471,6 +472,10 @@ export const GRAPH_OPS: { [K in GraphOp]: GraphOpImpl<NodeOf<K>> } = {
   avgpool,
   globalavgpool: layerOp("pool", () => globalAvgPool),
   batchnorm: layerOp("other", (n) => new BatchNorm2d(n.channels)),
+  batchnorm_stats: layerOp(
+    "other",
+    (n) => new BatchNorm(n.channels, { eps: n.eps, momentum: n.momentum, maxVar: n.maxVar }),
+  ),
   flatten: viewOp(),
   reshape: viewOp(),
   transpose,

@@ -50,6 +50,8 @@ export function paramShapes(n: GraphNode): [string, number[]][] {
       return [["value", [...n.shape]]];
     case "batchnorm":
       return [["scale", [n.channels]], ["shift", [n.channels]]];
+    case "batchnorm_stats":
+      return ["weight", "bias", "running_mean", "running_var"].map((p) => [p, [n.channels]]);
     default:
       return [];
   }
@@ -136,6 +138,7 @@ export function outputShape(n: GraphNode, inputs: readonly Shape[]): number[] {
       if (x.length !== 4) fail(n, `input ${fmt(x)} is not [n, c, h, w]`);
       return [x[0], x[1], 1, 1];
     case "batchnorm":
+    case "batchnorm_stats":
       if (x.length !== 4 || x[1] !== n.channels) fail(n, `input ${fmt(x)} is not [n, ${n.channels}, h, w]`);
       return [...x];
     case "flatten": {

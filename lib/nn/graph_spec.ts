@@ -67,6 +67,16 @@ export const GraphNode = z.discriminatedUnion("op", [
   node("globalavgpool", {}),
   /** Inference batch normalization as y = scale[c] x + shift[c] (parameters scale and shift). */
   node("batchnorm", { channels: pos }),
+  /**
+   * Batch normalization with batch statistics (lib/nn/batchnorm.ts): parameters weight, bias and the shared
+   * running statistics running_mean, running_var, which a training forward updates; inference uses them.
+   */
+  node("batchnorm_stats", {
+    channels: pos,
+    eps: z.number().positive(),
+    momentum: z.number().min(0).max(1),
+    maxVar: z.number().positive(),
+  }),
   /** [d0, ..., d_{axis-1}, rest] -> [d0 * ... * d_{axis-1}, rest]; axis 1 keeps the batch. */
   node("flatten", { axis: int }),
   node("reshape", { shape: z.array(ReshapeDim) }),

@@ -29,7 +29,7 @@ import { bncnn, modelByName, resnet18Cifar10 } from "../../lib/nn/zoo.ts";
 import { NativeBackend } from "../../lib/native/backend.ts";
 import { Graph } from "../../lib/nn/graph.ts";
 import { invSqrtRounds } from "../../lib/mpc/inv_sqrt.ts";
-import { sequentialToGraph, sequentialWeights } from "../../lib/nn/graph_from_sequential.ts";
+import { sequentialToGraph } from "../../lib/nn/graph_from_sequential.ts";
 import { seededWeights } from "../../lib/nn/calibrate.ts";
 
 const BNCNN_ITERATIONS = Number(Deno.env.get("BNCNN_ITERATIONS") ?? 60);
@@ -352,18 +352,29 @@ deviceTest("resnet18-cifar10: one private training step on a batch of 2 matches 
   assert.ok(statsErr <= 1e-4 * scale, `running statistics error ${statsErr}`);
 });
 
-Deno.test("export: a BatchNorm becomes a folded batchnorm node, sequentialWeights folds its weights", () => {
+Deno.test("graph: a BatchNorm becomes a batchnorm_stats node under the zoo's names; its twin trains as the Sequential's", () => {
   for (const model of [bncnn(), resnet18Cifar10()]) {
-    const weights = bnWeights(model, 8), graph = new Graph(sequentialToGraph(model));
-    const folded = sequentialWeights(model, weights);
-    assert.deepEqual([...folded].map(([n, t]) => [n, [...t.shape]]), graph.paramShapes(), model.name);
+    const graph = new Graph(sequentialToGraph(model));
+    assert.deepEqual(graph.paramShapes(), model.paramShapes(), model.name);
+    const copy = (w: Weights): Weights =>
+      new Map([...w].map(([n, t]) => [n, new PlainTensor(t.shape, t.data.slice())]));
+    const weights = bnWeights(model, 8), a = copy(weights), b = copy(weights);
     const x = random([2, ...model.inputShape], 9, 0, 1);
-    const want = model.net.plain(x, plainParams(weights)), got = graph.plain(x, plainParams(folded));
+    // inference from the running statistics
+    const want = model.net.plain(x, plainParams(weights)), got = graph.plain(x, plainParams(weights));
     assert.ok(relativeError(got.data, want.data) <= 1e-12, `${model.name}: ${relativeError(got.data, want.data)}`);
+    // training: batch statistics, the same running-statistics updates, the same gradients
+    using ta = new Tape(), tb = new Tape();
+    const ya = model.net.plain(x, plainParams(a), ta), yb = graph.plain(x, plainParams(b), tb);
+    assert.ok(relativeError(yb.data, ya.data) <= 1e-12);
+    for (const [n, t] of a) assert.ok(relativeError(b.get(n)!.data, t.data) <= 1e-12, `${model.name}: ${n}`);
+    const dy = random(ya.shape, 10), ga = new Grads<PlainTensor>(), gb = new Grads<PlainTensor>();
+    const dxa = model.net.plainBackward(dy, plainParams(a), ta, ga),
+      dxb = graph.plainBackward(dy, plainParams(b), tb, gb);
+    assert.ok(relativeError(dxb.data, dxa.data) <= 1e-12);
+    assert.deepEqual([...gb.map.keys()].sort(), [...ga.map.keys()].sort());
+    for (const [n, g] of ga.map) assert.ok(relativeError(gb.map.get(n)!.data, g.data) <= 1e-12, `${model.name}: ${n}`);
   }
-  // no BatchNorm: the same map back
-  const plainModel = new Model("m", new Sequential([new Conv2d(1, 2, 3)]), [1, 4, 4]), w = initWeights(plainModel, 1);
-  assert.equal(sequentialWeights(plainModel, w), w);
 });
 
 Deno.test("seeded weights: BatchNorm starts at gamma 1, beta 0, running mean 0 and variance 1; calibration sets the statistics", () => {

@@ -10,7 +10,17 @@ import { shareInput } from "../../lib/mpc/input.ts";
 import { reveal } from "../../lib/mpc/reveal.ts";
 import type { AShare } from "../../lib/mpc/arithmetic.ts";
 import type { Party } from "../../lib/mpc/party.ts";
-import { Model, plainParams, sharedParams, shareWeights, type Weights } from "../../lib/nn/model.ts";
+import {
+  Model,
+  plainParams,
+  Residual,
+  Sequential,
+  sharedParams,
+  shareWeights,
+  type Weights,
+} from "../../lib/nn/model.ts";
+import { Conv2d, ReLU } from "../../lib/nn/layers.ts";
+import { BatchNorm } from "../../lib/nn/batchnorm.ts";
 import { PlainTensor } from "../../lib/nn/plain.ts";
 import { Grads, Tape } from "../../lib/nn/tape.ts";
 import { Graph } from "../../lib/nn/graph.ts";
@@ -218,6 +228,23 @@ const cases: [string, () => Graph, number, number][] = [
     1e-3,
   ],
 ];
+
+cases.push([
+  "a zoo-style residual block with batch statistics (batchnorm_stats), through sequentialToGraph",
+  () => {
+    const block = new Sequential([
+      // no bias before a batch normalization: its gradient is exactly zero (the mean removes it)
+      new Conv2d(2, 4, 3, { padding: 1, bias: false }),
+      new BatchNorm(4),
+      new ReLU(),
+      new Residual(new Sequential([new Conv2d(4, 4, 3, { padding: 1, bias: false }), new BatchNorm(4)])),
+      new ReLU(),
+    ]);
+    return new Graph(sequentialToGraph(new Model("block", block, [2, 5, 5])));
+  },
+  4,
+  2e-3,
+]);
 
 for (const [name, make, batch, bound] of cases) {
   deviceTest(`graph: ${name}, forward and backward against the twin`, async () => {

@@ -137,6 +137,7 @@ function outputShape(node: GraphNode, inputs: Shape[]): Shape {
     case "clip":
     case "softmax":
     case "batchnorm":
+    case "batchnorm_stats":
       return x;
   }
 }
@@ -241,6 +242,8 @@ function parameterShapes(node: GraphNode): [string, number[]][] {
       return [["value", node.shape]];
     case "batchnorm":
       return [["scale", [node.channels]], ["shift", [node.channels]]];
+    case "batchnorm_stats":
+      return ["weight", "bias", "running_mean", "running_var"].map((p): [string, number[]] => [p, [node.channels]]);
     default:
       return [];
   }
@@ -352,6 +355,8 @@ function writeNode(g: GraphWriter, node: GraphNode): void {
       return g.op("GlobalAveragePool", node, [x], y);
     case "batchnorm":
       return writeBatchNorm(g, node);
+    case "batchnorm_stats":
+      return writeBatchNormStats(g, node);
     case "flatten":
       return g.op("Flatten", node, [x], y, [attrInt("axis", node.axis)]);
     case "reshape":
@@ -438,6 +443,13 @@ function writeBatchNorm(g: GraphWriter, node: Node<"batchnorm">): void {
     node.output,
     [attrFloat("epsilon", 0)],
   );
+}
+
+/** Batch normalization with statistics is ONNX's own at inference: (x - mean) / sqrt(var + epsilon) * scale + B. */
+function writeBatchNormStats(g: GraphWriter, node: Node<"batchnorm_stats">): void {
+  const c = [node.channels];
+  const inputs = ["weight", "bias", "running_mean", "running_var"].map((p) => g.initializer(node, p, c));
+  g.op("BatchNormalization", node, [node.inputs[0], ...inputs], node.output, [attrFloat("epsilon", node.eps)]);
 }
 
 /**

@@ -180,6 +180,14 @@ function evaluateNode(node: GraphNode, xs: Tensor[], param: (name: string) => Te
       const scale = param("scale"), shift = param("shift");
       return build(x.shape, (idx) => scale.data[idx[1]] * at(x, idx) + shift.data[idx[1]]);
     }
+    case "batchnorm_stats": {
+      // inference: (x - running mean) / sqrt(running var + eps) * weight + bias
+      const w = param("weight"), b = param("bias"), m = param("running_mean"), v = param("running_var");
+      return build(x.shape, (idx) => {
+        const c = idx[1];
+        return (at(x, idx) - m.data[c]) / Math.sqrt(v.data[c] + node.eps) * w.data[c] + b.data[c];
+      });
+    }
     case "flatten": {
       const a = axisOf(node.axis, x.shape.length);
       return { shape: [sizeOf(x.shape.slice(0, a)), sizeOf(x.shape.slice(a))], data: x.data };

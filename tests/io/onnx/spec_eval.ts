@@ -77,6 +77,13 @@ function evalNode(node: GraphNode, xs: Tensor[], param: (name: string) => Tensor
       return pool(x, [x.shape[2], x.shape[3]], [1, 1], [0, 0], "avg", true);
     case "batchnorm":
       return batchnorm(x, param("scale"), param("shift"));
+    case "batchnorm_stats": {
+      // inference: scale = weight / sqrt(running var + eps), shift = bias - running mean * scale
+      const w = param("weight"), b = param("bias"), m = param("running_mean"), v = param("running_var");
+      const scale = w.data.map((g, c) => g / Math.sqrt(v.data[c] + node.eps));
+      const shift = b.data.map((bb, c) => bb - m.data[c] * scale[c]);
+      return batchnorm(x, { shape: w.shape, data: scale }, { shape: b.shape, data: shift });
+    }
     case "flatten": {
       const axis = node.axis < 0 ? node.axis + x.shape.length : node.axis;
       return { shape: [count(x.shape.slice(0, axis)), count(x.shape.slice(axis))], data: x.data };

@@ -138,16 +138,16 @@ export function quoted(s: string): string {
   return q.replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
 /**
  * Text from a file, safe for one line of a terminal: control characters (C0, DEL, C1), line and paragraph
- * separators and bidirectional overrides are written as \\uXXXX escapes, so a crafted name can neither break a
+ * separators and bidirectional overrides are written as \uXXXX escapes, so a crafted name can neither break a
  * message into lines nor move the cursor or reorder what is shown.
  */
 export function printable(s: string): string {
-  return s.replace(
-    /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
+  return s.replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /** A shape for a message: a header may claim thousands of dimensions. */

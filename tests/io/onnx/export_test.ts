@@ -5,7 +5,7 @@
  * graph_spec.ts's definitions) for hand-built graphs that use every op.
  */
 import assert from "node:assert/strict";
-import * as ort from "onnxruntime-node";
+import { ort } from "./ort.ts";
 import { fromBinary } from "@bufbuild/protobuf";
 import { exportOnnx } from "../../../lib/io/onnx/export.ts";
 import { ModelProtoSchema, TensorProto_DataType } from "../../../lib/io/onnx/onnx_pb.ts";

@@ -612,9 +612,11 @@ Deno.test("import refusal: names and op types from the file cannot break the one
   const { problems } = analyzeOnnx(b.toBytes(), "evil.onnx");
   assert.equal(problems.length, 1, problems.join(" | "));
   assert.match(problems[0], /LS\\u000dTM\\u0085/);
+  // deno-lint-ignore no-control-regex -- the point is that none is left
   for (const p of problems) assert.doesNotMatch(p, /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e]/);
   assert.throws(
     () => importOnnx(b.toBytes(), "evil.onnx"),
+    // deno-lint-ignore no-control-regex -- the point is that none is left
     (err: unknown) => err instanceof OnnxImportError && !/[\u0000-\u001f\u007f-\u009f]/.test(err.message),
   );
 });

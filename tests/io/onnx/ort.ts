@@ -1,5 +1,10 @@
 /** ONNX Runtime (CPU) as the independent reference for imported models; tests only (it is large). */
-import * as ort from "onnxruntime-node";
+// A full specifier, not an import-map entry: Deno installs every package of the import map for any task, and this
+// one brings ~290 MB of binaries that only the tests need (the demo and the CLI must not download it).
+// deno-lint-ignore no-import-prefix
+import * as ort from "npm:onnxruntime-node@1.31.1";
+
+export { ort };
 
 export async function runOrt(
   bytes: Uint8Array,

@@ -5,7 +5,7 @@
  * graph_spec.ts's definitions) for hand-built graphs that use every op.
  */
 import assert from "node:assert/strict";
-import { ort } from "./ort.ts";
+import { runOrt } from "./ort.ts";
 import { fromBinary } from "@bufbuild/protobuf";
 import { exportOnnx } from "../../../lib/io/onnx/export.ts";
 import { ModelProtoSchema, TensorProto_DataType } from "../../../lib/io/onnx/onnx_pb.ts";
@@ -31,16 +31,9 @@ function seeded(shape: readonly number[], seed: number, lo = 0, hi = 1): Float64
   );
 }
 
-async function runOrt(bytes: Uint8Array, input: Tensor): Promise<Tensor> {
-  const session = await ort.InferenceSession.create(bytes);
-  try {
-    const feed = { [session.inputNames[0]]: new ort.Tensor("float32", Float32Array.from(input.data), input.shape) };
-    const result = await session.run(feed);
-    const out = result[session.outputNames[0]];
-    return { shape: [...out.dims], data: Float64Array.from(out.data as Float32Array) };
-  } finally {
-    await session.release();
-  }
+async function ortOutput(bytes: Uint8Array, input: Tensor): Promise<Tensor> {
+  const out = await runOrt(bytes, { name: null, shape: input.shape, data: Float32Array.from(input.data) });
+  return { shape: out.shape, data: Float64Array.from(out.data) };
 }
 
 /** float32 against float64: errors relative to the output's magnitude. */
@@ -99,7 +92,7 @@ for (const [name, build] of zooCases) {
 
     const shape = [2, ...model.inputShape], x = seeded(shape, 5);
     const expected = model.net.plain(new PlainTensor(shape, x), plainParams(weights));
-    const actual = await runOrt(exportOnnx(spec, weights), { shape, data: x });
+    const actual = await ortOutput(exportOnnx(spec, weights), { shape, data: x });
     assertClose(actual, { shape: [...expected.shape], data: expected.data }, name);
     const classes = expected.shape[1];
     assert.deepStrictEqual(argmaxRows(actual.data, classes), argmaxRows(expected.data, classes), `${name}: argmax`);
@@ -284,7 +277,7 @@ for (const [what, spec] of handBuilt) {
     const weights = randomWeights(spec, 21);
     const shape = [2, ...spec.input.shape], x = seeded(shape, 13, -2, 2);
     const expected = evaluateGraph(spec, weights, { shape, data: x });
-    const actual = await runOrt(exportOnnx(spec, weights), { shape, data: x });
+    const actual = await ortOutput(exportOnnx(spec, weights), { shape, data: x });
     assertClose(actual, expected, what);
   });
 }

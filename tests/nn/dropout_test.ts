@@ -1,8 +1,6 @@
 import assert from "node:assert/strict";
-import { RingTensor } from "../../lib/ring/tensor.ts";
+import type { RingTensor } from "../../lib/ring/tensor.ts";
 import { encodeFixed } from "../../lib/ring/fixed.ts";
-import { shareInput } from "../../lib/mpc/input.ts";
-import { reveal } from "../../lib/mpc/reveal.ts";
 import { truncate } from "../../lib/mpc/truncate.ts";
 import type { AShare } from "../../lib/mpc/arithmetic.ts";
 import type { Party } from "../../lib/mpc/party.ts";
@@ -12,31 +10,9 @@ import { PlainTensor } from "../../lib/nn/plain.ts";
 import { Grads, Tape } from "../../lib/nn/tape.ts";
 import { Sgd } from "../../lib/nn/optim.ts";
 import { plainTrainStep, trainStep } from "../../lib/nn/train_step.ts";
-import { deviceTest, Rng } from "../helpers.ts";
+import { deviceTest } from "../helpers.ts";
 import { runParties } from "../mpc/harness.ts";
-
-const random = (shape: readonly number[], seed: number, lo = -1, hi = 1) => {
-  const rng = new Rng(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  return new PlainTensor(shape, Float64Array.from({ length: n }, () => lo + (hi - lo) * rng.int(1 << 24) / (1 << 24)));
-};
-
-function relativeError(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let diff = 0, mag = 0;
-  for (let i = 0; i < want.length; i++) {
-    diff += Math.abs(got[i] - want[i]);
-    mag += Math.abs(want[i]);
-  }
-  return diff / Math.max(mag, 1e-12);
-}
-
-const share = (p: Party, owner: number, t: PlainTensor): Promise<AShare> =>
-  shareInput(p, owner, p.index === owner ? RingTensor.encode(p.backend, t.data, p.fracBits, t.shape) : null, t.shape);
-
-async function open(x: AShare): Promise<Float64Array> {
-  using r = await reveal(x);
-  return r.decode(x.party.fracBits);
-}
+import { open, random, relativeError, share } from "./twin_helpers.ts";
 
 const ctx = { seed: 1234, iteration: 7 };
 const F = 20;

@@ -5,9 +5,6 @@
  * their last use, and the ReLU folded into a max pooling at inference.
  */
 import assert from "node:assert/strict";
-import { RingTensor } from "../../lib/ring/tensor.ts";
-import { shareInput } from "../../lib/mpc/input.ts";
-import { reveal } from "../../lib/mpc/reveal.ts";
 import type { AShare } from "../../lib/mpc/arithmetic.ts";
 import type { Party } from "../../lib/mpc/party.ts";
 import {
@@ -21,7 +18,7 @@ import {
 } from "../../lib/nn/model.ts";
 import { Conv2d, ReLU } from "../../lib/nn/layers.ts";
 import { BatchNorm } from "../../lib/nn/batchnorm.ts";
-import { PlainTensor } from "../../lib/nn/plain.ts";
+import type { PlainTensor } from "../../lib/nn/plain.ts";
 import { Grads, Tape } from "../../lib/nn/tape.ts";
 import { Graph } from "../../lib/nn/graph.ts";
 import type { GraphNode, GraphSpec } from "../../lib/nn/graph_spec.ts";
@@ -30,31 +27,9 @@ import { modelByName } from "../../lib/nn/zoo.ts";
 import { sequentialToGraph } from "../../lib/nn/graph_from_sequential.ts";
 import { seededWeights } from "../../lib/nn/calibrate.ts";
 import { architectureDigest } from "../../lib/nn/architecture.ts";
-import { deviceTest, Rng } from "../helpers.ts";
+import { deviceTest } from "../helpers.ts";
 import { runParties } from "../mpc/harness.ts";
-
-const random = (shape: readonly number[], seed: number, lo = -1, hi = 1) => {
-  const rng = new Rng(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  return new PlainTensor(shape, Float64Array.from({ length: n }, () => lo + (hi - lo) * rng.int(1 << 24) / (1 << 24)));
-};
-
-function relativeError(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let diff = 0, mag = 0;
-  for (let i = 0; i < want.length; i++) {
-    diff += Math.abs(got[i] - want[i]);
-    mag += Math.abs(want[i]);
-  }
-  return diff / Math.max(mag, 1e-12);
-}
-
-const share = (p: Party, owner: number, t: PlainTensor): Promise<AShare> =>
-  shareInput(p, owner, p.index === owner ? RingTensor.encode(p.backend, t.data, p.fracBits, t.shape) : null, t.shape);
-
-async function open(x: AShare): Promise<Float64Array> {
-  using r = await reveal(x);
-  return r.decode(x.party.fracBits);
-}
+import { open, random, relativeError, share } from "./twin_helpers.ts";
 
 /** A graph of `nodes` from "x" of the given shape (no batch) to the last node's output. */
 function graph(inputShape: number[], nodes: GraphNode[]): Graph {

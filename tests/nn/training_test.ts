@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
-import { RingTensor } from "../../lib/ring/tensor.ts";
-import { shareInput } from "../../lib/mpc/input.ts";
-import { reveal } from "../../lib/mpc/reveal.ts";
+import type { reveal } from "../../lib/mpc/reveal.ts";
 import type { AShare } from "../../lib/mpc/arithmetic.ts";
 import type { Party } from "../../lib/mpc/party.ts";
 import { BatchNorm2d, Conv2d, Flatten, GlobalAvgPool, Linear, Pool2d, ReLU } from "../../lib/nn/layers.ts";
@@ -13,34 +11,11 @@ import { plainSoftmaxCrossEntropy, softmaxCrossEntropy } from "../../lib/nn/loss
 import { lnBounded } from "../../lib/nn/ln.ts";
 import { Sgd } from "../../lib/nn/optim.ts";
 import { countCorrect, plainCountCorrect, plainTrainStep, trainStep } from "../../lib/nn/train_step.ts";
-import { deviceTest, Rng } from "../helpers.ts";
+import { deviceTest } from "../helpers.ts";
 import { emptyBreakdown } from "../../lib/nn/breakdown.ts";
 import { runParties } from "../mpc/harness.ts";
 import type { TruncationMode } from "../../lib/mpc/party.ts";
-
-const random = (shape: readonly number[], seed: number, lo = -1, hi = 1) => {
-  const rng = new Rng(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  return new PlainTensor(shape, Float64Array.from({ length: n }, () => lo + (hi - lo) * rng.int(1 << 24) / (1 << 24)));
-};
-
-/** sum |got - want| / sum |want|. */
-function relativeError(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let diff = 0, mag = 0;
-  for (let i = 0; i < want.length; i++) {
-    diff += Math.abs(got[i] - want[i]);
-    mag += Math.abs(want[i]);
-  }
-  return diff / Math.max(mag, 1e-12);
-}
-
-const share = (p: Party, owner: number, t: PlainTensor): Promise<AShare> =>
-  shareInput(p, owner, p.index === owner ? RingTensor.encode(p.backend, t.data, p.fracBits, t.shape) : null, t.shape);
-
-async function open(x: AShare): Promise<Float64Array> {
-  using r = await reveal(x);
-  return r.decode(x.party.fracBits);
-}
+import { open, random, relativeError, share } from "./twin_helpers.ts";
 
 /** Private forward + backward of `net` on x with incoming gradient dy, against the twin. */
 async function compareBackward(net: Sequential, inputShape: number[], seed: number, inputRange = 1) {

@@ -26,6 +26,7 @@ import {
   type ValueInfoProto,
   ValueInfoProtoSchema,
 } from "./onnx_pb.ts";
+import { paramShapes } from "../../nn/graph_shapes.ts";
 
 export interface ExportTensor {
   shape: readonly number[];
@@ -222,33 +223,6 @@ function floatValueInfo(name: string, shape: Shape): ValueInfoProto {
 // ---------------------------------------------------------------------------
 // The graph's nodes.
 
-/** The parameters a GraphSpec op takes and their shapes, as graph_spec.ts defines them. */
-function parameterShapes(node: GraphNode): [string, number[]][] {
-  switch (node.op) {
-    case "conv": {
-      const w: [string, number[]] = ["weight", [
-        node.outChannels,
-        node.inChannels / node.groups,
-        ...node.kernel,
-      ]];
-      return node.bias ? [w, ["bias", [node.outChannels]]] : [w];
-    }
-    case "linear": {
-      const w: [string, number[]] = ["weight", [node.outFeatures, node.inFeatures]];
-      return node.bias ? [w, ["bias", [node.outFeatures]]] : [w];
-    }
-    case "add_const":
-    case "mul_const":
-      return [["value", node.shape]];
-    case "batchnorm":
-      return [["scale", [node.channels]], ["shift", [node.channels]]];
-    case "batchnorm_stats":
-      return ["weight", "bias", "running_mean", "running_var"].map((p): [string, number[]] => [p, [node.channels]]);
-    default:
-      return [];
-  }
-}
-
 class GraphWriter {
   readonly nodes: NodeProto[] = [];
   readonly initializers: TensorProto[] = [];
@@ -261,7 +235,7 @@ class GraphWriter {
   ) {
     // every value and parameter initializer name, so that invented names never shadow one
     this.#taken = new Set([spec.input.name, ...spec.nodes.map((n) => n.output)]);
-    for (const n of spec.nodes) for (const [p] of parameterShapes(n)) this.#taken.add(initializerName(n, p));
+    for (const n of spec.nodes) for (const [p] of paramShapes(n)) this.#taken.add(initializerName(n, p));
   }
 
   /** A name not used yet, from a readable hint. */
@@ -378,7 +352,7 @@ type Node<O extends GraphNode["op"]> = Extract<GraphNode, { op: O }>;
 const symmetricPads = ([ph, pw]: readonly [number, number]) => [ph, pw, ph, pw];
 
 function writeConv(g: GraphWriter, node: Node<"conv">): void {
-  const [[, wShape], bias] = parameterShapes(node);
+  const [[, wShape], bias] = paramShapes(node);
   const inputs = [node.inputs[0], g.initializer(node, "weight", wShape)];
   if (bias) inputs.push(g.initializer(node, "bias", bias[1]));
   g.op("Conv", node, inputs, node.output, [

@@ -1,7 +1,4 @@
 import assert from "node:assert/strict";
-import { RingTensor } from "../../lib/ring/tensor.ts";
-import { shareInput } from "../../lib/mpc/input.ts";
-import { reveal } from "../../lib/mpc/reveal.ts";
 import type { AShare } from "../../lib/mpc/arithmetic.ts";
 import type { Party } from "../../lib/mpc/party.ts";
 import { BatchNorm, BN_EPS } from "../../lib/nn/batchnorm.ts";
@@ -34,30 +31,7 @@ import { seededWeights } from "../../lib/nn/calibrate.ts";
 
 const BNCNN_ITERATIONS = Number(Deno.env.get("BNCNN_ITERATIONS") ?? 60);
 import { runParties } from "../mpc/harness.ts";
-
-const random = (shape: readonly number[], seed: number, lo = -1, hi = 1) => {
-  const rng = new Rng(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  return new PlainTensor(shape, Float64Array.from({ length: n }, () => lo + (hi - lo) * rng.int(1 << 24) / (1 << 24)));
-};
-
-/** sum |got - want| / sum |want|. */
-function relativeError(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let diff = 0, mag = 0;
-  for (let i = 0; i < want.length; i++) {
-    diff += Math.abs(got[i] - want[i]);
-    mag += Math.abs(want[i]);
-  }
-  return diff / Math.max(mag, 1e-12);
-}
-
-const share = (p: Party, owner: number, t: PlainTensor): Promise<AShare> =>
-  shareInput(p, owner, p.index === owner ? RingTensor.encode(p.backend, t.data, p.fracBits, t.shape) : null, t.shape);
-
-async function open(x: AShare): Promise<Float64Array> {
-  using r = await reveal(x);
-  return r.decode(x.party.fracBits);
-}
+import { open, random, relativeError, share } from "./twin_helpers.ts";
 
 const copyWeights = (w: Weights): Weights =>
   new Map([...w].map(([n, t]) => [n, new PlainTensor(t.shape, t.data.slice())]));

@@ -7,6 +7,7 @@ import type { Backend } from "../native/backend.ts";
 import { AShare } from "../mpc/arithmetic.ts";
 import type { Party } from "../mpc/party.ts";
 import { RingTensor } from "../ring/tensor.ts";
+import { storedFracBits } from "../nn/optim.ts";
 import {
   FileFormatError,
   type Header,
@@ -167,7 +168,7 @@ export async function reconstructTensors(
     using s2 = RingTensor.from(backend, shares[2]!, e.shape);
     using partial = sum.add(s1);
     using x = partial.add(s2);
-    tensors.set(e.name, { shape: e.shape, data: x.decode(first.fracBits) });
+    tensors.set(e.name, { shape: e.shape, data: x.decode(storedFracBits(e.name, first.fracBits)) });
   }
   return { header: first, tensors };
 }

@@ -104,6 +104,10 @@ export interface Optimizer {
 export const STATE_PREFIXES = ["velocity.", "adam_m.", "adam_v."] as const;
 export const isOptimizerState = (name: string): boolean => STATE_PREFIXES.some((p) => name.startsWith(p));
 
+/** The fixed-point bits a checkpoint tensor is stored at: Adam's second moment has ADAM_V_EXTRA_BITS more. */
+export const storedFracBits = (name: string, fracBits: number): number =>
+  name.startsWith("adam_v.") ? fracBits + ADAM_V_EXTRA_BITS : fracBits;
+
 /** The parameters that have a gradient (in the parameters' order): the others are left alone. */
 function trainable<T>(params: Map<string, T>, grads: Map<string, unknown>): string[] {
   return [...params.keys()].filter((n) => grads.has(n));

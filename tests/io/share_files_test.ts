@@ -2,7 +2,18 @@ import assert from "node:assert/strict";
 import { relative } from "node:path";
 import { NativeBackend } from "../../lib/native/backend.ts";
 import { readTensorFile, tensorBytes } from "../../lib/io/format.ts";
-import { reconstructFiles, sharePath, shareTensors, writePlainFile } from "../../lib/io/share_files.ts";
+import {
+  reconstructFiles,
+  reconstructTensors,
+  sharePath,
+  shareTensors,
+  writePlainFile,
+} from "../../lib/io/share_files.ts";
+import { type CheckpointMeta, commitCheckpoint } from "../../lib/io/checkpoint.ts";
+import { ADAM_V_EXTRA_BITS } from "../../lib/nn/optim.ts";
+import { PlainTensor } from "../../lib/nn/plain.ts";
+import { runParties } from "../mpc/harness.ts";
+import { random, share } from "../nn/twin_helpers.ts";
 import { initWeights } from "../../lib/nn/model.ts";
 import { lenet } from "../../lib/nn/zoo.ts";
 import { deviceAvailable, runCli } from "../helpers.ts";
@@ -208,6 +219,38 @@ Deno.test({
       );
       assert.match(r.err, /LeNet takes inputs of shape \[batch, 1, 28, 28\], got \[1, 1, 20, 20\]/);
     } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "reconstruct of an Adam checkpoint: the second moment at its own scale (f + 6), the rest at f",
+  ignore: !deviceAvailable,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    const backend = new NativeBackend();
+    try {
+      const F = 16, w = random([3, 4], 1), v = random([3, 4], 2, 0, 0.01);
+      // vhat's ring value at scale f + 6 is 2^6 v at scale f: shared that way
+      const lifted = new PlainTensor(v.shape, v.data.map((x) => x * 2 ** ADAM_V_EXTRA_BITS));
+      const training = { iteration: 1, batch: 4, seed: 1, lr: 0.001, momentum: 0, weightDecay: 0, optimizer: "adam" };
+      await runParties(async (p) => {
+        const tensors = new Map([["0.weight", await share(p, 0, w)], ["adam_v.0.weight", await share(p, 0, lifted)]]);
+        await commitCheckpoint(p, sharePath(`${dir}/ck`, p.index), {
+          model: "any",
+          id: "run",
+          training: training as CheckpointMeta["training"],
+        }, tensors);
+        tensors.forEach((t) => t.dispose());
+      }, { fracBits: F });
+      const { tensors } = await reconstructTensors(backend, [0, 2].map((i) => sharePath(`${dir}/ck`, i)));
+      for (const [name, want] of [["0.weight", w], ["adam_v.0.weight", v]] as const) {
+        const got = tensors.get(name)!.data;
+        want.data.forEach((x, i) => assert.ok(Math.abs(got[i] - x) <= 2 ** -F, `${name}[${i}]: ${got[i]} for ${x}`));
+      }
+    } finally {
+      backend.dispose();
       await Deno.remove(dir, { recursive: true });
     }
   },

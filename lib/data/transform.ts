@@ -79,3 +79,40 @@ export function normalize(d: Dataset, stats: ChannelStats = channelStats(d)): Da
   }
   return { ...d, images };
 }
+
+/**
+ * Every image resized to h x w by bilinear interpolation with half-pixel
+ * centres (PyTorch's `interpolate(mode="bilinear", align_corners=False)`), and
+ * its channels repeated to `channels` when it has one (grey digits for a
+ * network that takes colour, e.g. ResNet-18's CIFAR stem on 32x32 digits).
+ */
+export function resize(d: Dataset, h: number, w: number, channels = d.shape[0]): Dataset {
+  const [c, ih, iw] = d.shape;
+  if (!Number.isInteger(h) || !Number.isInteger(w) || h < 1 || w < 1) {
+    throw new DatasetError(`resize to ${h}x${w}: the sizes must be positive integers`);
+  }
+  if (channels !== c && c !== 1) throw new DatasetError(`only a 1-channel dataset repeats to ${channels} channels`);
+  const n = d.labels.length, images = new Float64Array(n * channels * h * w);
+  // Source coordinate of output pixel o: (o + 0.5) * in / out - 0.5, clamped at the edges.
+  const taps = (out: number, len: number) =>
+    Array.from({ length: out }, (_, o) => {
+      const s = Math.max(0, (o + 0.5) * len / out - 0.5), i0 = Math.min(Math.floor(s), len - 1);
+      return { i0, i1: Math.min(i0 + 1, len - 1), t: s - i0 };
+    });
+  const ty = taps(h, ih), tx = taps(w, iw);
+  for (let s = 0; s < n; s++) {
+    for (let ch = 0; ch < channels; ch++) {
+      const src = (s * c + (c === 1 ? 0 : ch)) * ih * iw, dst = (s * channels + ch) * h * w;
+      for (let y = 0; y < h; y++) {
+        const { i0: y0, i1: y1, t: a } = ty[y];
+        for (let x = 0; x < w; x++) {
+          const { i0: x0, i1: x1, t: b } = tx[x];
+          const p = (yy: number, xx: number) => d.images[src + yy * iw + xx];
+          images[dst + y * w + x] = (1 - a) * ((1 - b) * p(y0, x0) + b * p(y0, x1)) +
+            a * ((1 - b) * p(y1, x0) + b * p(y1, x1));
+        }
+      }
+    }
+  }
+  return { ...d, images, shape: [channels, h, w] };
+}

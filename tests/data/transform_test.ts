@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type Dataset, makeDataset } from "../../lib/data/dataset.ts";
-import { channelStats, normalize, oneHot, subset } from "../../lib/data/transform.ts";
+import { channelStats, normalize, oneHot, resize, subset } from "../../lib/data/transform.ts";
 
 /** Two samples of 2 channels x 1 x 2 pixels. */
 const tiny: Dataset = makeDataset({
@@ -50,4 +50,26 @@ Deno.test("makeDataset refuses parts that do not fit together", () => {
   assert.throws(() => makeDataset({ ...tiny, labels: Int32Array.of(1, 3) }), {
     message: "tiny: sample 1 has label 3, outside 0..2",
   });
+});
+
+Deno.test("resize: bilinear with half-pixel centres (PyTorch's align_corners=False), channels repeated", () => {
+  const one = makeDataset({
+    name: "one",
+    split: "train",
+    images: Float64Array.of(1, 2, 3, 4),
+    labels: Int32Array.of(0),
+    shape: [1, 2, 2],
+    classes: 1,
+  });
+  // torch.nn.functional.interpolate(tensor([[[[1., 2.], [3., 4.]]]]), size=4, mode="bilinear") gives these rows
+  const up = resize(one, 4, 4, 3);
+  assert.deepEqual(up.shape, [3, 4, 4]);
+  const rows = [[1, 1.25, 1.75, 2], [1.5, 1.75, 2.25, 2.5], [2.5, 2.75, 3.25, 3.5], [3, 3.25, 3.75, 4]].flat();
+  for (let ch = 0; ch < 3; ch++) assert.deepEqual(Array.from(up.images.subarray(ch * 16, ch * 16 + 16)), rows);
+  assert.deepEqual(Array.from(resize(one, 2, 2).images), [1, 2, 3, 4]);
+  // 2 -> 1: the centre, the mean of the four
+  assert.deepEqual(Array.from(resize(one, 1, 1).images), [2.5]);
+  assert.deepEqual(Array.from(resize(tiny, 1, 2).images), Array.from(tiny.images));
+  assert.throws(() => resize(tiny, 1, 2, 3), { message: "only a 1-channel dataset repeats to 3 channels" });
+  assert.throws(() => resize(tiny, 0, 2), { message: "resize to 0x2: the sizes must be positive integers" });
 });

@@ -29,6 +29,7 @@ interface ShareOptions {
   seed: string;
   out: string;
   fracBits: string;
+  batchnorm: string;
 }
 
 export function shareCommand(): Command {
@@ -53,6 +54,12 @@ export function shareCommand(): Command {
       "1",
     )
     .option("--frac-bits <f>", "fixed-point fractional bits", String(FIXED_DEFAULT_BITS))
+    .option(
+      "--batchnorm <fold|train>",
+      "an ONNX model's BatchNormalization: fold (into the layer before; trains as an affine map) or train " +
+        "(batch statistics in training, running statistics at inference)",
+      "fold",
+    )
     .requiredOption("--out <prefix>", "writes PREFIX.p0.share, PREFIX.p1.share, PREFIX.p2.share")
     .action(async (o: ShareOptions) => {
       if ([o.model, o.input, o.dataset].filter(Boolean).length !== 1) {
@@ -63,13 +70,19 @@ export function shareCommand(): Command {
         throw new Error(`--frac-bits must be in [${MIN_FRAC_BITS}, ${MAX_FRAC_BITS}], got ${o.fracBits}`);
       }
       if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got ${o.seed}`);
+      if (o.batchnorm !== "fold" && o.batchnorm !== "train") {
+        throw new Error(`--batchnorm must be fold or train, got ${o.batchnorm}`);
+      }
+      if (o.batchnorm !== "fold" && !o.model?.endsWith(".onnx")) {
+        throw new Error("--batchnorm applies to an ONNX model");
+      }
       const backend = new NativeBackend();
       try {
         let paths: string[];
         if (o.dataset) {
           paths = await shareDatasetOption(backend, o, fracBits);
         } else if (o.model?.endsWith(".onnx")) {
-          paths = await shareOnnx(backend, o.model, o.out, fracBits);
+          paths = await shareOnnx(backend, o.model, o.out, fracBits, o.batchnorm as "fold" | "train");
         } else if (o.model && !(await exists(o.model))) {
           const model = modelByName(o.model);
           const weights = seededWeights(model, seed);
@@ -178,14 +191,21 @@ async function sharePlainFile(
  * named, all at once, before anything is written) and split like a model file;
  * the share files carry the graph, so the parties run the same network.
  */
-async function shareOnnx(backend: NativeBackend, path: string, out: string, fracBits: number): Promise<string[]> {
+async function shareOnnx(
+  backend: NativeBackend,
+  path: string,
+  out: string,
+  fracBits: number,
+  batchNorm: "fold" | "train",
+): Promise<string[]> {
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(path);
   } catch (e) {
     throw new FileFormatError(`cannot read ${path}: ${(e as Error).message}`);
   }
-  const { spec, weights } = importOnnx(bytes, path);
+  const { spec, weights, notes } = importOnnx(bytes, path, { batchNorm });
+  for (const note of notes) console.error(`${path}: ${note}`);
   checkRanges(path, "model", weights, fracBits);
   const model = `onnx:${basename(path, ".onnx")}`;
   const paths = await shareTensors(backend, { kind: "model", model, fracBits, graph: spec }, weights, out);

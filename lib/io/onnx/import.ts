@@ -45,24 +45,40 @@ export class OnnxImportError extends Error {
 export interface ImportedGraph {
   spec: GraphSpec;
   weights: Map<string, { shape: number[]; data: Float64Array }>;
+  /** What the import changed that a user should know (one line each), e.g. a raised BatchNormalization epsilon. */
+  notes: string[];
+}
+
+export interface ImportOptions {
+  /**
+   * "fold" (the default): BatchNormalization becomes the affine map of its running statistics, folded into the
+   * Conv or Gemm before it where there is one; it trains as that map. "train": it stays batch normalization
+   * (`batchnorm_stats`), which training computes from each batch's statistics and whose running statistics it
+   * updates; inference then spends a private inverse square root per channel.
+   */
+  batchNorm?: "fold" | "train";
 }
 
 /** The opsets this importer understands; PyTorch's exports between 11 and 18 are what the tests cover. */
 const MIN_OPSET = 7, MAX_OPSET = 22;
 
 /** Every problem found, all at once (empty when importable). */
-export function analyzeOnnx(bytes: Uint8Array, file: string): { graph: ImportedGraph | null; problems: string[] } {
+export function analyzeOnnx(
+  bytes: Uint8Array,
+  file: string,
+  options: ImportOptions = {},
+): { graph: ImportedGraph | null; problems: string[] } {
   void file; // the file name only goes into importOnnx's error message
   const decoded = decodeModel(bytes);
   if (typeof decoded === "string") return { graph: null, problems: [printable(decoded)] };
-  const importer = new Importer(decoded.model, decoded.opset);
+  const importer = new Importer(decoded.model, decoded.opset, { batchNorm: options.batchNorm ?? "fold" });
   const graph = importer.run();
   // names and op types come from the file: one line each, whatever they hold
   return { graph: importer.problems.length === 0 ? graph : null, problems: importer.problems.map(printable) };
 }
 
-export function importOnnx(bytes: Uint8Array, file: string): ImportedGraph {
-  const { graph, problems } = analyzeOnnx(bytes, file);
+export function importOnnx(bytes: Uint8Array, file: string, options: ImportOptions = {}): ImportedGraph {
+  const { graph, problems } = analyzeOnnx(bytes, file, options);
   if (!graph) throw new OnnxImportError(problems, file);
   return graph;
 }
@@ -109,7 +125,9 @@ export class Importer {
   /** The graph input's first axis when the file declares it as a number (it still means "the batch"). */
   declaredBatch: number | undefined;
 
-  constructor(readonly model: ModelProto, readonly opset: number) {}
+  readonly notes: string[] = [];
+
+  constructor(readonly model: ModelProto, readonly opset: number, readonly options: Required<ImportOptions>) {}
 
   resolve(name: string): string {
     for (let seen = 0; this.#aliases.has(name) && seen < 1000; seen++) name = this.#aliases.get(name)!;
@@ -345,7 +363,7 @@ export class Importer {
       this.problems.push(`the imported graph is not a valid GraphSpec (an importer bug): ${parsed.error.message}`);
       return null;
     }
-    return { spec: parsed.data, weights: this.weights };
+    return { spec: parsed.data, weights: this.weights, notes: this.notes.map(printable) };
   }
 }
 

@@ -5,7 +5,8 @@
 import { foldScaleShift } from "./fusions.ts";
 import { type Handler, initializerOf, type NodeContext, type Params } from "./node_context.ts";
 import { foldBinary } from "./ops_arithmetic.ts";
-import { type Dim, rowOf, showShape, size } from "./values.ts";
+import { type Dim, type FloatConst, rowOf, showShape, size } from "./values.ts";
+import { BN_EPS, BN_MAX_VAR } from "../../nn/batchnorm.ts";
 
 export const batchNormalization: Handler = (c) => {
   const x = c.act(0);
@@ -19,6 +20,7 @@ export const batchNormalization: Handler = (c) => {
     return c.problem(`parameters do not have ${channels} entries (one per channel)`);
   }
   const eps = c.float("epsilon", 1e-5);
+  if (c.imp.options.batchNorm === "train") return trainableBatchNorm(c, x.shape, [gamma, beta, mean, variance], eps);
   const scale = new Float64Array(channels), shift = new Float64Array(channels);
   for (let i = 0; i < channels; i++) {
     scale[i] = gamma.data[i] / Math.sqrt(variance.data[i] + eps);
@@ -34,6 +36,44 @@ export const batchNormalization: Handler = (c) => {
   });
   c.setAct(x.shape);
 };
+
+/**
+ * BatchNormalization kept as batch normalization with statistics (import option batchNorm "train"): its
+ * parameters keep their initializers' names. ONNX's momentum m updates running = running m + batch (1 - m);
+ * ours is PyTorch's, 1 - m. An epsilon below BN_EPS is raised to it (the private inverse square root's range
+ * starts there), and the import says so.
+ */
+function trainableBatchNorm(c: NodeContext, shape: Dim[], consts: FloatConst[], epsilon: number): void {
+  const channels = shape[1] as number;
+  if (shape.length !== 4) {
+    return c.problem(`batch statistics in training need an [n, c, h, w] input, not ${showShape(shape)}`);
+  }
+  // a float32 attribute: 7 significant digits, so that 0.9 gives 0.1
+  const momentum = Number((1 - c.float("momentum", 0.9)).toPrecision(7));
+  if (!(momentum >= 0 && momentum <= 1)) return c.problem(`momentum ${1 - momentum} is outside [0, 1]`);
+  const eps = Math.max(epsilon, BN_EPS);
+  if (eps > epsilon) {
+    c.imp.notes.push(
+      `${c.label}: epsilon ${
+        Number(epsilon.toPrecision(7))
+      } raised to ${eps} (2^-10, the smallest batch normalization takes)`,
+    );
+  }
+  const params: Params = {};
+  ["weight", "bias", "running_mean", "running_var"].forEach((name, i) => {
+    params[name] = { shape: [channels], data: consts[i].data, initializer: initializerOf(c, i + 1) };
+  });
+  c.emit({
+    op: "batchnorm_stats",
+    inputs: [c.inputName(0)],
+    output: c.output(),
+    channels,
+    eps,
+    momentum,
+    maxVar: BN_MAX_VAR,
+  }, params);
+  c.setAct(shape);
+}
 
 export const gemm: Handler = (c) => {
   const a = c.act(0);

@@ -1,10 +1,10 @@
 /**
  * What a `RingTensor` operation asks of its operands, shared by tensor.ts and
- * the operation modules beside it (elementwise.ts, windows.ts, bits.ts): the
- * dtype it needs, the shape it expects, and a dense version of each operand
- * for the native call. Everything here goes through the tensor's public
- * surface (`dtype`, `shape`, `isDense`, `contiguous`), so no tensor internals
- * are exposed.
+ * the modules beside it (elementwise.ts, matmul.ts, windows.ts, bits.ts,
+ * encoding.ts, layout.ts): the dtype it needs, the shape it expects, and a
+ * dense version of each operand for the native call. Everything here goes
+ * through the tensor's public surface (`dtype`, `shape`, `isDense`,
+ * `contiguous`), so no tensor internals are exposed.
  * Not re-exported from mod.ts.
  */
 import { fmt, sameShape, type Shape } from "./shape.ts";

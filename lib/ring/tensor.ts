@@ -8,21 +8,25 @@
  * Views (permute, slice, reshape of contiguous data) share their buffer, which
  * is freed when the last view is disposed.
  *
- * This file owns the tensor itself: creation, views and layout, reading back,
- * writing in place, and matmul. Three groups of methods are one-line
- * delegations to their own modules: elementwise arithmetic with broadcasting
- * (binary, unary and the operations named after them) and sum over an axis to
- * elementwise.ts, the windowed operations (conv2d and its gradients,
- * im2col/col2im, sum pooling) to windows.ts, and the packed-bit operations to
- * bits.ts. Operand checks and dense access, shared with those modules, are in
- * operand.ts.
+ * This file owns the tensor and its storage: creation, views and layout,
+ * reading back, writing in place. Operations that need only the tensor's
+ * public surface are one-line delegations to modules beside it: elementwise
+ * arithmetic with broadcasting and sum over an axis (elementwise.ts), matmul
+ * (matmul.ts), the windowed operations: conv2d and its gradients,
+ * im2col/col2im, sum pooling (windows.ts), the packed-bit operations
+ * (bits.ts), and the host encodings: from, encode, decode, bytes
+ * (encoding.ts). The views' checks and stride arithmetic are in layout.ts;
+ * operand checks and dense access, shared by all of these, in operand.ts.
  */
-import type { Backend, MatmulOptions } from "../native/backend.ts";
+import type { Backend } from "../native/backend.ts";
 import type { AesImpl, BinaryOp, Method, UnaryOp } from "../native/symbols.ts";
 import * as bitOps from "./bits.ts";
 import * as elementwise from "./elementwise.ts";
+import * as encoding from "./encoding.ts";
+import * as layout from "./layout.ts";
+import * as matmulOps from "./matmul.ts";
 import { expectShape, requireDtype, withDense } from "./operand.ts";
-import { checkShape, contiguousStrides, fmt, normAxis, type Shape, size } from "./shape.ts";
+import { checkShape, contiguousStrides, type Shape, size } from "./shape.ts";
 import { track } from "./scope.ts";
 import * as windows from "./windows.ts";
 import type { Conv2dOptions } from "./windows.ts";
@@ -69,6 +73,12 @@ export class RingTensor {
     track(this);
   }
 
+  /** A new tensor on this one's storage (one more reference to it), of the same dtype. */
+  #share(view: layout.View): RingTensor {
+    this.#live.refs++;
+    return new RingTensor(this.#live, view.shape, view.strides, view.offset, this.dtype);
+  }
+
   // ------------------------------------------------------------ creation
 
   /** A tensor of the shape with undefined contents (every word is written before it is read). */
@@ -91,13 +101,7 @@ export class RingTensor {
 
   /** Ring elements given as words (bigints are reduced mod 2^64). */
   static from(backend: Backend, values: BigUint64Array | readonly bigint[], shape?: Shape): RingTensor {
-    const data = values instanceof BigUint64Array ? values : BigUint64Array.from(values, (v) => BigInt.asUintN(64, v));
-    const s = shape ?? [data.length];
-    checkShape(s);
-    if (size(s) !== data.length) throw new RangeError(`from: ${data.length} values do not fill shape ${fmt(s)}`);
-    const t = RingTensor.empty(backend, s);
-    backend.upload(t.handle, 0, data);
-    return t;
+    return encoding.fromWords(backend, values, shape);
   }
 
   /** Packed bits from a BigUint64Array of words holding `shape`'s bits in order. */
@@ -112,18 +116,7 @@ export class RingTensor {
     fracBits: number,
     shape?: Shape,
   ): RingTensor {
-    const data = values instanceof Float64Array ? values : Float64Array.from(values);
-    const s = shape ?? [data.length];
-    checkShape(s);
-    if (size(s) !== data.length) throw new RangeError(`encode: ${data.length} values do not fill shape ${fmt(s)}`);
-    const t = RingTensor.empty(backend, s);
-    try {
-      backend.encodeFixed(t.handle, data, fracBits);
-    } catch (e) {
-      t.dispose();
-      throw e;
-    }
-    return t;
+    return encoding.encode(backend, values, fracBits, shape);
   }
 
   /**
@@ -219,8 +212,7 @@ export class RingTensor {
 
   /** Fixed-point decoding: the elements as signed integers divided by 2^fracBits. */
   decode(fracBits: number): Float64Array {
-    requireDtype(this, "u64", "decode");
-    return withDense(this, (t) => t.backend.decodeFixed(t.handle, t.size, fracBits));
+    return encoding.decode(this, fracBits);
   }
 
   /**
@@ -238,17 +230,12 @@ export class RingTensor {
 
   /** Copies a dense tensor's bytes to the host (a GPU tensor's too). */
   toBytes(): Uint8Array {
-    const w = this.toBigUint64Array();
-    return new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
+    return encoding.toBytes(this);
   }
 
   /** Overwrites a dense tensor from bytes (little-endian words). */
   setBytes(bytes: Uint8Array): void {
-    if (bytes.length !== this.words * 8) {
-      throw new RangeError(`setBytes: ${bytes.length} bytes for ${this.words} words`);
-    }
-    const aligned = bytes.byteOffset % 8 === 0 ? bytes : bytes.slice();
-    this.backend.upload(this.handle, 0, new BigUint64Array(aligned.buffer, aligned.byteOffset, this.words));
+    encoding.setBytes(this, bytes);
   }
 
   /** Packed bits as 0/1 numbers (for tests and small results). */
@@ -260,10 +247,9 @@ export class RingTensor {
 
   /** Same data, new shape: a view when contiguous, else a copy. */
   reshape(shape: Shape): RingTensor {
-    const resolved = resolveReshape(this.shape, shape);
+    const resolved = layout.resolveReshape(this.shape, shape);
     if (this.dtype === "bit" || this.isContiguous()) {
-      this.#live.refs++;
-      return new RingTensor(this.#live, resolved, contiguousStrides(resolved), this.offset, this.dtype);
+      return this.#share({ shape: resolved, strides: contiguousStrides(resolved), offset: this.offset });
     }
     const c = this.contiguous();
     const r = c.reshape(resolved);
@@ -273,34 +259,17 @@ export class RingTensor {
 
   /** A view with the axes reordered. */
   permute(axes: readonly number[]): RingTensor {
-    requireDtype(this, "u64", "permute");
-    if (axes.length !== this.rank || new Set(axes.map((a) => normAxis(a, this.rank, "permute"))).size !== this.rank) {
-      throw new RangeError(`permute: ${fmt(axes)} is not a permutation of ${this.rank} axes`);
-    }
-    const ax = axes.map((a) => normAxis(a, this.rank, "permute"));
-    this.#live.refs++;
-    return new RingTensor(this.#live, ax.map((a) => this.shape[a]), ax.map((a) => this.strides[a]), this.offset, "u64");
+    return this.#share(layout.permuted(this, axes));
   }
 
   /** A view with two axes swapped (the last two by default). */
   transpose(a = -2, b = -1): RingTensor {
-    const axes = [...this.shape.keys()];
-    const i = normAxis(a, this.rank, "transpose"), j = normAxis(b, this.rank, "transpose");
-    [axes[i], axes[j]] = [axes[j], axes[i]];
-    return this.permute(axes);
+    return this.permute(layout.swappedAxes(this.rank, a, b));
   }
 
   /** A view of [start, end) along an axis. */
   slice(axis: number, start: number, end: number): RingTensor {
-    requireDtype(this, "u64", "slice");
-    const a = normAxis(axis, this.rank, "slice");
-    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > this.shape[a] || start > end) {
-      throw new RangeError(`slice: [${start}, ${end}) is outside axis ${a} of length ${this.shape[a]}`);
-    }
-    const shape = [...this.shape];
-    shape[a] = end - start;
-    this.#live.refs++;
-    return new RingTensor(this.#live, shape, this.strides, this.offset + start * this.strides[a], "u64");
+    return this.#share(layout.sliced(this, axis, start, end));
   }
 
   /**
@@ -309,10 +278,7 @@ export class RingTensor {
    * the first axis: no copy, and writes show through), or a copy.
    */
   contiguous(): RingTensor {
-    if (this.isDense) {
-      this.#live.refs++;
-      return new RingTensor(this.#live, this.shape, this.strides, 0, this.dtype);
-    }
+    if (this.isDense) return this.#share({ shape: this.shape, strides: this.strides, offset: 0 });
     if (this.isContiguous()) {
       const storage = new Storage(
         this.backend,
@@ -335,18 +301,8 @@ export class RingTensor {
   }
 
   static concat(tensors: readonly RingTensor[], axis = 0): RingTensor {
-    if (tensors.length === 0) throw new RangeError("concat: no tensors");
-    const first = tensors[0];
-    const a = normAxis(axis, first.rank, "concat");
-    for (const t of tensors) {
-      requireDtype(t, "u64", "concat");
-      if (t.rank !== first.rank || t.shape.some((d, i) => i !== a && d !== first.shape[i])) {
-        throw new RangeError(`concat: shape ${fmt(t.shape)} does not match ${fmt(first.shape)} off axis ${a}`);
-      }
-    }
-    const shape = [...first.shape];
-    shape[a] = tensors.reduce((s, t) => s + t.shape[a], 0);
-    const out = RingTensor.empty(first.backend, shape);
+    const { shape, axis: a } = layout.concatenated(tensors, axis);
+    const out = RingTensor.empty(tensors[0].backend, shape);
     let at = 0;
     for (const t of tensors) {
       out.backend.copyStrided(
@@ -365,14 +321,8 @@ export class RingTensor {
 
   /** Zero padding: pads[d] = [before, after] for each axis (missing axes: none). */
   pad(pads: readonly (readonly [number, number])[], value = 0n): RingTensor {
-    requireDtype(this, "u64", "pad");
-    if (pads.length > this.rank) throw new RangeError(`pad: ${pads.length} pairs for a tensor of rank ${this.rank}`);
-    const p = this.shape.map((_, d) => pads[d] ?? [0, 0]);
-    if (p.some(([b, e]) => !Number.isInteger(b) || !Number.isInteger(e) || b < 0 || e < 0)) {
-      throw new RangeError("pad: amounts must be non-negative integers");
-    }
-    const out = RingTensor.full(this.backend, this.shape.map((d, i) => d + p[i][0] + p[i][1]), value);
-    const at = p.reduce((s, [b], i) => s + b * out.strides[i], 0);
+    const { shape, at } = layout.padded(this, pads);
+    const out = RingTensor.full(this.backend, shape, value);
     out.backend.copyStrided(out.handle, at, out.strides, this.#live.handle, this.offset, this.strides, this.shape);
     return out;
   }
@@ -495,7 +445,7 @@ export class RingTensor {
     return elementwise.sum(this, axis, keepDims);
   }
 
-  // ------------------------------------------------------------ bilinear
+  // ------------------------------------------------------------ bilinear (matmul.ts)
 
   /**
    * Matrix product over the last two axes, exact mod 2^64: [m, k] . [k, n],
@@ -503,40 +453,7 @@ export class RingTensor {
    * Transposed views are passed to the kernel as transposes, not copied.
    */
   matmul(other: RingTensor, method?: Method): RingTensor {
-    requireDtype(this, "u64", "matmul");
-    requireDtype(other, "u64", "matmul");
-    if (this.rank < 2 || this.rank > 3 || other.rank < 2 || other.rank > 3) {
-      throw new RangeError(`matmul: operands must be 2-D or 3-D, got ${fmt(this.shape)} and ${fmt(other.shape)}`);
-    }
-    const [m, k] = this.shape.slice(-2), [k2, n] = other.shape.slice(-2);
-    const ba = this.rank === 3 ? this.shape[0] : 0, bb = other.rank === 3 ? other.shape[0] : 0;
-    if (k !== k2 || (ba && bb && ba !== bb)) {
-      throw new RangeError(`matmul: shapes ${fmt(this.shape)} and ${fmt(other.shape)} do not multiply`);
-    }
-    const batch = Math.max(ba, bb, 1);
-    const shape = ba || bb ? [batch, m, n] : [m, n];
-    return this.#asMatrix((a, transA) =>
-      other.#asMatrix((b, transB) => {
-        const out = RingTensor.empty(this.backend, shape);
-        out.backend.matmul(
-          out.handle,
-          a.handle,
-          b.handle,
-          batch,
-          m,
-          n,
-          k,
-          {
-            transA,
-            transB,
-            bcastA: !ba && batch > 1,
-            bcastB: !bb && batch > 1,
-            method,
-          } satisfies MatmulOptions,
-        );
-        return out;
-      })
-    );
+    return matmulOps.matmul(this, other, method);
   }
 
   // ------------------------------------------------------------ windows (windows.ts)
@@ -601,42 +518,4 @@ export class RingTensor {
   scatterBits(bits: RingTensor, start: number, step: number, count: number): RingTensor {
     return bitOps.scatterBits(this, bits, start, step, count);
   }
-
-  // ------------------------------------------------------------ helpers
-
-  /** Runs fn on a dense matrix (or batch of them), telling it whether it is stored transposed. */
-  #asMatrix<T>(fn: (t: RingTensor, transposed: boolean) => T): T {
-    const r = this.rank, s = this.strides;
-    const [rows, cols] = this.shape.slice(-2);
-    const transposedDense = this.offset === 0 && s[r - 2] === 1 && s[r - 1] === rows &&
-      (r === 2 || s[0] === rows * cols || this.shape[0] === 1);
-    if (transposedDense && !this.isContiguous()) {
-      this.#live.refs++;
-      const stored = new RingTensor(
-        this.#live,
-        [...this.shape.slice(0, -2), cols, rows],
-        contiguousStrides([...this.shape.slice(0, -2), cols, rows]),
-        0,
-        "u64",
-      );
-      try {
-        return fn(stored, true);
-      } finally {
-        stored.dispose();
-      }
-    }
-    return withDense(this, (t) => fn(t, false));
-  }
-}
-
-function resolveReshape(from: Shape, to: Shape): number[] {
-  const n = size(from);
-  const unknown = to.filter((d) => d === -1).length;
-  if (unknown > 1) throw new RangeError(`reshape: ${fmt(to)} has more than one -1`);
-  const known = size(to.filter((d) => d !== -1));
-  const shape = to.map((d) => (d === -1 ? (known === 0 ? 0 : n / known) : d));
-  if (shape.some((d) => !Number.isInteger(d) || d < 0) || size(shape) !== n) {
-    throw new RangeError(`reshape: cannot view ${fmt(from)} as ${fmt(to)}`);
-  }
-  return shape;
 }

@@ -22,6 +22,7 @@ import type { LayerKind } from "./breakdown.ts";
 import type { GraphNode, GraphOp } from "./graph_spec.ts";
 import { normAxis, outputShape, windowOut } from "./graph_shapes.ts";
 import * as plainOps from "./plain_ops.ts";
+import * as plainWindows from "./plain_windows.ts";
 import type { PlainTensor } from "./plain.ts";
 import type { Grads, Tape } from "./tape.ts";
 
@@ -57,7 +58,7 @@ const convOptions = (n: NodeOf<"conv">): Conv2dOptions => ({
   dilation: n.dilation,
   groups: n.groups,
 });
-const convGeometry = (n: NodeOf<"conv">): plainOps.ConvGeometry => ({
+const convGeometry = (n: NodeOf<"conv">): plainWindows.ConvGeometry => ({
   stride: n.stride,
   padding: n.padding,
   dilation: n.dilation,
@@ -124,7 +125,7 @@ const conv: GraphOpImpl<NodeOf<"conv">> = {
   },
   plain(n, [x], p, tape) {
     tape?.save("x", x);
-    return plainOps.conv2dFull(x, p.get("weight"), n.bias ? p.get("bias") : null, convGeometry(n));
+    return plainWindows.conv2dFull(x, p.get("weight"), n.bias ? p.get("bias") : null, convGeometry(n));
   },
   async backward(n, dy, p, tape, grads, [need]) {
     const x = tape.get<AShare>("x"), w = p.get("weight"), o = convOptions(n);
@@ -134,9 +135,9 @@ const conv: GraphOpImpl<NodeOf<"conv">> = {
   },
   plainBackward(n, dy, p, tape, grads) {
     const x = tape.get<PlainTensor>("x"), w = p.get("weight");
-    grads.set("weight", plainOps.conv2dFullBackwardWeight(x, dy, w.shape, convGeometry(n)));
+    grads.set("weight", plainWindows.conv2dFullBackwardWeight(x, dy, w.shape, convGeometry(n)));
     if (n.bias) grads.set("bias", plainOps.reduceToShape(dy, [1, n.outChannels, 1, 1]).reshape([n.outChannels]));
-    return [plainOps.conv2dFullBackwardInput(dy, w, x.shape, convGeometry(n))];
+    return [plainWindows.conv2dFullBackwardInput(dy, w, x.shape, convGeometry(n))];
   },
 };
 
@@ -295,7 +296,7 @@ const clip: GraphOpImpl<NodeOf<"clip">> = {
   ) => [plainOps.clipBackward(dy, tape.get<PlainTensor>("x"), n.min ?? -Infinity, n.max ?? Infinity)],
 };
 
-const poolGeometry = (n: NodeOf<"maxpool"> | NodeOf<"avgpool">): plainOps.PoolGeometry => ({
+const poolGeometry = (n: NodeOf<"maxpool"> | NodeOf<"avgpool">): plainWindows.PoolGeometry => ({
   kernel: n.kernel,
   stride: n.stride,
   padding: n.padding,
@@ -312,7 +313,7 @@ const maxpool: GraphOpImpl<NodeOf<"maxpool">> = {
   },
   plain(n, [x], _p, tape) {
     tape?.save("shape", x.shape);
-    const { y, argmax } = plainOps.pool2dFull(x, poolGeometry(n), "max");
+    const { y, argmax } = plainWindows.pool2dFull(x, poolGeometry(n), "max");
     tape?.save("argmax", argmax);
     return y;
   },
@@ -332,7 +333,7 @@ const maxpool: GraphOpImpl<NodeOf<"maxpool">> = {
     })];
   },
   plainBackward: (_n, dy, _p, tape) => [
-    plainOps.maxPool2dFullBackward(dy, tape.get<Int32Array>("argmax"), tape.get<number[]>("shape")),
+    plainWindows.maxPool2dFullBackward(dy, tape.get<Int32Array>("argmax"), tape.get<number[]>("shape")),
   ],
 };
 
@@ -352,7 +353,7 @@ const avgpool: GraphOpImpl<NodeOf<"avgpool">> = {
   },
   plain(n, [x], _p, tape) {
     tape?.save("shape", x.shape);
-    return plainOps.pool2dFull(x, poolGeometry(n), "avg", n.countIncludePad).y;
+    return plainWindows.pool2dFull(x, poolGeometry(n), "avg", n.countIncludePad).y;
   },
   /** dy times each cell's 1/count (1 truncation), spread over its window. */
   async backward(n, dy, _p, tape, _g, [need]) {
@@ -366,7 +367,7 @@ const avgpool: GraphOpImpl<NodeOf<"avgpool">> = {
     return [spread.map((s) => s.sumPool2dBackward(shape, n.kernel, o))];
   },
   plainBackward: (n, dy, _p, tape) => [
-    plainOps.avgPool2dFullBackward(dy, tape.get<number[]>("shape"), poolGeometry(n), n.countIncludePad),
+    plainWindows.avgPool2dFullBackward(dy, tape.get<number[]>("shape"), poolGeometry(n), n.countIncludePad),
   ],
 };
 

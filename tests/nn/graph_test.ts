@@ -1,8 +1,9 @@
 /**
  * Graph models on sharings: every op's private forward and backward against
- * the float64 twin (lib/nn/plain_ops.ts, itself tested against loops written
- * from the definitions), residual and branching graphs, values freed after
- * their last use, and the ReLU folded into a max pooling at inference.
+ * the float64 twin (lib/nn/plain_ops.ts and plain_windows.ts, themselves
+ * tested against loops written from the definitions), residual and branching
+ * graphs, values freed after their last use, and the ReLU folded into a max
+ * pooling at inference.
  */
 import assert from "node:assert/strict";
 import type { AShare } from "../../lib/mpc/arithmetic.ts";

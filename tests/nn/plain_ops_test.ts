@@ -1,7 +1,7 @@
 /**
- * The full-geometry plaintext kernels of lib/nn/plain_ops.ts against direct-loop references written here from
- * the definitions, against the square-geometry kernels of plain.ts / plain_grad.ts, and their backward passes
- * against central finite differences and the adjoint identity <A x, y> = <x, A^T y>.
+ * The full-geometry plaintext kernels of lib/nn/plain_ops.ts and lib/nn/plain_windows.ts against direct-loop
+ * references written here from the definitions, against the square-geometry kernels of plain.ts / plain_grad.ts,
+ * and their backward passes against central finite differences and the adjoint identity <A x, y> = <x, A^T y>.
  */
 import assert from "node:assert/strict";
 import { conv2d, PlainTensor, pool2d, softmax } from "../../lib/nn/plain.ts";
@@ -13,28 +13,30 @@ import {
   maxPoolWithArgmax,
 } from "../../lib/nn/plain_grad.ts";
 import {
-  avgPool2dFullBackward,
   broadcastAdd,
   broadcastMul,
   clip,
   clipBackward,
   concat,
-  conv2dFull,
-  conv2dFullBackwardInput,
-  conv2dFullBackwardWeight,
-  type ConvGeometry,
   inversePerm,
   linearLastAxis,
-  maxPool2dFullBackward,
   pad,
-  pool2dFull,
-  type PoolGeometry,
   reduceToShape,
   softmaxAxis,
   split,
   transpose,
   unpad,
 } from "../../lib/nn/plain_ops.ts";
+import {
+  avgPool2dFullBackward,
+  conv2dFull,
+  conv2dFullBackwardInput,
+  conv2dFullBackwardWeight,
+  type ConvGeometry,
+  maxPool2dFullBackward,
+  pool2dFull,
+  type PoolGeometry,
+} from "../../lib/nn/plain_windows.ts";
 
 /** Seeded uniform values in [-1, 1) (mulberry32). */
 function random(shape: readonly number[], seed: number): PlainTensor {

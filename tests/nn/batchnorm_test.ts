@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import type { AShare } from "../../lib/mpc/arithmetic.ts";
-import type { Party } from "../../lib/mpc/party.ts";
 import { BatchNorm, BN_EPS } from "../../lib/nn/batchnorm.ts";
 import { Conv2d } from "../../lib/nn/layers.ts";
 import {

@@ -3,7 +3,6 @@ import type { RingTensor } from "../../lib/ring/tensor.ts";
 import { encodeFixed } from "../../lib/ring/fixed.ts";
 import { truncate } from "../../lib/mpc/truncate.ts";
 import type { AShare } from "../../lib/mpc/arithmetic.ts";
-import type { Party } from "../../lib/mpc/party.ts";
 import { Dropout, dropoutKeep, Flatten, Linear, ReLU } from "../../lib/nn/layers.ts";
 import { initWeights, Model, plainParams, Sequential, sharedParams, shareWeights } from "../../lib/nn/model.ts";
 import { PlainTensor } from "../../lib/nn/plain.ts";

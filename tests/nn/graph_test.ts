@@ -7,7 +7,6 @@
  */
 import assert from "node:assert/strict";
 import type { AShare } from "../../lib/mpc/arithmetic.ts";
-import type { Party } from "../../lib/mpc/party.ts";
 import {
   Model,
   plainParams,

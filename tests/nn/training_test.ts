@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
-import type { reveal } from "../../lib/mpc/reveal.ts";
 import type { AShare } from "../../lib/mpc/arithmetic.ts";
-import type { Party } from "../../lib/mpc/party.ts";
 import { BatchNorm2d, Conv2d, Flatten, GlobalAvgPool, Linear, Pool2d, ReLU } from "../../lib/nn/layers.ts";
 import { initWeights, Model, plainParams, Sequential, sharedParams, shareWeights } from "../../lib/nn/model.ts";
 import { PlainTensor } from "../../lib/nn/plain.ts";

@@ -29,7 +29,7 @@ export function addTrainingBench(bench: Command): void {
       .option("--no-write", "do not write bench/results/")
       .option("--json", "print JSON"),
     "local",
-    // training's precision (README, Private training: f = 16 keeps the local truncation's failures rare)
+    // training's precision (docs/protocols.md, "Fixed point in training": f = 16 keeps the local truncation's failures rare)
     { fracBits: 16 },
   ).action(async (o: TrainingOptions) => {
     await runTraining(o);

@@ -37,7 +37,7 @@ interface DemoOptions {
   insecure?: boolean;
 }
 
-/** Training runs with 16 fractional bits: see README, "Accuracy" (truncation failures grow as 2^(2f-64)). */
+/** Training runs with 16 fractional bits: docs/protocols.md, "Fixed point in training" (truncation failures). */
 const TRAIN_FRAC_BITS = 16;
 
 export function demoCommand(): Command {

@@ -91,7 +91,7 @@ Deno.test("tensor files: every header field is under the digest; version 1 files
   }
 });
 
-Deno.test("tensor files: a file built byte by byte from the README's layout (as its numpy recipe does) is read", async () => {
+Deno.test("tensor files: a file built byte by byte from docs/file-format.md's layout (as its numpy recipe does) is read", async () => {
   const values = Float64Array.from({ length: 24 }, (_, i) => i / 7 - 1);
   const data = new Uint8Array(values.buffer);
   const tensors = [{ name: "input", shape: [2, 3, 4], dtype: "f64", offset: 0, bytes: data.length }];

@@ -17,9 +17,8 @@ import { loadDatasetShares } from "../lib/data/dataset_shares.ts";
 import type { AShare } from "../lib/mpc/arithmetic.ts";
 import type { Party } from "../lib/mpc/party.ts";
 import { emptyBreakdown, type Model } from "../lib/nn/model.ts";
+import { ADAM_DEFAULTS, checkAdamOptions } from "../lib/nn/adam.ts";
 import {
-  ADAM_DEFAULTS,
-  checkAdamOptions,
   checkSgdOptions,
   formatLrSchedule,
   isOptimizerState,

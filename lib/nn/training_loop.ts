@@ -7,15 +7,8 @@
 import type { AShare } from "../mpc/arithmetic.ts";
 import type { Breakdown } from "./breakdown.ts";
 import type { Model, Weights } from "./model.ts";
-import {
-  Adam,
-  ADAM_DEFAULTS,
-  type LrSchedule,
-  type Optimizer,
-  type OptimizerKind,
-  Sgd,
-  type SgdOptions,
-} from "./optim.ts";
+import { Adam, ADAM_DEFAULTS } from "./adam.ts";
+import { type LrSchedule, type Optimizer, type OptimizerKind, Sgd, type SgdOptions } from "./optim.ts";
 import { PlainTensor } from "./plain.ts";
 import { plainTrainStep, trainStep } from "./train_step.ts";
 import { batchCount, epochOrder } from "../data/batches.ts";

@@ -1,6 +1,6 @@
 /**
  * SGD's settings are bounded before any connection: one line naming the flag, the value and the bound. Adam and
- * AdamW against the definition in float64, parameters without gradients, schedules.
+ * AdamW against the definition in float64, parameters without gradients, schedules (lib/nn/optim.ts, adam.ts).
  */
 import assert from "node:assert/strict";
 import { checkSgdOptions, MAX_LR, Sgd } from "../../lib/nn/optim.ts";
@@ -9,14 +9,8 @@ import { shareInput } from "../../lib/mpc/input.ts";
 import { reveal } from "../../lib/mpc/reveal.ts";
 import type { AShare } from "../../lib/mpc/arithmetic.ts";
 import type { Party } from "../../lib/mpc/party.ts";
-import {
-  Adam,
-  checkAdamOptions,
-  formatLrSchedule,
-  lrFactor,
-  type Optimizer,
-  parseLrSchedule,
-} from "../../lib/nn/optim.ts";
+import { formatLrSchedule, lrFactor, type Optimizer, parseLrSchedule } from "../../lib/nn/optim.ts";
+import { Adam, checkAdamOptions } from "../../lib/nn/adam.ts";
 import { PlainTensor } from "../../lib/nn/plain.ts";
 import { deviceTest, Rng } from "../helpers.ts";
 import { runParties } from "../mpc/harness.ts";

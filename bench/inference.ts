@@ -10,7 +10,6 @@
  */
 import { RingTensor } from "../lib/ring/tensor.ts";
 import { shareInput } from "../lib/mpc/input.ts";
-import { revealTo } from "../lib/mpc/reveal.ts";
 import type { Party, TruncationMode } from "../lib/mpc/party.ts";
 import { type Breakdown, emptyBreakdown, plainParams, sharedParams, shareWeights } from "../lib/nn/model.ts";
 import { argmaxRows } from "../lib/nn/plain.ts";
@@ -91,7 +90,8 @@ export async function inferenceBench(p: Party, o: InferenceBenchOptions): Promis
     await barrier(p);
     const breakdown = emptyBreakdown();
     const s0 = p.mesh.stats(), t0 = performance.now();
-    const y = await model.net.forward(x, sharedParams(w), breakdown);
+    // as `infer` reveals: the output opened to party 0, the last layer's product straight from its shares
+    const y = await model.net.openOutputTo(x, sharedParams(w), 0, breakdown);
     await p.backend.sync();
     const seconds = (performance.now() - t0) / 1000, s1 = p.mesh.stats();
     return { y, seconds, breakdown, bytes: s1.bytesSent - s0.bytesSent, rounds: s1.rounds - s0.rounds };
@@ -101,13 +101,12 @@ export async function inferenceBench(p: Party, o: InferenceBenchOptions): Promis
   // every party must agree on a second run: the slowest one's time decides
   const warm = Math.max(...(await allGather(p, [coldSeconds])).flat()) < WARM_LIMIT;
   if (warm) {
-    run.y.dispose();
+    run.y.value?.dispose();
     run = await forward();
   }
   const { y, seconds, breakdown } = run;
   w.forEach((s) => s.dispose());
-  using out = await revealTo(y, 0);
-  y.dispose();
+  using out = y.value;
 
   const mine = [seconds, run.bytes, run.rounds, coldSeconds];
   for (const k of kinds) mine.push(breakdown[k].seconds, breakdown[k].bytes, breakdown[k].rounds);
@@ -115,7 +114,7 @@ export async function inferenceBench(p: Party, o: InferenceBenchOptions): Promis
   if (!stats || !out) return null;
 
   say?.(`private forward: ${seconds.toFixed(2)} s; plaintext twin`);
-  const got = out.decode(p.fracBits);
+  const got = out.decode(y.fracBits);
   const twin = () => {
     const t = performance.now();
     return { want: model.net.plain(input!, plainParams(weights!)), seconds: (performance.now() - t) / 1000 };

@@ -9,7 +9,6 @@ import { Command } from "commander";
 import { FileFormatError } from "../lib/io/format.ts";
 import { checkModelTensors, checkShareFile } from "../lib/io/checks.ts";
 import { loadShares, saveShares, sharePath } from "../lib/io/share_files.ts";
-import { revealTo } from "../lib/mpc/reveal.ts";
 import { emptyBreakdown, sharedParams } from "../lib/nn/model.ts";
 import { modelOf } from "../lib/io/models.ts";
 import { argmaxRows } from "../lib/nn/plain.ts";
@@ -115,21 +114,26 @@ async function infer(o: InferOptions): Promise<void> {
     const breakdown = emptyBreakdown();
     clock.mark("load");
     const s0 = p.mesh.stats(), t0 = performance.now();
-    using y = await model.net.forward(x, sharedParams(weights.shares), breakdown);
+    // Revealed: the last layer's product is opened to the party straight from its shares (openOutputTo)
+    const params = sharedParams(weights.shares);
+    const result = o.out
+      ? { shares: await model.net.forward(x, params, breakdown) }
+      : await model.net.openOutputTo(x, params, revealParty, breakdown);
     const seconds = (performance.now() - t0) / 1000, s1 = p.mesh.stats();
     clock.mark("inference");
     x.dispose();
     weights.shares.forEach((w) => w.dispose());
     const cost = { seconds, bytesSent: s1.bytesSent - s0.bytesSent, rounds: s1.rounds - s0.rounds };
-    if (o.out) {
-      const path = sharePath(o.out, p.index);
+    if ("shares" in result) {
+      using y = result.shares;
+      const path = sharePath(o.out!, p.index);
       await saveShares(p, path, { kind: "output", model: mh.model, id: await commonId(p) }, new Map([["output", y]]));
       if (!o.json) console.error(`party ${p.index}: wrote ${path}`);
       return;
     }
-    using out = await revealTo(y, revealParty);
+    using out = result.value;
     if (p.index !== revealParty) return;
-    const logits = out!.decode(p.fracBits);
+    const logits = out!.decode(result.fracBits);
     const classes = outShape[outShape.length - 1];
     const predictions = argmaxRows(logits, classes);
     clock.mark("output");

@@ -12,6 +12,8 @@ import { type GraphNode, GraphSpec } from "./graph_spec.ts";
 import { outputShape, paramShapes } from "./graph_shapes.ts";
 import { opOf } from "./graph_ops.ts";
 import { maxPool2d } from "../mpc/pool.ts";
+import { revealTo } from "../mpc/reveal.ts";
+import type { RingTensor } from "../ring/tensor.ts";
 import type { PlainTensor } from "./plain.ts";
 import { add as plainAdd } from "./plain.ts";
 import type { Grads, Tape } from "./tape.ts";
@@ -102,7 +104,55 @@ export class Graph implements Layer {
   }
 
   async forward(x: AShare, p: Params<AShare>, breakdown?: Breakdown, tape?: Tape): Promise<AShare> {
-    const steps = this.#plan(!tape), uses = this.#uses(steps);
+    const { values } = await this.#run(x, p, this.#plan(!tape), breakdown, tape);
+    const out = values.get(this.spec.output)!;
+    values.delete(this.spec.output);
+    values.forEach((v) => v.dispose());
+    return out;
+  }
+
+  /**
+   * Inference with the output opened to party r, as Sequential.openOutputTo: when the output node is a conv or linear
+   * (the last step, read by nothing else), it is opened without reshare or truncation, at scale 2f.
+   */
+  async openOutputTo(
+    x: AShare,
+    p: Params<AShare>,
+    r: number,
+    breakdown?: Breakdown,
+  ): Promise<{ value: RingTensor | null; fracBits: number }> {
+    const steps = this.#plan(true), last = steps.at(-1)!, f = x.party.fracBits;
+    const op = opOf(last.node);
+    if (!op.openTo || last.node.output !== this.spec.output || last.reluFused || steps.length < 2) {
+      using y = await this.forward(x, p, breakdown);
+      return { value: await revealTo(y, r), fracBits: f };
+    }
+    const { values } = await this.#run(x, p, steps.slice(0, -1), breakdown, undefined, last.inputs);
+    try {
+      const xs = last.inputs.map((i) => values.get(i)!);
+      const value = await charged(
+        breakdown,
+        op.kind,
+        x.party,
+        () => op.openTo!(last.node, xs, prefixed(p, last.node.name), r),
+      );
+      return { value, fracBits: 2 * f };
+    } finally {
+      values.forEach((v) => v.dispose());
+    }
+  }
+
+  /** Runs the steps; returns the values still to be read (by `keep`, or the graph's output). */
+  async #run(
+    x: AShare,
+    p: Params<AShare>,
+    steps: Step[],
+    breakdown?: Breakdown,
+    tape?: Tape,
+    keep: string[] = [],
+  ): Promise<{ values: Map<string, AShare> }> {
+    const uses = this.#uses(steps);
+    for (const k of keep) uses.set(k, (uses.get(k) ?? 0) + 1);
     const values = new Map<string, AShare>([[this.spec.input.name, x.map((t) => t.clone())]]);
     const release = (name: string) => {
       const left = uses.get(name)! - 1;
@@ -123,11 +173,10 @@ export class Graph implements Layer {
         if (uses.get(node.output)) values.set(node.output, y);
         else y.dispose(); // read by nothing
       }
-      const out = values.get(this.spec.output)!;
-      values.delete(this.spec.output);
-      return out;
-    } finally {
+      return { values };
+    } catch (e) {
       values.forEach((v) => v.dispose());
+      throw e;
     }
   }
 

@@ -9,6 +9,7 @@
 import type { AShare } from "../mpc/arithmetic.ts";
 import { AShare as AShareClass } from "../mpc/arithmetic.ts";
 import { mulFixed, multiplyWith } from "../mpc/multiply.ts";
+import { revealProductTo } from "../mpc/reveal_product.ts";
 import { avgPool2d, maxPool2d, sumPool2d } from "../mpc/pool.ts";
 import { truncate } from "../mpc/truncate.ts";
 import { msb } from "../mpc/msb.ts";
@@ -16,7 +17,7 @@ import { bitInjectComplement } from "../mpc/bitinject.ts";
 import type { BShare } from "../mpc/binary.ts";
 import { encodeFixed } from "../ring/fixed.ts";
 import { type Conv2dOptions, RingTensor } from "../ring/tensor.ts";
-import { BatchNorm2d, GlobalAvgPool, type Params, ReLU, Softmax } from "./layers.ts";
+import { atProductScale, BatchNorm2d, GlobalAvgPool, type Params, ReLU, Softmax } from "./layers.ts";
 import { BatchNorm } from "./batchnorm.ts";
 import type { LayerKind } from "./breakdown.ts";
 import type { GraphNode, GraphOp } from "./graph_spec.ts";
@@ -43,6 +44,8 @@ export interface GraphOpImpl<N extends GraphNode> {
     need: boolean[],
   ): Promise<(AShare | null)[]>;
   plainBackward(n: N, dy: PlainTensor, p: Params<PlainTensor>, tape: Tape, grads: Grads<PlainTensor>): PlainTensor[];
+  /** Inference, a product plus a bias: the output opened to party r at scale 2f, as Layer.openTo. */
+  openTo?(n: N, xs: AShare[], p: Params<AShare>, r: number): Promise<RingTensor | null>;
 }
 
 const clone = (x: AShare): AShare => x.map((t) => t.clone());
@@ -123,6 +126,11 @@ const conv: GraphOpImpl<NodeOf<"conv">> = {
     using bias = p.get("bias").reshape([n.outChannels, 1, 1]);
     return y.add(bias);
   },
+  async openTo(n, [x], p, r) {
+    using bias = n.bias ? p.get("bias").reshape([n.outChannels, 1, 1]) : undefined;
+    using lifted = bias && atProductScale(bias);
+    return await revealProductTo(x, p.get("weight"), (a, b) => a.conv2d(b, convOptions(n)), r, lifted);
+  },
   plain(n, [x], p, tape) {
     tape?.save("x", x);
     return plainWindows.conv2dFull(x, p.get("weight"), n.bias ? p.get("bias") : null, convGeometry(n));
@@ -152,6 +160,11 @@ const linear: GraphOpImpl<NodeOf<"linear">> = {
     using y = await mulFixed(x2, p.get("weight"), matmulBT);
     using withBias = n.bias ? y.add(p.get("bias")) : clone(y);
     return withBias.reshape([...x.shape.slice(0, -1), n.outFeatures]);
+  },
+  async openTo(n, [x], p, r) {
+    using x2 = rows(x), lifted = n.bias ? atProductScale(p.get("bias")) : undefined;
+    using y = await revealProductTo(x2, p.get("weight"), matmulBT, r, lifted);
+    return y && y.reshape([...x.shape.slice(0, -1), n.outFeatures]);
   },
   plain(n, [x], p, tape) {
     tape?.save("x", x);

@@ -10,6 +10,7 @@ import { createCipheriv, createHash } from "node:crypto";
 import { encodeFixed } from "../ring/fixed.ts";
 import type { AShare } from "../mpc/arithmetic.ts";
 import { mul, mulFixed, multiplyWith } from "../mpc/multiply.ts";
+import { revealProductTo } from "../mpc/reveal_product.ts";
 import { RingTensor } from "../ring/tensor.ts";
 import { relu as privateRelu } from "../mpc/relu.ts";
 import { avgPool2d, maxPool2d } from "../mpc/pool.ts";
@@ -57,7 +58,15 @@ export interface Layer {
     breakdown?: Breakdown,
   ): Promise<AShare | null>;
   plainBackward(dy: PlainTensor, p: Params<PlainTensor>, tape: Tape, grads: Grads<PlainTensor>): PlainTensor;
+  /**
+   * Inference only, for a layer whose output is a product plus a bias: the output opened to party r without
+   * resharing or truncating it (revealProductTo), at the product's scale 2f; null at the other parties.
+   */
+  openTo?(x: AShare, p: Params<AShare>, r: number): Promise<RingTensor | null>;
 }
+
+/** A bias shared at scale f, lifted to a product's scale 2f (local). */
+export const atProductScale = (bias: AShare): AShare => bias.mulPublic(1n << BigInt(bias.party.fracBits));
 
 /** A copy of x that outlives the caller's disposal of x. */
 const kept = (x: AShare): AShare => x.map((t) => t.clone());
@@ -110,6 +119,12 @@ export class Conv2d implements Layer {
     using bias = p.get("bias").reshape([this.outChannels, 1, 1]);
     return y.add(bias);
   }
+  async openTo(x: AShare, p: Params<AShare>, r: number): Promise<RingTensor | null> {
+    const o = { stride: this.stride, padding: this.padding };
+    using bias = this.opts.bias === false ? undefined : p.get("bias").reshape([this.outChannels, 1, 1]);
+    using lifted = bias && atProductScale(bias);
+    return await revealProductTo(x, p.get("weight"), (a, b) => a.conv2d(b, o), r, lifted);
+  }
   plain(x: PlainTensor, p: Params<PlainTensor>, tape?: Tape): PlainTensor {
     tape?.save("x", x);
     return plain.conv2d(x, p.get("weight"), this.opts.bias === false ? null : p.get("bias"), this.stride, this.padding);
@@ -148,6 +163,10 @@ export class Linear implements Layer {
     using y = await mulFixed(x, p.get("weight"), (a, b) => matmulT(a, b, false, true));
     if (!this.bias) return kept(y);
     return y.add(p.get("bias"));
+  }
+  async openTo(x: AShare, p: Params<AShare>, r: number): Promise<RingTensor | null> {
+    using lifted = this.bias ? atProductScale(p.get("bias")) : undefined;
+    return await revealProductTo(x, p.get("weight"), (a, b) => matmulT(a, b, false, true), r, lifted);
   }
   plain(x: PlainTensor, p: Params<PlainTensor>, tape?: Tape): PlainTensor {
     tape?.save("x", x);

@@ -6,6 +6,7 @@
 import type { AShare } from "../mpc/arithmetic.ts";
 import { shareInput } from "../mpc/input.ts";
 import type { Party } from "../mpc/party.ts";
+import { revealTo } from "../mpc/reveal.ts";
 import { RingTensor } from "../ring/tensor.ts";
 import { type Layer, type Params, Pool2d, ReLU } from "./layers.ts";
 import { add as plainAdd, PlainTensor } from "./plain.ts";
@@ -51,9 +52,34 @@ export class Sequential implements Layer {
    * one step, charged to pooling, which may fold the ReLU into the pooling's
    * comparisons (see maxPool2d).
    */
-  async forward(x: AShare, p: Params<AShare>, breakdown?: Breakdown, tape?: Tape): Promise<AShare> {
+  forward(x: AShare, p: Params<AShare>, breakdown?: Breakdown, tape?: Tape): Promise<AShare> {
+    return this.#run(x, p, this.evaluationOrder(), breakdown, tape);
+  }
+
+  /**
+   * Inference with the output opened to party r: {value at r (null elsewhere), its fixed-point bits}. When the
+   * last layer is a product plus a bias (Linear, Conv2d), it is opened without reshare or truncation (Layer.openTo:
+   * 1 round instead of 4, at scale 2f); otherwise the output is revealed as it is.
+   */
+  async openOutputTo(
+    x: AShare,
+    p: Params<AShare>,
+    r: number,
+    breakdown?: Breakdown,
+  ): Promise<{ value: RingTensor | null; fracBits: number }> {
+    const order = this.evaluationOrder(), last = order.at(-1)!, layer = this.layers[last];
+    const f = x.party.fracBits;
+    if (!layer?.openTo || order.length < 2) {
+      using y = await this.forward(x, p, breakdown);
+      return { value: await revealTo(y, r), fracBits: f };
+    }
+    using y = await this.#run(x, p, order.slice(0, -1), breakdown);
+    const value = await charged(breakdown, layer.kind, x.party, () => layer.openTo!(y, prefixed(p, String(last)), r));
+    return { value, fracBits: 2 * f };
+  }
+
+  async #run(x: AShare, p: Params<AShare>, order: number[], breakdown?: Breakdown, tape?: Tape): Promise<AShare> {
     let y = x.map((t) => t.clone());
-    const order = this.evaluationOrder();
     for (let k = 0; k < order.length; k++) {
       const i = order[k], layer = this.layers[i];
       using input = y;

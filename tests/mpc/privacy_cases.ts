@@ -1,6 +1,7 @@
 /**
- * Every protocol of lib/mpc that moves data (reveal aside: it opens on
- * purpose; commonId too: its id is public), each on fixed inputs: the shares
+ * Every protocol of lib/mpc that moves data (reveal and revealProductTo
+ * aside: they open on purpose, and reveal_product_test.ts checks the
+ * latter's masks; commonId too: its id is public), each on fixed inputs: the shares
  * come from a seeded generator, never from the session's keys, so that two
  * sessions under different keys differ only by what the keys mask.
  * Sizes hit the thirds' boundaries of msb and the bit injection (n = 1, 2, 3,

@@ -307,6 +307,68 @@ deviceTest("graph: a zoo model run as a graph gives the Sequential's result, rou
   assert.ok(relativeError(b.y, twin.data) <= 1e-3);
 });
 
+/**
+ * openOutputTo (what `infer` runs to reveal): the last Linear's product opened straight to the party, untruncated at
+ * 2f, in 3 rounds fewer than forward + truncation + reveal (corrected truncation), in both runtimes; a graph whose
+ * output is not a product (a ReLU after the last linear) is revealed as forward leaves it.
+ */
+deviceTest(
+  "openOutputTo: the logits' product opened to one party, 3 rounds fewer, Sequential and graph alike",
+  async () => {
+    const seq = modelByName("lenet:max"), spec = sequentialToGraph(seq);
+    const asGraph = new Model("lenet:max", new Graph(spec), seq.inputShape);
+    const last = spec.nodes.at(-1)!;
+    const withRelu = new Model(
+      "relu-out",
+      new Graph({
+        ...spec,
+        nodes: [...spec.nodes, { name: "out_relu", op: "relu", inputs: [last.output], output: "relu_out" }],
+        output: "relu_out",
+      }),
+      seq.inputShape,
+    );
+    const weights = seededWeights(seq, 5), x = random([2, 1, 28, 28], 6, 0, 1);
+    const [at0, , got] = await runParties(async (p) => {
+      const w = await shareWeights(p, seq, 0, p.index === 0 ? weights : null);
+      using xs = await share(p, 1, x);
+      const counted = async <T>(fn: () => Promise<T>) => {
+        const r0 = p.mesh.rounds, value = await fn();
+        return { value, rounds: p.mesh.rounds - r0 };
+      };
+      const opened = async (m: Model) => {
+        const { value: o, rounds } = await counted(() => m.net.openOutputTo(xs, sharedParams(w), 2));
+        const value = o.value ? Array.from(o.value.decode(o.fracBits)) : null;
+        o.value?.dispose();
+        return { value, fracBits: o.fracBits, rounds };
+      };
+      const revealed = await counted(async () => {
+        using y = await seq.net.forward(xs, sharedParams(w));
+        return await open(y);
+      });
+      const out = { seq: await opened(seq), graph: await opened(asGraph), relu: await opened(withRelu), revealed };
+      w.forEach((v) => v.dispose());
+      return out;
+    }, { truncation: "corrected" });
+    assert.deepEqual([at0.seq.value, at0.graph.value, at0.relu.value], [null, null, null], "party 0 learns nothing");
+    const twin = seq.net.plain(x, plainParams(weights)).data;
+    // the opened logits against the twin, and against the reshared, truncated and revealed ones (f = 20)
+    assert.ok(relativeError(got.seq.value!, twin) <= 1e-4, `opened vs twin: ${relativeError(got.seq.value!, twin)}`);
+    assert.ok(relativeError(got.seq.value!, got.revealed.value) <= 1e-4);
+    assert.ok(relativeError(got.graph.value!, got.seq.value!) <= 1e-4);
+    // another run's truncations: within a few units of 2^-20
+    got.relu.value!.forEach((v, i) => assert.ok(Math.abs(v - Math.max(0, got.revealed.value[i])) <= 2 ** -17));
+    assert.equal(got.seq.fracBits, 40);
+    assert.equal(got.relu.fracBits, 20);
+    assert.equal(
+      got.seq.rounds,
+      got.revealed.rounds - 3,
+      "the reshare, the two rounds of truncation and the reveal: 1",
+    );
+    assert.equal(got.graph.rounds, got.seq.rounds);
+    assert.equal(got.relu.rounds, got.revealed.rounds + 10, "forward, the ReLU's 10 rounds and the reveal");
+  },
+);
+
 Deno.test("graph: the architecture digest tells two graphs apart by one attribute", () => {
   const make = (stride: number) =>
     new Model("g", graph([2, 6, 6], [conv("c", "x", { inChannels: 2, outChannels: 3, stride: [stride, stride] })]), [

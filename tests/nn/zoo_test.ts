@@ -235,14 +235,17 @@ Deno.test({
       assert.equal(row.argmaxAgree, 2);
       assert.ok(row.relativeError <= 1e-3, `error ${row.relativeError}`);
       assert.equal(row.tls, false);
+      // linear: three products with their truncations, then the opening of the logits' product (1 round)
+      assert.deepEqual(row.breakdown.linear.rounds, mode === "local" ? 3 * 2 + 1 : 3 * 3 + 1);
       rows[mode] = row;
     }
-    // 4 linear layers (a product and a truncation), 2 average pools (a truncation), 3 ReLUs of 10 rounds;
-    // the corrected truncation takes 2 rounds where the local one takes 1
-    assert.equal(rows.local.rounds, 4 * 2 + 2 * 1 + 3 * 10);
-    assert.equal(rows.corrected.rounds, 4 * 3 + 2 * 2 + 3 * 10);
-    // and 1 word more from P0 and from P2 per truncated element: conv1, pool1, conv2, pool2, fc1, fc2 outputs
-    const truncated = 2 * (20 * 24 * 24 + 20 * 12 * 12 + 50 * 8 * 8 + 50 * 4 * 4 + 500 + 10);
+    // 3 linear layers (a product and a truncation), the last one's product opened to party 0 (1 round, no
+    // truncation), 2 average pools (a truncation), 3 ReLUs of 10 rounds; the corrected truncation takes 2 rounds
+    // where the local one takes 1
+    assert.equal(rows.local.rounds, 3 * 2 + 1 + 2 * 1 + 3 * 10);
+    assert.equal(rows.corrected.rounds, 3 * 3 + 1 + 2 * 2 + 3 * 10);
+    // and 1 word more from P0 and from P2 per truncated element: conv1, pool1, conv2, pool2, fc1 outputs
+    const truncated = 2 * (20 * 24 * 24 + 20 * 12 * 12 + 50 * 8 * 8 + 50 * 4 * 4 + 500);
     const extra = rows.corrected.bytesSent.map((b, i) => b - rows.local.bytesSent[i]);
     assert.deepEqual(extra, [8 * truncated, 0, 8 * truncated]);
   },

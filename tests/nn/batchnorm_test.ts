@@ -128,6 +128,15 @@ deviceTest("BatchNorm at large and small input scales against the twin", async (
   checkAgainstTwin(small, layerBound(16), "BatchNorm, var ~ 2e-2");
 });
 
+/**
+ * Variances past the default range (about 5,000, as a first layer on 0-255 pixels gives) with maxVar raised to 2^16,
+ * as an imported BatchNormalization gets from its running variances (lib/io/onnx/ops_linear.ts).
+ */
+deviceTest("BatchNorm with maxVar 2^16 at variances in the thousands against the twin", async () => {
+  const wide = await compare(new Sequential([new BatchNorm(3, { maxVar: 2 ** 16 })]), [4, 3, 5, 5], 13, -120, 120);
+  checkAgainstTwin(wide, layerBound(16), "BatchNorm, var ~ 5000, maxVar 2^16");
+});
+
 deviceTest("BatchNorm after a convolution, at f = 20 and a batch of 1", async () => {
   const r = await compare(
     new Sequential([new Conv2d(2, 4, 3, { padding: 1, bias: false }), new BatchNorm(4)]),

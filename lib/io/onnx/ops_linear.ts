@@ -41,7 +41,7 @@ export const batchNormalization: Handler = (c) => {
  * BatchNormalization kept as batch normalization with statistics (import option batchNorm "train"): its
  * parameters keep their initializers' names. ONNX's momentum m updates running = running m + batch (1 - m);
  * ours is PyTorch's, 1 - m. An epsilon below BN_EPS is raised to it (the private inverse square root's range
- * starts there), and the import says so.
+ * starts there), and the import says so; the range's top, maxVar, covers 16 times the file's running variances.
  */
 function trainableBatchNorm(c: NodeContext, shape: Dim[], consts: FloatConst[], epsilon: number): void {
   const channels = shape[1] as number;
@@ -59,6 +59,9 @@ function trainableBatchNorm(c: NodeContext, shape: Dim[], consts: FloatConst[], 
       } raised to ${eps} (2^-10, the smallest batch normalization takes)`,
     );
   }
+  // the batch variances the inverse square root must take: 2^10 as the zoo's, or 16 times the file's largest
+  // running variance (a first layer on 0-255 pixels has variances in the thousands) rounded up to a power of 2
+  const top = Math.max(...consts[3].data), maxVar = Math.max(BN_MAX_VAR, 2 ** Math.ceil(Math.log2(16 * top)));
   const params: Params = {};
   ["weight", "bias", "running_mean", "running_var"].forEach((name, i) => {
     params[name] = { shape: [channels], data: consts[i].data, initializer: initializerOf(c, i + 1) };
@@ -70,7 +73,7 @@ function trainableBatchNorm(c: NodeContext, shape: Dim[], consts: FloatConst[], 
     channels,
     eps,
     momentum,
-    maxVar: BN_MAX_VAR,
+    maxVar,
   }, params);
   c.setAct(shape);
 }

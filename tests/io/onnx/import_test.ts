@@ -163,6 +163,31 @@ Deno.test("import: Conv + BatchNormalization folds into the conv's weight and bi
   ]);
 });
 
+Deno.test("import with batchNorm train: batch normalization with statistics, the file's names, ONNX's momentum", () => {
+  const { bytes, bn } = convBnNet();
+  const g = importOnnx(bytes, "cnn.onnx", { batchNorm: "train" });
+  assertEquals(ops(g), ["conv", "batchnorm_stats", "relu", "maxpool", "flatten", "linear"]);
+  const node = nodeOf(g, "batchnorm_stats");
+  assertEquals([node.channels, node.momentum, node.maxVar], [4, 0.1, 2 ** 10]);
+  assertEquals(node.params, {
+    weight: "bn.weight",
+    bias: "bn.bias",
+    running_mean: "bn.running_mean",
+    running_var: "bn.running_var",
+  });
+  assertClose(weight(g, node, "running_var").data, bn.var, 1e-6);
+  assertEquals(g.notes, [
+    'node "/bn/BatchNormalization" (BatchNormalization): epsilon 0.00001 raised to 0.0009765625 ' +
+    "(2^-10, the smallest batch normalization takes)",
+  ]);
+  // running variances in the thousands (a first layer on 0-255 pixels): the inverse square root's range follows
+  const big = new OnnxBuilder(13).input("x", ["n", 1, 4, 4]).output("y", ["n", 1, 4, 4])
+    .initializer("g", [1], [1]).initializer("b", [1], [0]).initializer("m", [1], [100]).initializer("v", [1], [3000])
+    .node("BatchNormalization", ["x", "g", "b", "m", "v"], ["y"], { epsilon: float(0.001) }, "bn").toBytes();
+  const wide = nodeOf(importOnnx(big, "big.onnx", { batchNorm: "train" }), "batchnorm_stats");
+  assertEquals([wide.maxVar, wide.eps], [2 ** 16, Math.fround(0.001)]);
+});
+
 Deno.test("import: BatchNormalization stays a batchnorm node when the conv's output has another use", async () => {
   const { bytes, bn } = convBnNet({ bnUsedTwice: true });
   const g = await importAndCompare(bytes, [2, 3, 8, 8]);

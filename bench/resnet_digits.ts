@@ -97,13 +97,13 @@ if (part === "private") {
   await Deno.writeTextFile(`${dir}/private.json`, JSON.stringify(report));
 } else if (part === "twin") {
   const train = await digits("train", iterations * batch), test = await digits("test", evalCount);
-  // "rounded": the twin starts where the private run starts, from the weights encoded at f fractional bits
-  if (values["twin-start"] === "rounded") {
+  // "rounded": the twin starts where the private run starts, from the weights encoded at f fractional bits;
+  // "rounded:B" from the weights rounded to B bits (another start as near the exact one, for the spread of twins)
+  const start = values["twin-start"]!, bits = start === "rounded" ? F : Number(start.split(":")[1]);
+  if (start !== "exact") {
+    if (!/^rounded(:\d+)?$/.test(start)) throw new Error(`--twin-start must be exact, rounded or rounded:B`);
     for (const [n, w] of weights) {
-      weights.set(
-        n,
-        new PlainTensor(w.shape, w.data.map((v) => Math.round(v * 2 ** F) / 2 ** F)),
-      );
+      weights.set(n, new PlainTensor(w.shape, w.data.map((v) => Math.round(v * 2 ** bits) / 2 ** bits)));
     }
   }
   const losses: number[] = [], t0 = performance.now();

@@ -1,4 +1,5 @@
 // The context's machinery: the thread pool, buffer handles, CPU features.
+#include <sys/mman.h>
 #include <cpuid.h>
 
 #include <algorithm>
@@ -99,12 +100,22 @@ constexpr size_t kCacheLimit = size_t(1) << 30;
 
 size_t block_bytes(u64 words) { return ((std::max<u64>(words, 1) * 8 + 63) / 64) * 64; }
 
+static bool in_arena(const cg_ctx* ctx, const void* p) {
+  const char* c = static_cast<const char*>(p);
+  return ctx->arena && c >= ctx->arena && c < ctx->arena + ctx->arena_bytes;
+}
+
 void* block_alloc(cg_ctx* ctx, size_t bytes) {
   auto it = ctx->cache.find(bytes);
   if (it != ctx->cache.end() && !it->second.empty()) {
     void* p = it->second.back();
     it->second.pop_back();
     ctx->cached_bytes -= bytes;
+    return p;
+  }
+  if (ctx->arena_bytes - ctx->arena_used >= bytes) {  // block_bytes keeps every block a multiple of 64
+    void* p = ctx->arena + ctx->arena_used;
+    ctx->arena_used += bytes;
     return p;
   }
   void* p = std::aligned_alloc(64, bytes);
@@ -116,20 +127,57 @@ void* block_alloc(cg_ctx* ctx, size_t bytes) {
 }
 
 void block_free(cg_ctx* ctx, void* p, size_t bytes) {
+  if (in_arena(ctx, p)) {  // the arena's blocks stay cached, outside the limit: their pages are the arena's anyway
+    ctx->cache[bytes].push_back(p);
+    ctx->cached_bytes += bytes;
+    return;
+  }
   if (bytes > kCacheLimit / 4) {
     std::free(p);
     return;
   }
-  while (ctx->cached_bytes + bytes > kCacheLimit && !ctx->cache.empty()) cache_clear(ctx);
+  if (ctx->cached_bytes + bytes > kCacheLimit) cache_clear(ctx);
+  if (ctx->cached_bytes + bytes > kCacheLimit) {  // the arena's cached blocks alone fill the limit
+    std::free(p);
+    return;
+  }
   ctx->cache[bytes].push_back(p);
   ctx->cached_bytes += bytes;
 }
 
 void cache_clear(cg_ctx* ctx) {
-  for (auto& [bytes, blocks] : ctx->cache)
-    for (void* p : blocks) std::free(p);
-  ctx->cache.clear();
-  ctx->cached_bytes = 0;
+  // The arena's blocks are kept: cut once, they can only be reused from here.
+  size_t kept = 0;
+  for (auto& [bytes, blocks] : ctx->cache) {
+    std::vector<void*> own;
+    for (void* p : blocks) {
+      if (in_arena(ctx, p)) own.push_back(p);
+      else std::free(p);
+    }
+    kept += own.size() * bytes;
+    blocks = std::move(own);
+  }
+  ctx->cached_bytes = kept;
+}
+
+void arena_reserve(cg_ctx* ctx, size_t bytes) {
+  if (bytes == 0) return;
+  if (ctx->arena) fail(CG_EINVAL, "cg_reserve: this context already has its reserved memory");
+  bytes = (bytes + 4095) / 4096 * 4096;
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) fail(CG_ENOMEM, "cg_reserve: cannot map " + std::to_string(bytes) + " bytes");
+  madvise(p, bytes, MADV_HUGEPAGE);  // fewer, larger faults where transparent huge pages are allowed; a hint only
+  volatile char* c = static_cast<volatile char*>(p);
+  for (size_t i = 0; i < bytes; i += 4096) c[i] = 0;
+  ctx->arena = static_cast<char*>(p);
+  ctx->arena_bytes = bytes;
+  ctx->arena_used = 0;
+}
+
+void arena_release(cg_ctx* ctx) {
+  if (ctx->arena) munmap(ctx->arena, ctx->arena_bytes);
+  ctx->arena = nullptr;
+  ctx->arena_bytes = ctx->arena_used = 0;
 }
 
 static unsigned cpuid_reg(unsigned leaf, unsigned sub, int reg) {

@@ -65,6 +65,10 @@ struct cg_ctx {
   // same-sized temporaries all the time, and fresh pages cost a page fault each.
   std::unordered_map<size_t, std::vector<void*>> cache;
   size_t cached_bytes = 0;
+  // cg_reserve's pages, touched in advance: blocks are cut from the front and,
+  // once freed, live in the cache like any other (never handed to free()).
+  char* arena = nullptr;
+  size_t arena_bytes = 0, arena_used = 0;
 };
 
 namespace cg {
@@ -83,6 +87,9 @@ const u64* cwords_of(cg_ctx* ctx, cg_buf handle, u64 off, u64 words, const char*
 void* block_alloc(cg_ctx* ctx, size_t bytes);
 void block_free(cg_ctx* ctx, void* p, size_t bytes);
 void cache_clear(cg_ctx* ctx);
+// Maps and touches the context's arena (cg_reserve); arena_release unmaps it.
+void arena_reserve(cg_ctx* ctx, size_t bytes);
+void arena_release(cg_ctx* ctx);
 size_t block_bytes(u64 words);
 
 // Checked arithmetic for sizes computed from caller input.

@@ -71,6 +71,13 @@ int cg_sync(cg_ctx* ctx);
 /* Live buffers and the words they hold: tests use these to prove nothing leaks. */
 int cg_live_buffers(const cg_ctx* ctx, uint64_t* count, uint64_t* words);
 int cg_ctx_threads(const cg_ctx* ctx, int32_t* out);
+/* Maps and touches `bytes` of the memory the context's buffers come from, so
+ * that the first buffers of a run take no page faults (the CPU build: an arena
+ * of host pages, 2 MiB pages where the kernel allows them, that allocations
+ * draw from before the heap; the CUDA build: kept in its stream-ordered pool).
+ * Once per context; at most CG_RESERVE_MAX bytes (CG_EINVAL); 0 does nothing. */
+#define CG_RESERVE_MAX (UINT64_C(1) << 30)
+int cg_reserve(cg_ctx* ctx, uint64_t bytes);
 
 /* ----------------------------------------------------------------- memory */
 

@@ -53,6 +53,7 @@ struct cg_ctx {
   // CG_METHOD_AUTO's choice forced by CRYPTGPU_CUDA_AUTO at creation (tests and
   // tuning); CG_METHOD_AUTO when unset.
   int32_t forced_method = CG_METHOD_AUTO;
+  bool reserved = false;  // cg_reserve was called
 #include "../shared/ctx_fields.inc"
 };
 

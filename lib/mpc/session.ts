@@ -27,6 +27,26 @@ export interface SessionOptions {
    * settings. Compared at setup with fixed point, truncation and timeouts.
    */
   agree?: Settings;
+  /** Bytes of buffer memory faulted in before connecting (default: CRYPTGPU_RESERVE_MB MiB, else RESERVE_MB). */
+  reserveBytes?: number;
+}
+
+/**
+ * A party's first forward pass otherwise spends most of its extra time over the second in first-touch page faults
+ * (bench/results/latency.md): 64 MiB covers LeNet's batch 1 several times over; larger models use more, and what
+ * the arena does not cover comes from the heap as before.
+ */
+export const RESERVE_MB = 64;
+
+/** The reservation in bytes: CRYPTGPU_RESERVE_MB (0 turns it off) or RESERVE_MB. */
+export function reserveBytes(): number {
+  const mb = Number(Deno.env.get("CRYPTGPU_RESERVE_MB") ?? RESERVE_MB);
+  if (!Number.isInteger(mb) || mb < 0 || mb > 1024) {
+    throw new RangeError(
+      `CRYPTGPU_RESERVE_MB must be a whole number of MiB from 0 to 1024, got ${Deno.env.get("CRYPTGPU_RESERVE_MB")}`,
+    );
+  }
+  return mb * 2 ** 20;
 }
 
 export interface Session {
@@ -42,9 +62,12 @@ export async function openSession(o: SessionOptions): Promise<Session> {
     throw new RangeError(`truncation must be one of ${TRUNCATION_MODES.join(", ")}, got ${truncation}`);
   }
   const config = await loadParties(o.partiesFile, o.party);
+  const reserve = o.reserveBytes ?? reserveBytes();
   const backend = new NativeBackend(o.backend);
   let mesh: Mesh | undefined;
   try {
+    // before connecting: a party that starts first would wait for the others anyway
+    backend.reserve(reserve);
     mesh = await Mesh.connect({
       party: o.party,
       config,

@@ -14,6 +14,7 @@ export const symbols = {
   cg_sync: { parameters: ["pointer"], result: "i32", nonblocking: true },
   cg_live_buffers: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
   cg_ctx_threads: { parameters: ["pointer", "buffer"], result: "i32" },
+  cg_reserve: { parameters: ["pointer", "u64"], result: "i32" },
 
   cg_alloc: { parameters: ["pointer", "u64", "buffer"], result: "i32" },
   cg_free: { parameters: ["pointer", "u64"], result: "i32" },

@@ -29,7 +29,7 @@
 extern "C" {
 #endif
 
-#define CG_ABI_VERSION 2
+#define CG_ABI_VERSION 3
 #define CG_MAX_DIMS 8
 
 typedef struct cg_ctx cg_ctx;

@@ -15,7 +15,7 @@ Deno.test({
     const info = JSON.parse(r.stdout);
     const cpu = info.backends.find((b: { device: string }) => b.device === "cpu");
     assert.equal(cpu.available, true);
-    assert.equal(cpu.build.abi, 2);
+    assert.equal(cpu.build.abi, 3);
     assert.equal(cpu.build.backend, "cpu");
     assert.equal(typeof cpu.build.features.aesni, "boolean");
     assert.equal(cpu.devices.length, 1);

@@ -108,13 +108,6 @@ int cg_sync(cg_ctx* ctx) {
   return guarded(ctx, "cg_sync", [] {});  // the CPU build finishes every call before returning
 }
 
-int cg_reserve(cg_ctx* ctx, uint64_t bytes) {
-  return guarded(ctx, "cg_reserve", [&] {
-    if (bytes > CG_RESERVE_MAX) fail(CG_EINVAL, "cg_reserve: at most 1 GiB, asked for " + std::to_string(bytes) + " bytes");
-    arena_reserve(ctx, size_t(bytes));
-  });
-}
-
 int cg_upload(cg_ctx* ctx, cg_buf dst, uint64_t dst_off, const void* host, uint64_t words) {
   return guarded(ctx, "cg_upload", [&] {
     if (words) require_ptr(host, "cg_upload", "host source");

@@ -160,7 +160,7 @@ void cache_clear(cg_ctx* ctx) {
   ctx->cached_bytes = kept;
 }
 
-void arena_reserve(cg_ctx* ctx, size_t bytes) {
+void reserve_memory(cg_ctx* ctx, size_t bytes) {
   if (bytes == 0) return;
   if (ctx->arena) fail(CG_EINVAL, "cg_reserve: this context already has its reserved memory");
   bytes = (bytes + 4095) / 4096 * 4096;

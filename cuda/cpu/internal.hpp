@@ -87,8 +87,8 @@ const u64* cwords_of(cg_ctx* ctx, cg_buf handle, u64 off, u64 words, const char*
 void* block_alloc(cg_ctx* ctx, size_t bytes);
 void block_free(cg_ctx* ctx, void* p, size_t bytes);
 void cache_clear(cg_ctx* ctx);
-// Maps and touches the context's arena (cg_reserve); arena_release unmaps it.
-void arena_reserve(cg_ctx* ctx, size_t bytes);
+// cg_reserve's work: maps and touches the context's arena; arena_release unmaps it.
+void reserve_memory(cg_ctx* ctx, size_t bytes);
 void arena_release(cg_ctx* ctx);
 size_t block_bytes(u64 words);
 

@@ -61,6 +61,19 @@ void destroy(cg_ctx* ctx) {
   delete ctx;
 }
 
+// cg_reserve's work. Device memory is mapped when allocated: what there is to do is to grow the pool once, which
+// keeps what is freed to it (its release threshold, set at creation). Without a pool there is nothing to keep it in.
+void reserve_memory(cg_ctx* ctx, size_t bytes) {
+  if (!bytes) return;
+  if (ctx->reserved) fail(CG_EINVAL, "cg_reserve: this context already has its reserved memory");
+  ctx->reserved = true;
+  if (!ctx->pool) return;
+  void* p = device_alloc(ctx, bytes);
+  if (!p) fail(CG_ENOMEM, "cg_reserve: cannot allocate " + std::to_string(bytes) + " bytes of device memory");
+  device_free(ctx, p);
+  check_cuda(cudaStreamSynchronize(ctx->stream), "cg_reserve");
+}
+
 }  // namespace
 
 extern "C" {
@@ -184,22 +197,6 @@ int cg_ctx_destroy(cg_ctx* ctx) {
 
 int cg_sync(cg_ctx* ctx) {
   return guarded(ctx, "cg_sync", [&] { check_cuda(cudaStreamSynchronize(ctx->stream), "cg_sync"); });
-}
-
-int cg_reserve(cg_ctx* ctx, uint64_t bytes) {
-  return guarded(ctx, "cg_reserve", [&] {
-    if (bytes > CG_RESERVE_MAX) fail(CG_EINVAL, "cg_reserve: at most 1 GiB, asked for " + std::to_string(bytes) + " bytes");
-    if (!bytes) return;
-    if (ctx->reserved) fail(CG_EINVAL, "cg_reserve: this context already has its reserved memory");
-    ctx->reserved = true;
-    // Device memory is mapped when allocated: what there is to do is to grow the pool once, which keeps what is
-    // freed to it (its release threshold, set at creation). Without a pool there is nothing to keep it in.
-    if (!ctx->pool) return;
-    void* p = device_alloc(ctx, size_t(bytes));
-    if (!p) fail(CG_ENOMEM, "cg_reserve: cannot allocate " + std::to_string(bytes) + " bytes of device memory");
-    device_free(ctx, p);
-    check_cuda(cudaStreamSynchronize(ctx->stream), "cg_reserve");
-  });
 }
 
 int cg_upload(cg_ctx* ctx, cg_buf dst, uint64_t dst_off, const void* host, uint64_t words) {

@@ -19,7 +19,7 @@ import { loadEmbeddedMnist } from "../lib/data/embedded.ts";
 import { resize, subset } from "../lib/data/transform.ts";
 import { shareDataset } from "../lib/data/dataset_shares.ts";
 import { reconstructFiles, sharePath, shareTensors, writePlainFile } from "../lib/io/share_files.ts";
-import { readTensorFile } from "../lib/io/format.ts";
+import { readTensorFile, tensorBytes } from "../lib/io/format.ts";
 import { exportOnnx } from "../lib/io/onnx/export.ts";
 import { sequentialToGraph } from "../lib/nn/graph_from_sequential.ts";
 import { runOrt } from "../tests/io/onnx/ort.ts";
@@ -187,7 +187,7 @@ async function heldout() {
     const f = await readTensorFile(`${dir}/${file}`);
     const weights = new Map(f.header.tensors.map((t) => [t.name, {
       shape: t.shape,
-      data: new Float64Array(f.data.slice(t.offset, t.offset + t.bytes).buffer),
+      data: new Float64Array(tensorBytes(f, t.name).bytes.buffer),
     }]));
     const onnx = exportOnnx(sequentialToGraph(model), weights), right: number[] = [];
     for (let s = 0; s < total; s += chunk) {

@@ -94,6 +94,14 @@ async function runInference(opts: InferenceOptions) {
           } s; plaintext twin ${row.plainSeconds.toFixed(3)} s (${row.ratio.toFixed(2)}x); ` +
           `error ${row.relativeError.toExponential(2)}, argmax ${row.argmaxAgree}/${row.batch}`,
       );
+      const pre = row.preprocess;
+      if (pre) {
+        console.log(
+          `  preprocessing before it: ${pre.pairs} truncation pairs in ${pre.seconds.toFixed(3)} s, ` +
+            `${si(pre.bytesTotal)}B sent in all, ${pre.rounds} rounds; cold forward (pairs made on demand) ` +
+            `${row.coldSeconds?.toFixed(3)} s`,
+        );
+      }
     }
     if (opts.write) {
       const paths = await writeResults(`inference-${opts.device}`, record, inferenceMarkdown(record, table));

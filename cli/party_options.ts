@@ -69,7 +69,11 @@ export function addPartyOptions(
   }
   return cmd
     .addOption(
-      new Option("--truncation <mode>", "local: 1 round, fails w.p. |z|/2^63 per element; corrected: 2 rounds, never")
+      new Option(
+        "--truncation <mode>",
+        "local: 1 round, fails w.p. |z|/2^63 per element; corrected: 2 rounds, never; " +
+          "preprocessed: never, 1 round shared with a product's, from pairs made ahead (10 rounds a batch)",
+      )
         .choices([...TRUNCATION_MODES])
         .default(truncation),
     )

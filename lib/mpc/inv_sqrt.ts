@@ -182,9 +182,16 @@ function planFor(range: InvSqrtRange, fracBits: number, start: number): InvSqrtP
   return { start, base, lo, hi, m: hi - lo, c, d, steps: invSqrtIterations(fracBits, s.e) };
 }
 
+/** A truncation's rounds and bytes per element from each party (preprocessed: online, from a full pool). */
+const TRUNCATION_COST: Record<TruncationMode, { rounds: number; bytes: number[] }> = {
+  local: { rounds: 1, bytes: [8, 8, 0] },
+  corrected: { rounds: 2, bytes: [16, 8, 8] },
+  preprocessed: { rounds: 1, bytes: [8, 8, 8] },
+};
+
 function costOf(plan: InvSqrtPlan, truncation: TruncationMode): { rounds: number; bytes: [number, number, number] } {
   const { m, c, d, steps } = plan, factors = INV_SQRT_STARTS[plan.start].factors.length;
-  const tr = truncation === "local" ? { rounds: 1, bytes: [8, 8, 0] } : { rounds: 2, bytes: [16, 8, 8] };
+  const tr = TRUNCATION_COST[truncation];
   let rounds = 0;
   const bytes = [0, 0, 0];
   const product = (words: number) => (rounds++, bytes.forEach((_, i) => bytes[i] += 8 * words));

@@ -14,6 +14,7 @@ import type { Conv2dOptions } from "../ring/tensor.ts";
 import { AShare } from "./arithmetic.ts";
 import { exchange } from "./transfer.ts";
 import { truncate } from "./truncate.ts";
+import { mulTruncate } from "./truncate_preprocessed.ts";
 
 export type Bilinear = (a: RingTensor, b: RingTensor) => RingTensor;
 
@@ -53,8 +54,15 @@ export const matmul = (x: AShare, y: AShare) => multiplyWith(x, y, (a, b) => a.m
 export const conv2d = (x: AShare, w: AShare, o: Conv2dOptions = {}) =>
   multiplyWith(x, w, (a, b) => a.conv2d(b, o), "conv2d");
 
-/** Fixed-point product: multiply, then truncate by the party's f. 2 rounds, at most 2 words per element. */
+/**
+ * Fixed-point product: multiply, then truncate by the party's f. 2 rounds, at most 2 words per element; with
+ * preprocessed truncation both in 1 round, 2 words per element (truncate_preprocessed.ts).
+ */
 export async function mulFixed(x: AShare, y: AShare, op: Bilinear = (a, b) => a.mul(b)): Promise<AShare> {
+  const p = x.party, f = p.fracBits;
+  if (p.truncation === "preprocessed") {
+    return await mulTruncate(x, y, op, (shape) => p.pairs.take(f, shape.reduce((a, b) => a * b, 1)));
+  }
   using z = await multiplyWith(x, y, op);
   return await truncate(z, x.party.fracBits);
 }

@@ -6,16 +6,22 @@
 import type { Backend } from "../native/backend.ts";
 import type { Mesh } from "../net/mesh.ts";
 import { Randomness } from "./randomness.ts";
+import { TruncationPool } from "./truncation_pool.ts";
 
 /**
  * Which truncation protocol a session runs (truncate.ts): "local" is ABY3's
  * Pi_trunc1 (1 round, fails with probability about |z| / 2^63 per element),
- * "corrected" also corrects the wrap (2 rounds, never fails for |z| < 2^62).
+ * "corrected" also corrects the wrap (2 rounds, never fails for |z| < 2^62),
+ * "preprocessed" opens z masked by a preprocessed pair (1 round, never fails
+ * for |z| < 2^62, and a fixed-point product's truncation shares its round).
  */
-export type TruncationMode = "local" | "corrected";
-export const TRUNCATION_MODES: readonly TruncationMode[] = ["local", "corrected"];
+export type TruncationMode = "local" | "corrected" | "preprocessed";
+export const TRUNCATION_MODES: readonly TruncationMode[] = ["local", "corrected", "preprocessed"];
 
 export class Party {
+  /** Preprocessed truncation pairs ("preprocessed" truncation). */
+  readonly pairs: TruncationPool = new TruncationPool(this);
+
   private constructor(
     readonly mesh: Mesh,
     readonly backend: Backend,

@@ -14,13 +14,16 @@
  * A session's `truncation` picks the protocol for every truncation it runs:
  * "local" is Pi_trunc1 above; "corrected" (truncate_corrected.ts) also fixes
  * the wrap, for 1 more round and twice the words, so that networks with tens
- * of millions of truncated activations at f = 20 never meet a failure.
+ * of millions of truncated activations at f = 20 never meet a failure;
+ * "preprocessed" (truncate_preprocessed.ts) is exact too, in 1 round, from
+ * pairs made ahead (truncation_pairs.ts).
  */
 import type { RingTensor } from "../ring/tensor.ts";
 import { AShare } from "./arithmetic.ts";
 import type { Party } from "./party.ts";
 import { exchange } from "./transfer.ts";
 import { truncateCorrectedRole } from "./truncate_corrected.ts";
+import { truncateWithPairs } from "./truncate_preprocessed.ts";
 
 type Role = (p: Party, z: AShare, d: number, c: bigint) => Promise<[RingTensor, RingTensor]>;
 
@@ -58,6 +61,7 @@ export async function truncate(z: AShare, d: number): Promise<AShare> {
   const p = z.party;
   const before = p.setStep("truncate");
   try {
+    if (p.truncation === "preprocessed" && d > 0) return await truncateWithPairs(z, await p.pairs.take(d, z.size));
     const c = p.rand.nonce();
     const [cur, next] = p.truncation === "corrected"
       ? await truncateCorrectedRole(p, z, d, c, p.rand.nonce())

@@ -27,9 +27,9 @@
  * outside [1, d] (s = 1 - 1e-4 from exp's rounding) extrapolate P smoothly.
  * Truncations fail (Pi_trunc1) with chance about |z| / 2^64; the largest here is the
  * last, |z| < 2^(2f + 4): 2^-20 per element at f = 20 (2^-28 at f = 16), none with
- * --truncation corrected.
+ * --truncation corrected or preprocessed.
  *
- * Rounds (lnRounds), with T the rounds of a truncation (1 local, 2 corrected):
+ * Rounds (lnRounds), with T the rounds of a truncation (1 local or preprocessed, 2 corrected):
  * 10 + 1 + T (comparison and normalization, when K > 0) + 2 + 2T (the polynomial).
  * Local truncation: 16 rounds for 2 <= d < 1024 (4 for d < 2), where the former Newton
  * iteration on exp from the chord took 1 + 5 x 30 = 151 (and was off by several units
@@ -65,7 +65,7 @@ function lnThresholds(d: number): number {
 
 /** Rounds of lnBounded(·, d): 10 + 1 + T (when d >= 2) + 2 + 2T, T = rounds of a truncation. */
 export function lnRounds(d: number, truncation: TruncationMode = "local"): number {
-  const k = lnThresholds(d), t = truncation === "local" ? 1 : 2;
+  const k = lnThresholds(d), t = truncation === "corrected" ? 2 : 1;
   return (k > 0 ? 10 + 1 + t : 0) + 2 + 2 * t;
 }
 

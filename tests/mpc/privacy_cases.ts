@@ -105,7 +105,7 @@ export const CASES: Case[] = [
   { name: "multiply", run: async (p) => free(await mul(input(p, [7], 30), input(p, [7], 32))) },
   { name: "matmul", run: async (p) => free(await matmul(input(p, [2, 3], 34), input(p, [3, 2], 36))) },
   { name: "conv2d", run: async (p) => free(await conv2d(input(p, [1, 1, 3, 3], 38), input(p, [1, 1, 2, 2], 40))) },
-  ...(["local", "corrected"] as const).flatMap((mode): Case[] => [
+  ...(["local", "corrected", "preprocessed"] as const).flatMap((mode): Case[] => [
     {
       name: `fixed-point multiply, ${mode}`,
       run: (p) => truncating(p, mode, async () => free(await mulFixed(input(p, [7], 42), input(p, [7], 44)))),

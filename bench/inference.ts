@@ -16,7 +16,7 @@ import { argmaxRows } from "../lib/nn/plain.ts";
 import { seededWeights } from "../lib/nn/calibrate.ts";
 import { modelByName, modelNames } from "../lib/nn/zoo.ts";
 import { LAN } from "./protocols.ts";
-import { allGather, barrier, gatherToZero, seededInput } from "./parties.ts";
+import { allGather, barrier, gatherToZero, refillPairs, seededInput } from "./parties.ts";
 import { type Provenance, resultsDir } from "./record.ts";
 
 const kinds = ["linear", "pool", "relu", "softmax", "other"] as const;
@@ -177,21 +177,6 @@ export async function inferenceBench(p: Party, o: InferenceBenchOptions): Promis
     threads: p.backend.threads,
     tls: p.mesh.secure,
   };
-}
-
-/**
- * Makes again the truncation pairs the last forward took (between two forwards, untimed by the forward's clock):
- * this party's seconds, bytes and rounds, and the pairs made.
- */
-async function refillPairs(p: Party): Promise<number[]> {
-  const wanted = [...p.pairs.usage].sort(([a], [b]) => a - b); // the same order at every party
-  p.pairs.resetUsage();
-  await barrier(p);
-  const s0 = p.mesh.stats(), t0 = performance.now();
-  for (const [d, { taken }] of wanted) await p.pairs.fill(d, taken);
-  await p.backend.sync();
-  const seconds = (performance.now() - t0) / 1000, s1 = p.mesh.stats();
-  return [seconds, s1.bytesSent - s0.bytesSent, s1.rounds - s0.rounds, wanted.reduce((s, [, u]) => s + u.taken, 0)];
 }
 
 function preprocessRow(stats: number[][], at: number): NonNullable<InferenceRow["preprocess"]> {

@@ -50,3 +50,18 @@ export async function allGather(p: Party, mine: number[]): Promise<number[][]> {
   others.forEach((j, k) => (all[j] = Array.from(new Float64Array(got[k].buffer))));
   return all;
 }
+
+/**
+ * Makes again the truncation pairs taken since the usage was last reset (between two timed runs, outside their
+ * clock): this party's seconds, bytes and rounds, and the pairs made.
+ */
+export async function refillPairs(p: Party): Promise<number[]> {
+  const wanted = [...p.pairs.usage].sort(([a], [b]) => a - b); // the same order at every party
+  p.pairs.resetUsage();
+  await barrier(p);
+  const s0 = p.mesh.stats(), t0 = performance.now();
+  for (const [d, { taken }] of wanted) await p.pairs.fill(d, taken);
+  await p.backend.sync();
+  const seconds = (performance.now() - t0) / 1000, s1 = p.mesh.stats();
+  return [seconds, s1.bytesSent - s0.bytesSent, s1.rounds - s0.rounds, wanted.reduce((s, [, u]) => s + u.taken, 0)];
+}

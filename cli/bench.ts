@@ -126,6 +126,7 @@ async function runProtocols(opts: PartyFlags & { maxSize: string; only?: string;
       suite: "protocols",
       device: opts.device,
       threads: p.backend.threads,
+      truncation: p.truncation,
       tls: p.mesh.secure,
       lan: LAN,
       ...(await provenance()),
@@ -147,6 +148,7 @@ function protocolsMarkdown(
   record: {
     device: string;
     threads: number;
+    truncation?: string;
     tls: boolean;
     date: string;
     commit: string;
@@ -160,7 +162,11 @@ function protocolsMarkdown(
     `${record.tls ? "sealed channels (signed X25519, AES-128-GCM)" : "plain TCP"} on loopback; commit ${record.commit}${
       record.dirty ? " (uncommitted changes)" : ""
     }; ${record.date}.\n` +
-    `Each time is the median of ${TIMED_RUNS} runs after an untimed run of the same operation, with the fastest and ` +
+    `Truncation: ${record.truncation ?? "local"}` +
+    (record.truncation === "preprocessed"
+      ? " (each timed run's pairs made before its clock starts; their own row)"
+      : "") +
+    `. Each time is the median of ${TIMED_RUNS} runs after an untimed run of the same operation, with the fastest and ` +
     `slowest beside it. ` +
     `Bytes are payload bytes sent per element per party (most / mean over the parties). ` +
     `"LAN" is what those rounds and the busiest party's bytes take on the paper's LAN (1.25 GB/s, 0.2 ms a round), communication only.\n\n`;

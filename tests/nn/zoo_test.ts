@@ -3,6 +3,7 @@ import { RingTensor } from "../../lib/ring/tensor.ts";
 import { shareInput } from "../../lib/mpc/input.ts";
 import { reveal } from "../../lib/mpc/reveal.ts";
 import type { Party } from "../../lib/mpc/party.ts";
+import { PAIR_ROUNDS } from "../../lib/mpc/truncation_pairs.ts";
 import {
   initWeights,
   type Model,
@@ -205,11 +206,14 @@ deviceTest(
 );
 
 Deno.test({
-  name: "`local bench inference` reports bytes per party, rounds and the agreement with the twin, for both truncations",
+  name: "`local bench inference` reports bytes per party, rounds and the agreement with the twin, for each truncation",
   ignore: !deviceAvailable,
   async fn() {
-    const rows: Record<string, { bytesSent: number[]; rounds: number; truncation: string }> = {};
-    for (const mode of ["corrected", "local"]) {
+    const rows: Record<
+      string,
+      { bytesSent: number[]; rounds: number; truncation: string; preprocess?: Record<string, number> }
+    > = {};
+    for (const mode of ["corrected", "local", "preprocessed"]) {
       const r = await runCli([
         "local",
         "bench",
@@ -235,8 +239,9 @@ Deno.test({
       assert.equal(row.argmaxAgree, 2);
       assert.ok(row.relativeError <= 1e-3, `error ${row.relativeError}`);
       assert.equal(row.tls, false);
-      // linear: three products with their truncations, then the opening of the logits' product (1 round)
-      assert.deepEqual(row.breakdown.linear.rounds, mode === "local" ? 3 * 2 + 1 : 3 * 3 + 1);
+      // linear: three products with their truncations (preprocessed: in the product's round), then the opening of
+      // the logits' product (1 round)
+      assert.deepEqual(row.breakdown.linear.rounds, { local: 3 * 2, corrected: 3 * 3, preprocessed: 3 }[mode]! + 1);
       rows[mode] = row;
     }
     // 3 linear layers (a product and a truncation), the last one's product opened to party 0 (1 round, no
@@ -248,6 +253,13 @@ Deno.test({
     const truncated = 2 * (20 * 24 * 24 + 20 * 12 * 12 + 50 * 8 * 8 + 50 * 4 * 4 + 500);
     const extra = rows.corrected.bytesSent.map((b, i) => b - rows.local.bytesSent[i]);
     assert.deepEqual(extra, [8 * truncated, 0, 8 * truncated]);
+    // preprocessed: every truncation 1 round (fused with the product's in the linear layers); P2 sends the word the
+    // local truncation spares it; the pairs, one per truncated element, made before the timed forward in 10 rounds
+    assert.equal(rows.preprocessed.rounds, 3 * 1 + 1 + 2 * 1 + 3 * 10);
+    const extraPre = rows.preprocessed.bytesSent.map((b, i) => b - rows.local.bytesSent[i]);
+    assert.deepEqual(extraPre, [0, 0, 8 * truncated]);
+    assert.equal(rows.preprocessed.preprocess?.pairs, truncated);
+    assert.equal(rows.preprocessed.preprocess?.rounds, PAIR_ROUNDS);
   },
 });
 

@@ -28,6 +28,10 @@
  *      (and privacy_silence_test.ts counts its bytes).
  *   M8 a mask scaled by 2 (truncate.ts: m_0 = A' - 2 y_0): bit 0 of P1's
  *      words never flips.
+ *   M9 a dropped zero share in the preprocessed product (truncate_preprocessed.ts:
+ *      mulTruncate's t_i without a_i): every party's words of that round unchanged.
+ *  M10 the preprocessed truncation opening z + 2^62 without r: the opened
+ *      words unchanged.
  * Every one failed this test; privacy_silence_test.ts failed on M7 only.
  */
 import assert from "node:assert/strict";

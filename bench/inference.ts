@@ -15,6 +15,8 @@ import { type Breakdown, emptyBreakdown, plainParams, sharedParams, shareWeights
 import { argmaxRows } from "../lib/nn/plain.ts";
 import { seededWeights } from "../lib/nn/calibrate.ts";
 import { modelByName, modelNames } from "../lib/nn/zoo.ts";
+import { rehearseForward } from "../lib/nn/rehearsal.ts";
+import { preprocessFor } from "../lib/mpc/rehearsal.ts";
 import { LAN } from "./protocols.ts";
 import { allGather, barrier, gatherToZero, refillPairs, seededInput } from "./parties.ts";
 import { type Provenance, resultsDir } from "./record.ts";
@@ -31,6 +33,11 @@ export interface InferenceRow {
   seconds: number;
   /** The slowest party's time for the first forward pass (absent in rows recorded before the warm run). */
   coldSeconds?: number;
+  /**
+   * The slowest party's rehearsal of the forward at setup, before the inputs were shared (absent without one): the
+   * cold forward came after it, and under preprocessed truncation with its pairs made ahead as well.
+   */
+  rehearsalSeconds?: number;
   /** Whether `seconds` is a second forward pass, after one that took under WARM_LIMIT seconds. */
   warm?: boolean;
   /** Payload bytes each party sent during the forward pass, and their sum. */
@@ -66,6 +73,8 @@ export interface InferenceBenchOptions {
   model: string;
   batch: number;
   seed: number;
+  /** Rehearse the forward on dummy data in this process first (lib/nn/rehearsal.ts), outside the forward's clock. */
+  rehearse?: boolean;
   progress?: (line: string) => void;
 }
 
@@ -79,6 +88,8 @@ export async function inferenceBench(p: Party, o: InferenceBenchOptions): Promis
 
   // Only the owners hold the clear values; the others wait in the sharing rounds
   // (making the weights of a 60M-parameter model takes party 0 about 20 s).
+  // A rehearsal happens at setup, before the inputs exist: each party alone, no round.
+  const rehearsal = o.rehearse ? await rehearseForward(model, shape, p.backend, p.fracBits, p.truncation, 0) : null;
   say?.(`${o.model}: ${(parameters / 1e6).toFixed(2)}M parameters, making and sharing weights`);
   let weights = p.index === 0 ? seededWeights(model, o.seed) : null;
   const w = await shareWeights(p, model, 0, weights);
@@ -90,6 +101,9 @@ export async function inferenceBench(p: Party, o: InferenceBenchOptions): Promis
     shape,
   );
 
+  // With a rehearsal's count, the first forward's truncation pairs are made before it too, as a server's would be.
+  if (rehearsal && p.truncation === "preprocessed") await preprocessFor(p, rehearsal.demand);
+  p.pairs.resetUsage();
   say?.(`private forward of a batch of ${o.batch}`);
   const forward = async () => {
     await barrier(p);
@@ -103,6 +117,10 @@ export async function inferenceBench(p: Party, o: InferenceBenchOptions): Promis
   };
   let run = await forward();
   const coldSeconds = run.seconds;
+  const coldShort = [...p.pairs.usage.values()].reduce((s, u) => s + u.madeOnDemand, 0);
+  if (rehearsal && coldShort > 0) {
+    throw new Error(`inference bench: ${coldShort} pairs made on demand after a rehearsal`);
+  }
   // every party must agree on a second run: the slowest one's time decides
   const warm = Math.max(...(await allGather(p, [coldSeconds])).flat()) < WARM_LIMIT;
   let preprocess: number[] = [0, 0, 0, 0];
@@ -119,7 +137,7 @@ export async function inferenceBench(p: Party, o: InferenceBenchOptions): Promis
   w.forEach((s) => s.dispose());
   using out = y.value;
 
-  const mine = [seconds, run.bytes, run.rounds, coldSeconds];
+  const mine = [seconds, run.bytes, run.rounds, coldSeconds, rehearsal?.seconds ?? -1];
   for (const k of kinds) mine.push(breakdown[k].seconds, breakdown[k].bytes, breakdown[k].rounds);
   mine.push(...preprocess);
   const stats = await gatherToZero(p, mine);
@@ -150,9 +168,9 @@ export async function inferenceBench(p: Party, o: InferenceBenchOptions): Promis
   const perKind = emptyBreakdown();
   kinds.forEach((k, j) => {
     perKind[k] = {
-      seconds: stats[0][4 + 3 * j],
-      bytes: stats.reduce((sum, s) => sum + s[5 + 3 * j], 0),
-      rounds: stats[0][6 + 3 * j],
+      seconds: stats[0][5 + 3 * j],
+      bytes: stats.reduce((sum, s) => sum + s[6 + 3 * j], 0),
+      rounds: stats[0][7 + 3 * j],
     };
   });
   return {
@@ -160,6 +178,7 @@ export async function inferenceBench(p: Party, o: InferenceBenchOptions): Promis
     batch: o.batch,
     seconds: slowest,
     coldSeconds: Math.max(...stats.map((s) => s[3])),
+    ...(rehearsal && { rehearsalSeconds: Math.max(...stats.map((s) => s[4])) }),
     warm,
     bytesSent,
     bytesTotal: bytesSent.reduce((s, v) => s + v, 0),
@@ -173,7 +192,7 @@ export async function inferenceBench(p: Party, o: InferenceBenchOptions): Promis
     parameters,
     fracBits: p.fracBits,
     truncation: p.truncation,
-    ...(p.truncation === "preprocessed" && warm && { preprocess: preprocessRow(stats, 4 + 3 * kinds.length) }),
+    ...(p.truncation === "preprocessed" && warm && { preprocess: preprocessRow(stats, 5 + 3 * kinds.length) }),
     threads: p.backend.threads,
     tls: p.mesh.secure,
   };

@@ -14,6 +14,9 @@ import { modelOf } from "../lib/io/models.ts";
 import { argmaxRows } from "../lib/nn/plain.ts";
 import { architectureDigest } from "../lib/nn/architecture.ts";
 import { commonId } from "../lib/mpc/common_id.ts";
+import { preprocessFor } from "../lib/mpc/rehearsal.ts";
+import { type ForwardRehearsal, rehearseForward } from "../lib/nn/rehearsal.ts";
+import type { Backend } from "../lib/native/backend.ts";
 import { addPartyOptions, openFromFlags, type PartyFlags } from "./party_options.ts";
 import { si, table } from "./output.ts";
 
@@ -24,6 +27,7 @@ interface InferOptions extends PartyFlags {
   out?: string;
   json?: boolean;
   verbose?: boolean;
+  rehearse?: boolean;
 }
 
 export function inferCommand(): Command {
@@ -35,7 +39,12 @@ export function inferCommand(): Command {
       .option("--reveal-to <j>", "the party that learns the output", "0")
       .option("--out <prefix>", "write output shares to PREFIX.p<i>.share instead of revealing")
       .option("--json", "print JSON")
-      .option("--verbose", "print time, bytes and rounds per layer type"),
+      .option("--verbose", "print time, bytes and rounds per layer type")
+      .option(
+        "--rehearse",
+        "before connecting, run the forward on dummy data in this process (all three roles), so that the real one " +
+          "finds its code compiled and its buffers cached, and with --truncation preprocessed its pairs made ahead",
+      ),
     "corrected",
   ).action(async (o: InferOptions) => {
     await infer(o);
@@ -44,13 +53,16 @@ export function inferCommand(): Command {
 
 /**
  * Where the time from the command to the answer goes, in seconds: the process's start (runtime and modules, up to
- * the command's first line), the file checks, the session's opening (native library, connections, handshake,
- * agreement), loading the shares, the private forward pass, and revealing and printing the answer.
+ * the command's first line), the file checks, the rehearsal (--rehearse), the session's opening (native library,
+ * connections, handshake, agreement), the truncation pairs made ahead (preprocessed truncation after a rehearsal),
+ * loading the shares, the private forward pass, and revealing and printing the answer.
  */
 export interface Latency {
   startup: number;
   checks: number;
+  rehearsal: number;
   connect: number;
+  preprocess: number;
   load: number;
   inference: number;
   output: number;
@@ -97,6 +109,17 @@ async function infer(o: InferOptions): Promise<void> {
   // What the three must hold in common, compared before any protocol: a share file of another sharing, another
   // model or another disclosure on one party is refused by name instead of computed on.
   clock.mark("checks");
+  let rehearsal: ForwardRehearsal | null = null;
+  const rehearse = !o.rehearse ? undefined : async (backend: Backend) => {
+    rehearsal = await rehearseForward(
+      model,
+      inputEntry.shape,
+      backend,
+      mh.fracBits,
+      o.truncation,
+      o.out ? null : revealParty,
+    );
+  };
   const session = await openFromFlags(o, mh.fracBits, {
     command: "infer",
     model: mh.model,
@@ -105,10 +128,13 @@ async function infer(o: InferOptions): Promise<void> {
     inputSharing: ih.share!.id,
     inputShape: inputEntry.shape.join("x"),
     output: o.out ? "shares" : `revealed to party ${revealParty}`,
-  });
+  }, rehearse);
   try {
     const p = session.party;
     clock.mark("connect");
+    const rehearsed = rehearsal as ForwardRehearsal | null;
+    if (rehearsed && p.truncation === "preprocessed") await preprocessFor(p, rehearsed.demand);
+    clock.mark("preprocess");
     const weights = await loadShares(p, modelPath), input = await loadShares(p, inputPath);
     const x = input.shares.get("input")!;
     const breakdown = emptyBreakdown();
@@ -137,7 +163,19 @@ async function infer(o: InferOptions): Promise<void> {
     const classes = outShape[outShape.length - 1];
     const predictions = argmaxRows(logits, classes);
     clock.mark("output");
-    const latency = clock.done();
+    const t = clock.done(), r = rehearsed?.seconds ?? 0;
+    // the rehearsal ran inside the session's opening, before it connected
+    const latency: Latency = {
+      startup: t.startup,
+      checks: t.checks,
+      rehearsal: r,
+      connect: t.connect - r,
+      preprocess: t.preprocess,
+      load: t.load,
+      inference: t.inference,
+      output: t.output,
+      total: t.total,
+    };
     if (o.json) {
       const record = { model: mh.model, predictions, logits: Array.from(logits), ...cost, breakdown, latency };
       console.log(JSON.stringify(record, null, 2));

@@ -3,7 +3,7 @@
  * settings: the parties file, the mesh (sealed channels unless insecure), the backend and
  * the key setup.
  */
-import { type BackendOptions, NativeBackend } from "../native/backend.ts";
+import { type Backend, type BackendOptions, NativeBackend } from "../native/backend.ts";
 import { loadParties } from "../net/config.ts";
 import { Mesh } from "../net/mesh.ts";
 import type { Settings } from "../net/handshake.ts";
@@ -29,6 +29,8 @@ export interface SessionOptions {
   agree?: Settings;
   /** Bytes of buffer memory faulted in before connecting (default: CRYPTGPU_RESERVE_MB MiB, else RESERVE_MB). */
   reserveBytes?: number;
+  /** Work on the backend before connecting (a rehearsal: lib/mpc/rehearsal.ts), while the peers may still be starting. */
+  beforeConnect?: (backend: Backend) => Promise<void>;
 }
 
 /**
@@ -68,6 +70,7 @@ export async function openSession(o: SessionOptions): Promise<Session> {
   try {
     // before connecting: a party that starts first would wait for the others anyway
     backend.reserve(reserve);
+    await o.beforeConnect?.(backend);
     mesh = await Mesh.connect({
       party: o.party,
       config,

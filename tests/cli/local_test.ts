@@ -4,6 +4,7 @@
  * on disk while they run, and the flags it sets itself are refused.
  */
 import assert from "node:assert/strict";
+import { PAIR_ROUNDS } from "../../lib/mpc/truncation_pairs.ts";
 import { CLI_MAIN, CLI_PERMISSIONS } from "../../cli/permissions.ts";
 import { deviceAvailable, runCli } from "../helpers.ts";
 
@@ -270,15 +271,29 @@ Deno.test({
       r = await runCli([...args, "--json", "--insecure"]);
       assert.equal(r.code, 0, r.stderr);
       const { latency, seconds } = JSON.parse(r.stdout.slice(r.stdout.indexOf("{"), r.stdout.lastIndexOf("}") + 1));
-      const phases = ["startup", "checks", "connect", "load", "inference", "output"];
+      const phases = ["startup", "checks", "rehearsal", "connect", "preprocess", "load", "inference", "output"];
       assert.deepEqual(Object.keys(latency), [...phases, "total"]);
       for (const k of phases) assert.ok(latency[k] >= 0, `${k}: ${latency[k]}`);
       const sum = phases.reduce((s, k) => s + latency[k], 0);
       assert.ok(Math.abs(sum - latency.total) < 1e-6, `${sum} vs ${latency.total}`);
       assert.ok(latency.inference >= seconds - 1e-6, "the inference phase holds the forward pass");
+      assert.equal(latency.rehearsal, 0);
       r = await runCli([...args, "--verbose", "--insecure"]);
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, /from the process's start to the answer: startup [\d.]+ s, checks [\d.]+ s, connect/);
+      assert.match(r.stdout, /from the process's start to the answer: startup [\d.]+ s, checks [\d.]+ s, rehearsal/);
+      // a rehearsal before connecting: the same answer, and under preprocessed truncation every pair made before
+      // the forward, which then takes 38 rounds (none for pairs made on demand)
+      const plain = JSON.parse(
+        (await runCli([...args, "--json", "--insecure", "--truncation", "preprocessed"])).stdout.replace(/^[^{]*/, ""),
+      );
+      r = await runCli([...args, "--json", "--insecure", "--truncation", "preprocessed", "--rehearse"]);
+      assert.equal(r.code, 0, r.stderr);
+      const rehearsed = JSON.parse(r.stdout.slice(r.stdout.indexOf("{"), r.stdout.lastIndexOf("}") + 1));
+      assert.ok(rehearsed.latency.rehearsal > 0 && rehearsed.latency.preprocess > 0, JSON.stringify(rehearsed.latency));
+      assert.equal(rehearsed.rounds, 38);
+      assert.equal(plain.rounds, 38 + 3 * PAIR_ROUNDS); // three truncated layers, each making its pairs on the spot
+      assert.deepEqual(rehearsed.predictions, plain.predictions);
+      rehearsed.logits.forEach((v: number, i: number) => assert.ok(Math.abs(v - plain.logits[i]) < 1e-3, `${i}`));
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

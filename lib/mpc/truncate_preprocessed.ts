@@ -43,7 +43,8 @@ export function fromOpened(c: RingTensor, pairs: TruncationPairs): AShare {
   using pubShifted = pub.sub(1n << BigInt(62 - d));
   // (1 - 2 c_63) 2^(63-d): +2^(63-d) where c_63 = 0, -2^(63-d) where it is 1
   using twice = cTop.shl(64 - d);
-  using coef = twice.neg().add(1n << BigInt(63 - d));
+  using minusTwice = twice.neg();
+  using coef = minusTwice.add(1n << BigInt(63 - d));
   using top = pairs.top.reshape(c.shape), mid = pairs.mid.reshape(c.shape);
   using w = top.mulPublic(coef);
   using diff = w.sub(mid);

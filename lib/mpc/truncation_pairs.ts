@@ -79,13 +79,19 @@ export async function makeTruncationPairs(p: Party, n: number, d: number): Promi
     const maj = own(ab.xor(addend((j) => j === 2))); // ((r_0 ^ r_2) & (r_1 ^ r_2)) ^ r_2
     const t = own(new BShare(p, r.cur.clone(), r.next.clone())); // r_0 ^ r_1 ^ r_2
     const s = own(t.map((w) => w.and(LOW63)));
-    const c = own(maj.map((w) => w.and(LOW63).shl(1)));
+    const c = own(maj.map((w) => {
+      using low = w.and(LOW63);
+      return low.shl(1);
+    }));
     const prop = own(s.xor(c)), gen = own(await generate(p, s, c));
     const up = (x: BShare) => own(x.map((w) => w.shl(63 - d)));
     const both = (x: BShare, y: BShare) =>
       own(new BShare(p, RingTensor.concat([x.cur, y.cur]), RingTensor.concat([x.next, y.next])));
     const carries = own(await carryInto63(p, both(prop, up(prop)), both(gen, up(gen))));
-    const carryWords = own(carries.map((w) => w.unpackBits().reshape([2 * n]))); // k_63, then k_d, as 0/1 words
+    const carryWords = own(carries.map((w) => { // k_63, then k_d, as 0/1 words
+      using words = w.unpackBits();
+      return words.reshape([2 * n]);
+    }));
     const k63 = own(carryWords.map((w) => w.slice(0, 0, n))), kd = own(carryWords.map((w) => w.slice(0, n, 2 * n)));
     const c63 = own(c.map((w) => w.bit(63))), cd = own(c.map((w) => w.bit(d)));
     const top = own(own(own(t.map((w) => w.bit(63))).xor(c63)).xor(k63));
@@ -97,7 +103,10 @@ export async function makeTruncationPairs(p: Party, n: number, d: number): Promi
     const values = own(own(await bitToArithmetic(bits, like)).reshape([n, 5]));
     const [aCd, aKd, aC63, aK63, aTop] = [0, 1, 2, 3, 4].map((i) => own(own(values.slice(1, i, i + 1)).reshape([n])));
     // mid = sum_j floor(A_j / 2^d) + c_d + k_d - 2^(63-d) (c_63 + k_63)
-    const local = own(r.map((w) => w.and(LOW63).shr(d)));
+    const local = own(r.map((w) => {
+      using low = w.and(LOW63);
+      return low.shr(d);
+    }));
     const kappa = own(aCd.add(aKd)), m = own(aC63.add(aK63));
     const wrap = own(m.mulPublic(1n << BigInt(63 - d)));
     const mid = own(local.add(kappa)).sub(wrap);

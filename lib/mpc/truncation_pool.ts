@@ -40,9 +40,21 @@ export class TruncationPool {
       await this.#append(d, short);
     }
     const s = this.#stock.get(d)!;
-    const part = (x: AShare) => x.map((t) => t.slice(0, s.used, s.used + n).clone());
+    if (s.used === 0 && s.pairs.r.size === n) { // the whole stock: handed over as it is
+      this.#stock.delete(d);
+      return s.pairs;
+    }
+    const part = (x: AShare) =>
+      x.map((t) => {
+        using view = t.slice(0, s.used, s.used + n);
+        return view.clone();
+      });
     const out = { d, r: part(s.pairs.r), top: part(s.pairs.top), mid: part(s.pairs.mid) };
     s.used += n;
+    if (s.used === s.pairs.r.size) { // used up: its memory goes now, not at the next batch
+      disposePairs(s.pairs);
+      this.#stock.delete(d);
+    }
     return out;
   }
 
@@ -59,8 +71,7 @@ export class TruncationPool {
   async #append(d: number, count: number): Promise<void> {
     const fresh = await makeTruncationPairs(this.party, count, d);
     const s = this.#stock.get(d);
-    if (!s || s.used === s.pairs.r.size) {
-      if (s) disposePairs(s.pairs);
+    if (!s) {
       this.#stock.set(d, { pairs: fresh, used: 0 });
       return;
     }

@@ -112,9 +112,12 @@ deviceTest(
       using x = await shareInput(p, 0, p.index === 0 ? RingTensor.encode(p.backend, xs, f, [n]) : null, [n]);
       using y = await shareInput(p, 1, p.index === 1 ? RingTensor.encode(p.backend, ys, f, [n]) : null, [n]);
       await p.pairs.fill(f, n);
+      const live = p.backend.liveBuffers().count;
       const s0 = p.mesh.stats();
       using z = await mulFixed(x, y);
       const s1 = p.mesh.stats();
+      // the product and nothing else: the pairs it took (3 sharings) and every temporary are gone
+      assert.equal(p.backend.liveBuffers().count, live - 6 + 2, `party ${p.index}: buffers`);
       using out = await reveal(z);
       return { z: out.decode(f), rounds: s1.rounds - s0.rounds, bytes: s1.bytesSent - s0.bytesSent };
     }, { truncation: "preprocessed" });
@@ -145,32 +148,39 @@ deviceTest(
   },
 );
 
-deviceTest("truncation pool: pairs taken in order across batches, the shortfall made on the spot", async () => {
-  const n = 50, d = 16, vals = hardValues(n, 72);
-  const [r] = await runParties(async (p) => {
-    using x = await shareInput(
-      p,
-      0,
-      p.index === 0 ? RingTensor.from(p.backend, BigUint64Array.from(vals, (v) => wrap(v))) : null,
-      [n],
-    );
-    await p.pairs.fill(d, 80);
-    const ok = [];
-    for (let k = 0; k < 3; k++) { // 80 in stock: the second take spans the stock's end and 20 made on demand
-      const r0 = p.mesh.rounds;
-      using t = await truncate(x, d);
-      const rounds = p.mesh.rounds - r0;
-      using out = await reveal(t);
-      ok.push({ got: out.toBigInt64Array(), rounds, left: p.pairs.available(d) });
+deviceTest(
+  "truncation pool: pairs taken in order across batches, the shortfall made on the spot, nothing leaked",
+  async () => {
+    const n = 50, d = 16, vals = hardValues(n, 72);
+    const [r] = await runParties(async (p) => {
+      using x = await shareInput(
+        p,
+        0,
+        p.index === 0 ? RingTensor.from(p.backend, BigUint64Array.from(vals, (v) => wrap(v))) : null,
+        [n],
+      );
+      const live = p.backend.liveBuffers().count;
+      await p.pairs.fill(d, 80);
+      const ok = [];
+      for (let k = 0; k < 3; k++) { // 80 in stock: the second take spans the stock's end and 20 made on demand
+        const r0 = p.mesh.rounds;
+        using t = await truncate(x, d);
+        const rounds = p.mesh.rounds - r0;
+        using out = await reveal(t);
+        ok.push({ got: out.toBigInt64Array(), rounds, left: p.pairs.available(d) });
+      }
+      p.pairs.dispose();
+      // every buffer the pool, the pairs and the truncations made is gone again
+      assert.equal(p.backend.liveBuffers().count, live, `party ${p.index}: buffers left`);
+      return { ok, usage: p.pairs.usage.get(d) };
+    }, { truncation: "preprocessed" });
+    assert.deepEqual(r.ok.map((o) => [o.rounds, o.left]), [[1, 30], [1 + PAIR_ROUNDS, 0], [1 + PAIR_ROUNDS, 0]]);
+    assert.deepEqual(r.usage, { taken: 150, madeOnDemand: 70 });
+    for (const o of r.ok) {
+      o.got.forEach((g, i) => {
+        const diff = signed(BigInt.asUintN(64, g)) - (vals[i] >> BigInt(d));
+        assert.ok(diff === 0n || diff === 1n, `${vals[i]}: ${g}`);
+      });
     }
-    return { ok, usage: p.pairs.usage.get(d) };
-  }, { truncation: "preprocessed" });
-  assert.deepEqual(r.ok.map((o) => [o.rounds, o.left]), [[1, 30], [1 + PAIR_ROUNDS, 0], [1 + PAIR_ROUNDS, 0]]);
-  assert.deepEqual(r.usage, { taken: 150, madeOnDemand: 70 });
-  for (const o of r.ok) {
-    o.got.forEach((g, i) => {
-      const diff = signed(BigInt.asUintN(64, g)) - (vals[i] >> BigInt(d));
-      assert.ok(diff === 0n || diff === 1n, `${vals[i]}: ${g}`);
-    });
-  }
-});
+  },
+);

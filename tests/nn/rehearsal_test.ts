@@ -22,10 +22,11 @@ import { runParties } from "../mpc/harness.ts";
 for (const name of ["lenet:max", "bncnn"]) {
   deviceTest(`rehearsal: ${name}'s forward takes exactly the pairs its rehearsal counted`, async () => {
     const model = modelByName(name), shape = [1, ...model.inputShape], f = 20;
-    const b = backend();
+    const b = backend(), live = b.liveBuffers().count;
     const counted = (await rehearseForward(model, shape, b, f, "preprocessed")).demand;
     const local = await rehearseForward(model, shape, b, f, "local");
     assert.equal(local.demand.size, 0, "local truncation takes no pairs");
+    assert.equal(b.liveBuffers().count, live, "the rehearsals leave no buffer behind");
     assert.ok(counted.size > 0 && [...counted.values()].every((n) => n > 0), `${[...counted]}`);
     const results = await runParties(async (p) => {
       const w = await shareWeights(p, model, 0, p.index === 0 ? seededWeights(model, 1) : null);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # MP-SPDZ's replicated-ring protocol against cryptgpu, interleaved in one run on one machine, three local parties each
 # (issue 14). MPSPDZ_DIR is a tree built by mpspdz/build.sh. cryptgpu runs LeNet:max batch 1 under the corrected
-# truncation (the default of `infer`) and under the preprocessed one (its pairs made before the timed forward).
+# truncation (the default of `infer`) and under the preprocessed one, rehearsed (`--rehearse`: its first forward's
+# pairs and code prepared at setup, the second's pairs made before it).
 # usage: bench/peers/sidebyside.sh MPSPDZ_DIR [REPS]     (from the project's root; deno on the PATH)
 set -u
 mp=$(cd "$1" && pwd); reps=${2:-3}
@@ -14,8 +15,8 @@ cg_relu() {
   $cg local bench protocols --only ReLU --max-size 1e6 --no-write --json 2>/dev/null |
     python3 -c 'import json,sys; d=json.load(sys.stdin); print([r["seconds"] for r in d["rows"] if r["elements"]==1000000][0])'
 }
-cg_infer() { # batch truncation -> warm cold rounds
-  $cg local bench inference --model lenet:max --batch "$1" --truncation "$2" --no-write --json 2>/dev/null |
+cg_infer() { # batch truncation [flags] -> warm cold rounds
+  $cg local bench inference --model lenet:max --batch "$1" --truncation "$2" ${3:-} --no-write --json 2>/dev/null |
     python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["seconds"], d["coldSeconds"], d["rounds"])'
 }
 row() { echo "$1 $2 $3 ${4:-x}" | tee -a "$out/t"; }
@@ -23,10 +24,10 @@ for rep in $(seq 1 "$reps"); do
   row relu1e6 mpspdz "$rep" "$(mpspdz bench_relu-1000000-20-63)"
   row relu1e6 cryptgpu "$rep" "$(cg_relu)"
   row lenet1 mpspdz "$rep" "$(mpspdz bench_lenet-1)"
-  for t in corrected preprocessed; do
-    set -- $(cg_infer 1 $t)
-    row lenet1 "cryptgpu-$t" "$rep" "${1:-x}"; row lenet1cold "cryptgpu-$t" "$rep" "${2:-x}"
-  done
+  set -- $(cg_infer 1 corrected)
+  row lenet1 cryptgpu-corrected "$rep" "${1:-x}"; row lenet1cold cryptgpu-corrected "$rep" "${2:-x}"
+  set -- $(cg_infer 1 preprocessed --rehearse)
+  row lenet1 cryptgpu-preprocessed-rehearsed "$rep" "${1:-x}"; row lenet1cold cryptgpu-preprocessed-rehearsed "$rep" "${2:-x}"
   row lenet64 mpspdz "$rep" "$(mpspdz bench_lenet-64)"
   set -- $(cg_infer 64 corrected)
   row lenet64 cryptgpu-corrected "$rep" "${1:-x}"; row lenet64cold cryptgpu-corrected "$rep" "${2:-x}"

@@ -14,7 +14,7 @@
 import { Command } from "commander";
 import { makeCerts } from "../lib/net/certs.ts";
 import { PARENT_PIPE_ENV } from "./parent_watch.ts";
-import { CLI_MAIN, CLI_PERMISSIONS } from "./permissions.ts";
+import { CLI_MAIN, CLI_PERMISSIONS, CLI_V8_FLAGS } from "./permissions.ts";
 
 /** How long a party has to stop after SIGTERM before it gets SIGKILL. */
 const GRACE_MS = 2000;
@@ -132,7 +132,7 @@ export async function runLocal(args: string[]): Promise<number> {
     const party0Inherits = Deno.stderr.isTerminal();
     children = [0, 1, 2].map((i) =>
       new Deno.Command(Deno.execPath(), {
-        args: ["run", ...CLI_PERMISSIONS, CLI_MAIN, ...args, "--party", String(i), "--parties", "-"]
+        args: ["run", ...CLI_PERMISSIONS, ...CLI_V8_FLAGS, CLI_MAIN, ...args, "--party", String(i), "--parties", "-"]
           .concat(["--session", session]),
         env: { CRYPTGPU_THREADS: threads, [PARENT_PIPE_ENV]: "1" },
         stdin: "piped",

@@ -9,4 +9,10 @@ export const CLI_PERMISSIONS = [
   "--allow-sys",
 ] as const;
 
+/**
+ * V8 flags of the command (deno.json's task passes the same): `gc()` exposed, so that a rehearsal can collect its own
+ * garbage at setup instead of leaving it to the first forwards (lib/mpc/rehearsal.ts).
+ */
+export const CLI_V8_FLAGS = ["--v8-flags=--expose-gc"] as const;
+
 export const CLI_MAIN: string = new URL("./main.ts", import.meta.url).pathname;

@@ -1,5 +1,6 @@
 /** What every three-party benchmark needs around its measurement: a start line, collecting counts, seeded inputs. */
 import type { Party } from "../lib/mpc/party.ts";
+import { preprocessFor } from "../lib/mpc/rehearsal.ts";
 import { PlainTensor } from "../lib/nn/plain.ts";
 
 /** A round in which every party sends one byte to every other: all start together. */
@@ -56,12 +57,12 @@ export async function allGather(p: Party, mine: number[]): Promise<number[][]> {
  * clock): this party's seconds, bytes and rounds, and the pairs made.
  */
 export async function refillPairs(p: Party): Promise<number[]> {
-  const wanted = [...p.pairs.usage].sort(([a], [b]) => a - b); // the same order at every party
+  const wanted = new Map([...p.pairs.usage].map(([d, u]) => [d, u.taken]));
   p.pairs.resetUsage();
   await barrier(p);
   const s0 = p.mesh.stats(), t0 = performance.now();
-  for (const [d, { taken }] of wanted) await p.pairs.fill(d, taken);
+  await preprocessFor(p, wanted);
   await p.backend.sync();
   const seconds = (performance.now() - t0) / 1000, s1 = p.mesh.stats();
-  return [seconds, s1.bytesSent - s0.bytesSent, s1.rounds - s0.rounds, wanted.reduce((s, [, u]) => s + u.taken, 0)];
+  return [seconds, s1.bytesSent - s0.bytesSent, s1.rounds - s0.rounds, [...wanted.values()].reduce((s, n) => s + n, 0)];
 }

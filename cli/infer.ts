@@ -128,6 +128,8 @@ async function infer(o: InferOptions): Promise<void> {
     inputSharing: ih.share!.id,
     inputShape: inputEntry.shape.join("x"),
     output: o.out ? "shares" : `revealed to party ${revealParty}`,
+    // a rehearsed party makes its truncation pairs before the input: the three must do so together
+    rehearse: Boolean(o.rehearse),
   }, rehearse);
   try {
     const p = session.party;

@@ -15,6 +15,7 @@ import { type Breakdown, emptyBreakdown, plainParams, sharedParams, shareWeights
 import { argmaxRows } from "../lib/nn/plain.ts";
 import { seededWeights } from "../lib/nn/calibrate.ts";
 import { modelByName, modelNames } from "../lib/nn/zoo.ts";
+import { trimDeadTaps, trimShares } from "../lib/nn/trim_taps.ts";
 import { rehearseForward } from "../lib/nn/rehearsal.ts";
 import { preprocessFor } from "../lib/mpc/rehearsal.ts";
 import { LAN } from "./protocols.ts";
@@ -89,10 +90,13 @@ export async function inferenceBench(p: Party, o: InferenceBenchOptions): Promis
   // Only the owners hold the clear values; the others wait in the sharing rounds
   // (making the weights of a 60M-parameter model takes party 0 about 20 s).
   // A rehearsal happens at setup, before the inputs exist: each party alone, no round.
-  const rehearsal = o.rehearse ? await rehearseForward(model, shape, p.backend, p.fracBits, p.truncation, 0) : null;
+  // The private forward runs the model with its dead kernel taps cut (exact); the twin runs the model as defined.
+  const { model: served, trims } = trimDeadTaps(model);
+  const rehearsal = o.rehearse ? await rehearseForward(served, shape, p.backend, p.fracBits, p.truncation, 0) : null;
   say?.(`${o.model}: ${(parameters / 1e6).toFixed(2)}M parameters, making and sharing weights`);
   let weights = p.index === 0 ? seededWeights(model, o.seed) : null;
   const w = await shareWeights(p, model, 0, weights);
+  trimShares(w, trims);
   const input = p.index === 0 || p.index === 1 ? seededInput(shape, o.seed + 1) : null;
   using x = await shareInput(
     p,
@@ -110,7 +114,7 @@ export async function inferenceBench(p: Party, o: InferenceBenchOptions): Promis
     const breakdown = emptyBreakdown();
     const s0 = p.mesh.stats(), t0 = performance.now();
     // as `infer` reveals: the output opened to party 0, the last layer's product straight from its shares
-    const y = await model.net.openOutputTo(x, sharedParams(w), 0, breakdown);
+    const y = await served.net.openOutputTo(x, sharedParams(w), 0, breakdown);
     await p.backend.sync();
     const seconds = (performance.now() - t0) / 1000, s1 = p.mesh.stats();
     return { y, seconds, breakdown, bytes: s1.bytesSent - s0.bytesSent, rounds: s1.rounds - s0.rounds };

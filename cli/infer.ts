@@ -10,6 +10,7 @@ import { FileFormatError } from "../lib/io/format.ts";
 import { checkModelTensors, checkShareFile } from "../lib/io/checks.ts";
 import { loadShares, saveShares, sharePath } from "../lib/io/share_files.ts";
 import { emptyBreakdown, sharedParams } from "../lib/nn/model.ts";
+import { trimDeadTaps, trimShares } from "../lib/nn/trim_taps.ts";
 import { modelOf } from "../lib/io/models.ts";
 import { argmaxRows } from "../lib/nn/plain.ts";
 import { architectureDigest } from "../lib/nn/architecture.ts";
@@ -109,10 +110,12 @@ async function infer(o: InferOptions): Promise<void> {
   // What the three must hold in common, compared before any protocol: a share file of another sharing, another
   // model or another disclosure on one party is refused by name instead of computed on.
   clock.mark("checks");
+  // The weights' dead kernel taps (public: the input's size is the model's) are cut when they are loaded.
+  const { model: served, trims } = trimDeadTaps(model);
   let rehearsal: ForwardRehearsal | null = null;
   const rehearse = !o.rehearse ? undefined : async (backend: Backend) => {
     rehearsal = await rehearseForward(
-      model,
+      served,
       inputEntry.shape,
       backend,
       mh.fracBits,
@@ -138,6 +141,7 @@ async function infer(o: InferOptions): Promise<void> {
     if (rehearsed && p.truncation === "preprocessed") await preprocessFor(p, rehearsed.demand);
     clock.mark("preprocess");
     const weights = await loadShares(p, modelPath), input = await loadShares(p, inputPath);
+    trimShares(weights.shares, trims);
     const x = input.shares.get("input")!;
     const breakdown = emptyBreakdown();
     clock.mark("load");
@@ -145,8 +149,8 @@ async function infer(o: InferOptions): Promise<void> {
     // Revealed: the last layer's product is opened to the party straight from its shares (openOutputTo)
     const params = sharedParams(weights.shares);
     const result = o.out
-      ? { shares: await model.net.forward(x, params, breakdown) }
-      : await model.net.openOutputTo(x, params, revealParty, breakdown);
+      ? { shares: await served.net.forward(x, params, breakdown) }
+      : await served.net.openOutputTo(x, params, revealParty, breakdown);
     const seconds = (performance.now() - t0) / 1000, s1 = p.mesh.stats();
     clock.mark("inference");
     x.dispose();

@@ -13,6 +13,30 @@ import { type DType, RingTensor } from "../ring/tensor.ts";
 // ------------------------------------------------------------ replicated product
 
 /**
+ * This party's 3-out-of-3 share of x o y for a bilinear o (a matmul, a convolution, a broadcast product), without the
+ * zero share: x_i o y_i + x_i o y_next + x_next o y_i, as op(x_i + x_next, y_i) + op(x_i, y_next) when x is the
+ * smaller operand and op(x_i, y_i + y_next) + op(x_next, y_i) otherwise. The two are the same word for word; the sum
+ * goes to the smaller side because it is a pass over it each time (at batch-1 inference the weights are the larger:
+ * summing AlexNet's 2.45 million weight words cost 1.35 ms a forward on every party).
+ */
+export function localProduct(
+  x: readonly [RingTensor, RingTensor],
+  y: readonly [RingTensor, RingTensor],
+  op: (a: RingTensor, b: RingTensor) => RingTensor,
+): RingTensor {
+  if (x[0].words < y[0].words) {
+    using xSum = x[0].add(x[1]);
+    using t1 = op(xSum, y[0]);
+    using t2 = op(x[0], y[1]);
+    return t1.add(t2);
+  }
+  using ySum = y[0].add(y[1]);
+  using t1 = op(x[0], ySum);
+  using t2 = op(x[1], y[0]);
+  return t1.add(t2);
+}
+
+/**
  * The local half of a replicated product in one pass (cg_replicated_product):
  * ring: x0 (y0 + y1) + x1 y0 + (r0 - r1); bits: x0 & (y0 ^ y1) ^ x1 & y0 ^ r0 ^ r1.
  * All six operands have one shape and dtype (bits may be u64 words too).

@@ -1,14 +1,14 @@
 /**
  * Multiplication of two sharings under any bilinear map o (elementwise
- * product, matmul, convolution): z_i = x_i o (y_i + y_next(i)) + x_next(i) o y_i
- * + a_i, with a_i a zero-share; P_i sends z_i to P_prev(i), so every party
+ * product, matmul, convolution): z_i = x_i o y_i + x_i o y_next(i) + x_next(i) o y_i
+ * + a_i, with a_i a zero-share (two local products, local_steps.ts localProduct); P_i sends z_i to P_prev(i), so every party
  * ends with (z_i, z_next(i)). Two local products, 1 round, 1 word per output
  * element per party. The result has the product's scale: fixed-point values
  * then need `truncate` by f.
  */
 import type { RingTensor } from "../ring/tensor.ts";
 import { sameShape } from "../ring/shape.ts";
-import { replicatedProduct } from "./local_steps.ts";
+import { localProduct, replicatedProduct } from "./local_steps.ts";
 import type { Party } from "./party.ts";
 import type { Conv2dOptions } from "../ring/tensor.ts";
 import { AShare } from "./arithmetic.ts";
@@ -20,10 +20,7 @@ export type Bilinear = (a: RingTensor, b: RingTensor) => RingTensor;
 
 export function multiplyWith(x: AShare, y: AShare, op: Bilinear, step = "multiply"): Promise<AShare> {
   return reshare(x.party, step, () => {
-    using ySum = y.cur.add(y.next);
-    using t1 = op(x.cur, ySum);
-    using t2 = op(x.next, y.cur);
-    using t = t1.add(t2);
+    using t = localProduct([x.cur, x.next], [y.cur, y.next], op);
     using a = x.party.rand.zeroShare(t.shape);
     return t.add(a);
   });

@@ -19,6 +19,7 @@
 import type { RingTensor } from "../ring/tensor.ts";
 import type { AShare } from "./arithmetic.ts";
 import type { Bilinear } from "./multiply.ts";
+import { localProduct } from "./local_steps.ts";
 import { exchange } from "./transfer.ts";
 
 export async function revealProductTo(
@@ -31,10 +32,7 @@ export async function revealProductTo(
   const p = x.party;
   const before = p.setStep(`product revealed to party ${r}`);
   try {
-    using ySum = y.cur.add(y.next);
-    using t1 = op(x.cur, ySum);
-    using t2 = op(x.next, y.cur);
-    using t = t1.add(t2);
+    using t = localProduct([x.cur, x.next], [y.cur, y.next], op);
     using a = p.rand.zeroShare(t.shape);
     using masked = t.add(a);
     const z = add ? masked.add(add.cur) : masked.clone();

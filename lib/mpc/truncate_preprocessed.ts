@@ -25,6 +25,7 @@
 import type { RingTensor } from "../ring/tensor.ts";
 import type { AShare } from "./arithmetic.ts";
 import type { Bilinear } from "./multiply.ts";
+import { localProduct } from "./local_steps.ts";
 import { reveal } from "./reveal.ts";
 import { exchange } from "./transfer.ts";
 import { disposePairs, type TruncationPairs } from "./truncation_pairs.ts";
@@ -76,17 +77,14 @@ export async function mulTruncate(
   take: (shape: number[]) => Promise<TruncationPairs>,
 ): Promise<AShare> {
   const p = x.party;
-  using ySum = y.cur.add(y.next);
-  using t1 = op(x.cur, ySum);
-  using t2 = op(x.next, y.cur);
-  const shape = [...t1.shape];
+  using t = localProduct([x.cur, x.next], [y.cur, y.next], op);
+  const shape = [...t.shape];
   // The pairs are taken before this party's zero share is drawn, by every party alike.
   const pairs = await take(shape);
   const before = p.setStep("multiply and truncate");
   try {
     using r = pairs.r.reshape(shape);
     using a = p.rand.zeroShare(shape);
-    using t = t1.add(t2);
     using ta = t.add(a);
     using mine = ta.add(r.cur);
     using sent = p.index === 0 ? mine.add(HALF) : mine.clone();

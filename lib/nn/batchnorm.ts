@@ -95,7 +95,7 @@ import { encodeFixed } from "../ring/fixed.ts";
 import { mul, mulFixed } from "../mpc/multiply.ts";
 import { truncate } from "../mpc/truncate.ts";
 import { exchangeInto } from "../mpc/transfer.ts";
-import { assignReplicatedProduct } from "../mpc/local_steps.ts";
+import { assignReplicatedProduct, localProduct } from "../mpc/local_steps.ts";
 import { RingTensor } from "../ring/tensor.ts";
 import { sameShape } from "../ring/shape.ts";
 import { invSqrt } from "../mpc/inv_sqrt.ts";
@@ -414,9 +414,7 @@ async function productSums(
       let acc: RingTensor = p.rand.zeroShare(shape);
       try {
         for (const [x, y] of terms) {
-          using ySum = y.cur.add(y.next);
-          using t1 = x.cur.mul(ySum), t2 = x.next.mul(y.cur);
-          using t = t1.add(t2);
+          using t = localProduct([x.cur, x.next], [y.cur, y.next], (a, b) => a.mul(b));
           const sum = acc.add(t);
           acc.dispose();
           acc = sum;

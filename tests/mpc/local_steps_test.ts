@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { carryAnd, carryMerge, injectStep, replicatedProduct } from "../../lib/mpc/local_steps.ts";
+import { carryAnd, carryMerge, injectStep, localProduct, replicatedProduct } from "../../lib/mpc/local_steps.ts";
 import { RingTensor } from "../../lib/ring/tensor.ts";
-import { assertWordsEqual, backend, deviceTest, M64, Rng, wrap } from "../helpers.ts";
+import { assertWordsEqual, backend, deviceTest, M64, refMatmul, Rng, wrap } from "../helpers.ts";
 
 /** Bit j of a packed stream. */
 const bitOf = (w: BigUint64Array, j: number) => BigInt((w[Math.floor(j / 64)] >> BigInt(j % 64)) & 1n);
@@ -137,6 +137,39 @@ deviceTest("the fused replicated product equals its six-operation definition, ri
   using a = RingTensor.zeros(be, [4]), b = RingTensor.zeros(be, [5]);
   assert.throws(() => replicatedProduct("ring", [a, a], [a, b], [a, a]), /share shape and dtype/);
 });
+
+deviceTest(
+  "localProduct sums the smaller operand and equals x_i y_i + x_i y_next + x_next y_i (matmul, BigInt)",
+  () => {
+    const be = backend(), rng = new Rng(61);
+    // [m, k] . [k, n]: a 1-row x against a 5x7 y sums x; a 4x5 x against a 5x1 y sums y; equal sizes sum y
+    for (const [m, k, n] of [[1, 5, 7], [4, 5, 1], [3, 3, 3]]) {
+      const xs = [0, 1, 2].map(() => rng.words(m * k)), ys = [0, 1, 2].map(() => rng.words(k * n));
+      let total = new BigUint64Array(m * n);
+      for (let i = 0; i < 3; i++) {
+        const j = (i + 1) % 3;
+        const t = (w: BigUint64Array, shape: number[]) => RingTensor.from(be, w, shape);
+        using x0 = t(xs[i], [m, k]), x1 = t(xs[j], [m, k]), y0 = t(ys[i], [k, n]), y1 = t(ys[j], [k, n]);
+        const seen: [RingTensor, RingTensor][] = [];
+        using z = localProduct([x0, x1], [y0, y1], (a, b) => (seen.push([a, b]), a.matmul(b)));
+        const want = [
+          refMatmul(xs[i], ys[i], m, n, k),
+          refMatmul(xs[i], ys[j], m, n, k),
+          refMatmul(xs[j], ys[i], m, n, k),
+        ]
+          .reduce((acc, c) => acc.map((v, e) => wrap(v + c[e])));
+        assertWordsEqual(z.toBigUint64Array(), want, `party ${i}, [${m}, ${k}] . [${k}, ${n}]`);
+        assert.equal(seen.length, 2, "two local products");
+        const xSummed = m * k < k * n; // which operand the first product took as a sum (neither of its shares)
+        assert.equal(![x0, x1].includes(seen[0][0]), xSummed, `x summed: ${xSummed}`);
+        assert.equal(![y0, y1].includes(seen[0][1]), !xSummed, `y summed: ${!xSummed}`);
+        total = total.map((v, e) => wrap(v + z.toBigUint64Array()[e]));
+      }
+      const sum = (w: BigUint64Array[]) => w[0].map((_, e) => wrap(w[0][e] + w[1][e] + w[2][e]));
+      assertWordsEqual(total, refMatmul(sum(xs), sum(ys), m, n, k), "the three add up to x . y");
+    }
+  },
+);
 
 /** Bit j of a packed stream, as a number. */
 const unitBit = (w: BigUint64Array, j: number) => Number((w[Math.floor(j / 64)] >> BigInt(j % 64)) & 1n);

@@ -17,7 +17,7 @@ import { seededWeights } from "../lib/nn/calibrate.ts";
 import { modelByName, modelNames } from "../lib/nn/zoo.ts";
 import { trimDeadTaps, trimShares } from "../lib/nn/trim_taps.ts";
 import { rehearseForward } from "../lib/nn/rehearsal.ts";
-import { preprocessFor } from "../lib/mpc/rehearsal.ts";
+import { madeOnDemand, preprocessFor, resetDemand } from "../lib/mpc/rehearsal.ts";
 import { LAN } from "./protocols.ts";
 import { allGather, barrier, gatherToZero, refillPairs, seededInput } from "./parties.ts";
 import { type Provenance, resultsDir } from "./record.ts";
@@ -61,10 +61,11 @@ export interface InferenceRow {
   /** The truncation protocol (absent in rows recorded before there was a choice: "local"). */
   truncation?: TruncationMode;
   /**
-   * Preprocessed truncation: making the pairs the timed forward took, before it (the slowest party's seconds, bytes
-   * sent by all, rounds, pairs). The cold forward made its own as it went, inside its time.
+   * Preprocessed truncation: making the truncation pairs and comparison masks the timed forward took, before it (the
+   * slowest party's seconds, bytes sent by all, rounds, pairs, masks). The cold forward made its own as it went,
+   * inside its time unless rehearsed.
    */
-  preprocess?: { seconds: number; bytesTotal: number; rounds: number; pairs: number };
+  preprocess?: { seconds: number; bytesTotal: number; rounds: number; pairs: number; masks?: number };
   threads: number;
   tls: boolean;
   provenance?: Provenance;
@@ -107,7 +108,7 @@ export async function inferenceBench(p: Party, o: InferenceBenchOptions): Promis
 
   // With a rehearsal's count, the first forward's truncation pairs are made before it too, as a server's would be.
   if (rehearsal && p.truncation === "preprocessed") await preprocessFor(p, rehearsal.demand);
-  p.pairs.resetUsage();
+  resetDemand(p);
   say?.(`private forward of a batch of ${o.batch}`);
   const forward = async () => {
     await barrier(p);
@@ -121,21 +122,21 @@ export async function inferenceBench(p: Party, o: InferenceBenchOptions): Promis
   };
   let run = await forward();
   const coldSeconds = run.seconds;
-  const coldShort = [...p.pairs.usage.values()].reduce((s, u) => s + u.madeOnDemand, 0);
+  const coldShort = madeOnDemand(p);
   if (rehearsal && coldShort > 0) {
-    throw new Error(`inference bench: ${coldShort} pairs made on demand after a rehearsal`);
+    throw new Error(`inference bench: ${coldShort} preprocessed elements made on demand after a rehearsal`);
   }
   // every party must agree on a second run: the slowest one's time decides
   const warm = Math.max(...(await allGather(p, [coldSeconds])).flat()) < WARM_LIMIT;
-  let preprocess: number[] = [0, 0, 0, 0];
+  let preprocess: number[] = [0, 0, 0, 0, 0];
   if (warm) {
     run.y.value?.dispose();
     // The first forward made its truncation pairs as it went; the second finds them made ahead, as a server
     // that prepares between queries would (a forward takes the same pairs every time: the shapes are the model's).
     if (p.truncation === "preprocessed") preprocess = await refillPairs(p);
     run = await forward();
-    const short = [...p.pairs.usage.values()].reduce((s, u) => s + u.madeOnDemand, 0);
-    if (short > 0) throw new Error(`inference bench: the second forward made ${short} truncation pairs on demand`);
+    const short = madeOnDemand(p);
+    if (short > 0) throw new Error(`inference bench: the second forward made ${short} preprocessed elements on demand`);
   }
   const { y, seconds, breakdown } = run;
   w.forEach((s) => s.dispose());
@@ -208,6 +209,7 @@ function preprocessRow(stats: number[][], at: number): NonNullable<InferenceRow[
     bytesTotal: stats.reduce((sum, s) => sum + s[at + 1], 0),
     rounds: Math.max(...stats.map((s) => s[at + 2])),
     pairs: stats[0][at + 3],
+    masks: stats[0][at + 4],
   };
 }
 

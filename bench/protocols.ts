@@ -19,6 +19,7 @@ import { reciprocal } from "../lib/mpc/reciprocal.ts";
 import { softmax } from "../lib/mpc/softmax.ts";
 import type { Party } from "../lib/mpc/party.ts";
 import { barrier, gatherToZero, refillPairs } from "./parties.ts";
+import { madeOnDemand, resetDemand } from "../lib/mpc/rehearsal.ts";
 
 export const LAN = { bytesPerSecond: 1.25e9, roundSeconds: 0.2e-3 };
 
@@ -121,11 +122,11 @@ export async function protocolBench(p: Party, o: ProtocolBenchOptions = {}): Pro
   const selected = cases.filter((c) => !o.only || o.only.some((s) => c.name.toLowerCase().includes(s.toLowerCase())));
   const measure = async (name: string, elements: number, op: () => Promise<{ dispose(): void }>) => {
     // one untimed run first: the timed ones see JIT-compiled code and the native buffer cache warm
-    p.pairs.resetUsage();
+    resetDemand(p);
     (await op()).dispose();
     const runs: number[][][] = [];
     for (let k = 0; k < TIMED_RUNS; k++) {
-      // preprocessed truncation: the pairs a run takes are made before its clock starts (a row times the online phase)
+      // preprocessing mode: the pairs and masks a run takes are made before its clock starts (the online phase)
       await refillPairs(p);
       await barrier(p);
       const s0 = p.mesh.stats();
@@ -135,9 +136,9 @@ export async function protocolBench(p: Party, o: ProtocolBenchOptions = {}): Pro
       const seconds = (performance.now() - t0) / 1000;
       const s1 = p.mesh.stats();
       out.dispose();
-      const short = [...p.pairs.usage.values()].reduce((n, u) => n + u.madeOnDemand, 0);
+      const short = madeOnDemand(p);
       if (short > 0) {
-        throw new Error(`protocols bench: ${name} made ${short} truncation pairs on demand in a timed run`);
+        throw new Error(`protocols bench: ${name} made ${short} preprocessed elements on demand in a timed run`);
       }
       const stats = await gatherToZero(p, [seconds, s1.bytesSent - s0.bytesSent, s1.rounds - s0.rounds]);
       if (stats) runs.push(stats);

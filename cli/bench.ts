@@ -106,10 +106,11 @@ async function runInference(opts: InferenceOptions) {
       const pre = row.preprocess;
       if (pre) {
         console.log(
-          `  preprocessing before it: ${pre.pairs} truncation pairs in ${pre.seconds.toFixed(3)} s, ` +
+          `  preprocessing before it: ${pre.pairs} truncation pairs and ${pre.masks ?? 0} comparison masks in ` +
+            `${pre.seconds.toFixed(3)} s, ` +
             `${si(pre.bytesTotal)}B sent in all, ${pre.rounds} rounds` +
             (row.rehearsalSeconds === undefined
-              ? `; cold forward (pairs made on demand) ${row.coldSeconds?.toFixed(3)} s`
+              ? `; cold forward (made on demand) ${row.coldSeconds?.toFixed(3)} s`
               : ""),
         );
       }

@@ -72,7 +72,8 @@ export function addPartyOptions(
       new Option(
         "--truncation <mode>",
         "local: 1 round, fails w.p. |z|/2^63 per element; corrected: 2 rounds, never; " +
-          "preprocessed: never, 1 round shared with a product's, from pairs made ahead (10 rounds a batch)",
+          "preprocessed: never, 1 round shared with a product's, from pairs made ahead (10 rounds a batch), " +
+          "and comparisons from masks made ahead (ReLU 8 rounds instead of 10)",
       )
         .choices([...TRUNCATION_MODES])
         .default(truncation),

@@ -15,6 +15,7 @@ import { andMany, completeAnds } from "./and.ts";
 import { BShare } from "./binary.ts";
 import { carryAnd, carryMerge } from "./local_steps.ts";
 import type { Party } from "./party.ts";
+import type { RingTensor } from "../ring/tensor.ts";
 
 /** Bits of the carry's levels after g, each party, per element. */
 export const LEVEL_BITS = 64 + 32 + 16 + 8 + 4 + 2;
@@ -28,13 +29,35 @@ export async function generate(party: Party, u: BShare, v: BShare): Promise<BSha
 
 /** [n, 1] packed bits: the carry into bit 63 of u + v, from p = u ^ v and g = u & v. 6 rounds. */
 export async function carryInto63(party: Party, p: BShare, g: BShare): Promise<BShare> {
+  using last = await carryUnits(party, p, g, 2);
+  return last.gatherBits(1, 1, 1); // the G of each row's one unit
+}
+
+/**
+ * The units [n, width] after the levels that leave `width` bits a row: 64 after level 1 (32 units), 2 after all
+ * six (one unit, whose G is the carry). One round a level.
+ */
+export async function carryUnits(party: Party, p: BShare, g: BShare, width: number): Promise<BShare> {
   let units = await carryLevel(party, p, g, 1); // [n, 64]: 32 units a row
-  for (let level = 2; units.shape[1] > 2; level++) {
+  for (let level = 2; units.shape[1] > width; level++) {
     using prev = units;
     units = await carryLevel(party, prev, null, level);
   }
-  using last = units;
-  return last.gatherBits(1, 1, 1); // the G of each row's one unit
+  return units;
+}
+
+/**
+ * The last level without its round: from units [n, 4] (two a row), this party's 3-out-of-3 share of the carry,
+ * [n, 1] packed bits (the level's AND, masked by a zero share as in carryLevel, and the merge of its own share of
+ * the units: the merge is linear). The three shares XOR to the carry; the caller opens or reshares them.
+ */
+export function lastCarryShare(party: Party, units: BShare): RingTensor {
+  if (units.shape[1] !== 4) throw new RangeError(`lastCarryShare: two units a row, got [${units.shape}]`);
+  const [r0, r1] = party.rand.zeroShareParts([units.shape[0], 2], "bit");
+  using _r0 = r0, _r1 = r1;
+  using z = carryAnd([units.cur, units.next], null, [r0, r1]);
+  using merged = carryMerge(units.cur, z);
+  return merged.gatherBits(1, 1, 1);
 }
 
 /** One level: from propagate and generate words (level 1) or packed units, the next units. */

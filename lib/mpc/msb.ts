@@ -22,6 +22,7 @@ import { third } from "./bitinject.ts";
 import { assignReplicatedProduct } from "./local_steps.ts";
 import { CARRY_BITS, carryInto63, generate, LEVEL_BITS } from "./carry.ts";
 import type { Party } from "./party.ts";
+import { msbMasked } from "./msb_masked.ts";
 
 /**
  * Bits each party sends per element in msb: [P0, P1, P2], per variant. The
@@ -38,13 +39,16 @@ export type MsbVariant = keyof typeof MSB_BITS;
 
 /**
  * The result: a binary sharing of packed bits, shape [n, 1] for the n
- * elements of x. Two front ends reduce x = x_0 + x_1 + x_2 to two operands:
+ * elements of x. Under preprocessed truncation, unless a variant is named, x
+ * is opened masked instead (msb_masked.ts, 7 rounds). Two front ends reduce x = x_0 + x_1 + x_2 to two operands:
  * "input" (default, above, P_j inputting third j), or "carry-save": s = x_0 ^ x_1 ^ x_2 and
  * c = maj(x_0, x_1, x_2) << 1 with maj = ((x_0 ^ x_2) & (x_1 ^ x_2)) ^ x_2, one
  * AND round in which every party sends 64 bits instead of a third of them.
  */
-export async function msb(x: AShare, variant: MsbVariant = "input"): Promise<BShare> {
+export async function msb(x: AShare, variant?: MsbVariant): Promise<BShare> {
   const p = x.party;
+  // the session's preprocessing mode opens x masked instead (msb_masked.ts: 7 rounds)
+  if (variant === undefined && p.truncation === "preprocessed") return await msbMasked(x);
   const n = x.size;
   if (n === 0) { // shapes are public: every party returns here, no round
     return new BShare(p, RingTensor.zeros(p.backend, [0, 1], "bit"), RingTensor.zeros(p.backend, [0, 1], "bit"));
@@ -57,7 +61,7 @@ export async function msb(x: AShare, variant: MsbVariant = "input"): Promise<BSh
     // The arithmetic share x_j, re-read as the binary sharing <x_j>.
     const share = (j: number) => (j === p.index ? xCur : j === p.next ? xNext : null);
     let prop: BShare, gen: BShare; // p = u ^ v and g = u & v
-    if (variant === "input") {
+    if ((variant ?? "input") === "input") {
       [prop, gen] = (await inputInThirds(p, xCur, xNext, n)).map(own);
     } else {
       const a = own(BShare.fromShares(p, [n], "u64", (j) => (j === 1 ? null : share(j)))); // <x_0 ^ x_2>

@@ -7,6 +7,8 @@ import type { Backend } from "../native/backend.ts";
 import type { Mesh } from "../net/mesh.ts";
 import { Randomness } from "./randomness.ts";
 import { TruncationPool } from "./truncation_pool.ts";
+import { type ComparisonMasks, makeComparisonMasks } from "./comparison_masks.ts";
+import { Stock } from "./stock.ts";
 
 /**
  * Which truncation protocol a session runs (truncate.ts): "local" is ABY3's
@@ -14,6 +16,9 @@ import { TruncationPool } from "./truncation_pool.ts";
  * "corrected" also corrects the wrap (2 rounds, never fails for |z| < 2^62),
  * "preprocessed" opens z masked by a preprocessed pair (1 round, never fails
  * for |z| < 2^62, and a fixed-point product's truncation shares its round).
+ * "preprocessed" is the session's preprocessing mode: its comparisons also
+ * open their input masked (msb_masked.ts), one round fewer each, two fewer for
+ * a ReLU.
  */
 export type TruncationMode = "local" | "corrected" | "preprocessed";
 export const TRUNCATION_MODES: readonly TruncationMode[] = ["local", "corrected", "preprocessed"];
@@ -21,6 +26,8 @@ export const TRUNCATION_MODES: readonly TruncationMode[] = ["local", "corrected"
 export class Party {
   /** Preprocessed truncation pairs ("preprocessed" truncation). */
   readonly pairs: TruncationPool = new TruncationPool(this);
+  /** Preprocessed comparison masks (comparisons under "preprocessed" truncation). */
+  readonly masks: Stock<"masks", ComparisonMasks> = new Stock((_, n) => makeComparisonMasks(this, n));
 
   private constructor(
     readonly mesh: Mesh,

@@ -7,13 +7,13 @@
 import type { Backend } from "../native/backend.ts";
 import { AShare } from "../mpc/arithmetic.ts";
 import type { TruncationMode } from "../mpc/party.ts";
-import { rehearse } from "../mpc/rehearsal.ts";
+import { type Demand, rehearse } from "../mpc/rehearsal.ts";
 import { RingTensor } from "../ring/tensor.ts";
 import { type Model, sharedParams } from "./model.ts";
 
 export interface ForwardRehearsal {
-  /** Truncation pairs a forward takes, per shift d (empty unless the truncation is preprocessed). */
-  demand: Map<number, number>;
+  /** The preprocessed material a forward takes (none unless the truncation is preprocessed). */
+  demand: Demand;
   seconds: number;
 }
 

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { PAIR_ROUNDS } from "../../lib/mpc/truncation_pairs.ts";
+import { MASK_ROUNDS } from "../../lib/mpc/comparison_masks.ts";
 import { CLI_MAIN, CLI_PERMISSIONS } from "../../cli/permissions.ts";
 import { deviceAvailable, runCli } from "../helpers.ts";
 
@@ -281,8 +282,8 @@ Deno.test({
       r = await runCli([...args, "--verbose", "--insecure"]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /from the process's start to the answer: startup [\d.]+ s, checks [\d.]+ s, rehearsal/);
-      // a rehearsal before connecting: the same answer, and under preprocessed truncation every pair made before
-      // the forward, which then takes 38 rounds (none for pairs made on demand)
+      // a rehearsal before connecting: the same answer, and under preprocessed truncation every pair and mask made
+      // before the forward, which then takes 34 rounds (none for material made on demand)
       const plain = JSON.parse(
         (await runCli([...args, "--json", "--insecure", "--truncation", "preprocessed"])).stdout.replace(/^[^{]*/, ""),
       );
@@ -290,8 +291,9 @@ Deno.test({
       assert.equal(r.code, 0, r.stderr);
       const rehearsed = JSON.parse(r.stdout.slice(r.stdout.indexOf("{"), r.stdout.lastIndexOf("}") + 1));
       assert.ok(rehearsed.latency.rehearsal > 0 && rehearsed.latency.preprocess > 0, JSON.stringify(rehearsed.latency));
-      assert.equal(rehearsed.rounds, 38);
-      assert.equal(plain.rounds, 38 + 3 * PAIR_ROUNDS); // three truncated layers, each making its pairs on the spot
+      assert.equal(rehearsed.rounds, 34);
+      // three truncated layers and three comparison layers, each making its pairs or masks on the spot
+      assert.equal(plain.rounds, 34 + 3 * PAIR_ROUNDS + 3 * MASK_ROUNDS);
       assert.deepEqual(rehearsed.predictions, plain.predictions);
       rehearsed.logits.forEach((v: number, i: number) => assert.ok(Math.abs(v - plain.logits[i]) < 1e-3, `${i}`));
     } finally {

@@ -185,6 +185,19 @@ export const CASES: Case[] = [
     run: async (p) => free(await relu(input(p, [n], 110 + n))),
   })),
   { name: "DReLU", run: async (p) => free(await drelu(input(p, [7], 120))) },
+  // the preprocessing mode's comparisons, their masks made on demand inside each case
+  ...MSB_SIZES.map((n): Case => ({
+    name: `msb masked, n = ${n}`,
+    run: (p) => truncating(p, "preprocessed", async () => free(await msb(input(p, [n], 200 + n)))),
+  })),
+  ...[1, 4, 7].map((n): Case => ({
+    name: `ReLU masked, n = ${n}`,
+    run: (p) => truncating(p, "preprocessed", async () => free(await relu(input(p, [n], 210 + n)))),
+  })),
+  {
+    name: "DReLU masked",
+    run: (p) => truncating(p, "preprocessed", async () => free(await drelu(input(p, [7], 220)))),
+  },
   { name: "less than", run: async (p) => free(await lessThan(input(p, [5], 122), input(p, [5], 124))) },
   { name: "greater or equal", run: async (p) => free(await greaterEqual(input(p, [5], 126), input(p, [5], 128))) },
   ...[false, true].map((argmax): Case => ({

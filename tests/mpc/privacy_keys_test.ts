@@ -32,7 +32,13 @@
  *      mulTruncate's t_i without a_i): every party's words of that round unchanged.
  *  M10 the preprocessed truncation opening z + 2^62 without r: the opened
  *      words unchanged.
- * Every one failed this test; privacy_silence_test.ts failed on M7 only.
+ *  M11 the masked comparison opening x without r (msb_masked.ts): the opened
+ *      words unchanged (privacy_views_test.ts fails too).
+ *  M12 the masked DReLU's opened bit without its zero share (carry.ts,
+ *      lastCarryShare): passes here and in privacy_views_test.ts (the bit
+ *      stays masked by other shares, but is tied to the opened c); the
+ *      lastCarryShare test in msb_masked_test.ts fails on it.
+ * Every one of M1-M11 failed this test; privacy_silence_test.ts failed on M7 only.
  */
 import assert from "node:assert/strict";
 import { deviceTest, M64, Rng } from "../helpers.ts";

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { RingTensor } from "../../lib/ring/tensor.ts";
 import { AShare } from "../../lib/mpc/arithmetic.ts";
 import { shareInput } from "../../lib/mpc/input.ts";
-import { preprocessFor, rehearse } from "../../lib/mpc/rehearsal.ts";
+import { preprocessFor, rehearse, resetDemand } from "../../lib/mpc/rehearsal.ts";
 import { reveal } from "../../lib/mpc/reveal.ts";
 import { emptyBreakdown, sharedParams, shareWeights } from "../../lib/nn/model.ts";
 import { seededWeights } from "../../lib/nn/calibrate.ts";
@@ -20,31 +20,34 @@ import { backend, deviceTest } from "../helpers.ts";
 import { runParties } from "../mpc/harness.ts";
 
 for (const name of ["lenet:max", "bncnn"]) {
-  deviceTest(`rehearsal: ${name}'s forward takes exactly the pairs its rehearsal counted`, async () => {
+  deviceTest(`rehearsal: ${name}'s forward takes exactly the pairs and masks its rehearsal counted`, async () => {
     const model = modelByName(name), shape = [1, ...model.inputShape], f = 20;
     const b = backend(), live = b.liveBuffers().count;
     const counted = (await rehearseForward(model, shape, b, f, "preprocessed")).demand;
     const local = await rehearseForward(model, shape, b, f, "local");
-    assert.equal(local.demand.size, 0, "local truncation takes no pairs");
+    assert.deepEqual(local.demand, { pairs: new Map(), masks: 0 }, "local truncation takes no pairs and no masks");
     assert.equal(b.liveBuffers().count, live, "the rehearsals leave no buffer behind");
-    assert.ok(counted.size > 0 && [...counted.values()].every((n) => n > 0), `${[...counted]}`);
+    const pairs = counted.pairs;
+    assert.ok(pairs.size > 0 && [...pairs.values()].every((n) => n > 0), `${[...pairs]}`);
+    assert.ok(counted.masks > 0, "the comparisons take masks");
     const results = await runParties(async (p) => {
       const w = await shareWeights(p, model, 0, p.index === 0 ? seededWeights(model, 1) : null);
       const made = await preprocessFor(p, counted);
       const plain = p.index === 1 ? RingTensor.encode(p.backend, seededInput(shape, 2).data, f, shape) : null;
       using x = await shareInput(p, 1, plain, shape);
-      p.pairs.resetUsage();
+      resetDemand(p);
       const r0 = p.mesh.rounds;
       const y = await model.net.openOutputTo(x, sharedParams(w), 0, emptyBreakdown());
       const rounds = p.mesh.rounds - r0;
       y.value?.dispose();
       w.forEach((s) => s.dispose());
-      return { made, rounds, usage: [...p.pairs.usage].map(([d, u]) => [d, u.taken, u.madeOnDemand]) };
+      const usage = [...p.pairs.usage, ...p.masks.usage].map(([d, u]) => [d, u.taken, u.madeOnDemand]);
+      return { made, rounds, usage };
     }, { fracBits: f, truncation: "preprocessed" });
-    const total = [...counted.values()].reduce((a, c) => a + c, 0);
+    const total = [...pairs.values()].reduce((a, c) => a + c, counted.masks);
     for (const r of results) {
       assert.equal(r.made, total);
-      assert.deepEqual(r.usage, [...counted].map(([d, n]) => [d, n, 0]));
+      assert.deepEqual(r.usage, [...[...pairs].map(([d, n]) => [d, n, 0]), ["masks", counted.masks, 0]]);
       assert.equal(r.rounds, results[0].rounds);
     }
   });

@@ -17,7 +17,7 @@ import { seededWeights } from "../lib/nn/calibrate.ts";
 import { modelByName, modelNames } from "../lib/nn/zoo.ts";
 import { trimDeadTaps, trimShares } from "../lib/nn/trim_taps.ts";
 import { rehearseForward } from "../lib/nn/rehearsal.ts";
-import { madeOnDemand, preprocessFor, resetDemand } from "../lib/mpc/rehearsal.ts";
+import { madeOnDemand, preprocessFor, resetDemand } from "../lib/mpc/demand.ts";
 import { LAN } from "./protocols.ts";
 import { allGather, barrier, gatherToZero, refillPairs, seededInput } from "./parties.ts";
 import { type Provenance, resultsDir } from "./record.ts";
@@ -62,10 +62,10 @@ export interface InferenceRow {
   truncation?: TruncationMode;
   /**
    * Preprocessed truncation: making the truncation pairs and comparison masks the timed forward took, before it (the
-   * slowest party's seconds, bytes sent by all, rounds, pairs, masks). The cold forward made its own as it went,
+   * slowest party's seconds, bytes sent by all, rounds, pairs, masks, random bits). The cold forward made its own as it went,
    * inside its time unless rehearsed.
    */
-  preprocess?: { seconds: number; bytesTotal: number; rounds: number; pairs: number; masks?: number };
+  preprocess?: { seconds: number; bytesTotal: number; rounds: number; pairs: number; masks?: number; bits?: number };
   threads: number;
   tls: boolean;
   provenance?: Provenance;
@@ -75,7 +75,7 @@ export interface InferenceBenchOptions {
   model: string;
   batch: number;
   seed: number;
-  /** Rehearse the forward on dummy data in this process first (lib/nn/rehearsal.ts), outside the forward's clock. */
+  /** Rehearse the forward over the links on zeros first (lib/nn/rehearsal.ts), outside the forward's clock. */
   rehearse?: boolean;
   progress?: (line: string) => void;
 }
@@ -88,12 +88,12 @@ export async function inferenceBench(p: Party, o: InferenceBenchOptions): Promis
   const parameters = model.paramShapes().reduce((s, [, sh]) => s + sh.reduce((a, b) => a * b, 1), 0);
   const say = p.index === 0 ? o.progress : undefined;
 
-  // Only the owners hold the clear values; the others wait in the sharing rounds
-  // (making the weights of a 60M-parameter model takes party 0 about 20 s).
-  // A rehearsal happens at setup, before the inputs exist: each party alone, no round.
   // The private forward runs the model with its dead kernel taps cut (exact); the twin runs the model as defined.
   const { model: served, trims } = trimDeadTaps(model);
-  const rehearsal = o.rehearse ? await rehearseForward(served, shape, p.backend, p.fracBits, p.truncation, 0) : null;
+  // A rehearsal happens at setup, before the inputs exist: one forward over the links on zeros.
+  const rehearsal = o.rehearse ? await rehearseForward(p, served, shape, 0) : null;
+  // Only the owners hold the clear values; the others wait in the sharing rounds
+  // (making the weights of a 60M-parameter model takes party 0 about 20 s).
   say?.(`${o.model}: ${(parameters / 1e6).toFixed(2)}M parameters, making and sharing weights`);
   let weights = p.index === 0 ? seededWeights(model, o.seed) : null;
   const w = await shareWeights(p, model, 0, weights);
@@ -128,7 +128,7 @@ export async function inferenceBench(p: Party, o: InferenceBenchOptions): Promis
   }
   // every party must agree on a second run: the slowest one's time decides
   const warm = Math.max(...(await allGather(p, [coldSeconds])).flat()) < WARM_LIMIT;
-  let preprocess: number[] = [0, 0, 0, 0, 0];
+  let preprocess: number[] = [0, 0, 0, 0, 0, 0];
   if (warm) {
     run.y.value?.dispose();
     // The first forward made its truncation pairs as it went; the second finds them made ahead, as a server
@@ -210,6 +210,7 @@ function preprocessRow(stats: number[][], at: number): NonNullable<InferenceRow[
     rounds: Math.max(...stats.map((s) => s[at + 2])),
     pairs: stats[0][at + 3],
     masks: stats[0][at + 4],
+    bits: stats[0][at + 5],
   };
 }
 

@@ -1,6 +1,6 @@
 /** What every three-party benchmark needs around its measurement: a start line, collecting counts, seeded inputs. */
 import type { Party } from "../lib/mpc/party.ts";
-import { demandOf, preprocessFor, resetDemand } from "../lib/mpc/rehearsal.ts";
+import { demandOf, preprocessFor, resetDemand } from "../lib/mpc/demand.ts";
 import { PlainTensor } from "../lib/nn/plain.ts";
 
 /** A round in which every party sends one byte to every other: all start together. */
@@ -53,8 +53,8 @@ export async function allGather(p: Party, mine: number[]): Promise<number[][]> {
 }
 
 /**
- * Makes again the truncation pairs and comparison masks taken since the usage was last reset (between two timed
- * runs, outside their clock): this party's seconds, bytes and rounds, and the pairs and masks made.
+ * Makes again the truncation pairs, comparison masks and random bits taken since the usage was last reset (between two timed
+ * runs, outside their clock): this party's seconds, bytes and rounds, and the pairs, masks and random bits made.
  */
 export async function refillPairs(p: Party): Promise<number[]> {
   const wanted = demandOf(p);
@@ -65,5 +65,5 @@ export async function refillPairs(p: Party): Promise<number[]> {
   await p.backend.sync();
   const seconds = (performance.now() - t0) / 1000, s1 = p.mesh.stats();
   const pairs = [...wanted.pairs.values()].reduce((s, n) => s + n, 0);
-  return [seconds, s1.bytesSent - s0.bytesSent, s1.rounds - s0.rounds, pairs, wanted.masks];
+  return [seconds, s1.bytesSent - s0.bytesSent, s1.rounds - s0.rounds, pairs, wanted.masks, wanted.bits];
 }

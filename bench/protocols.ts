@@ -19,7 +19,7 @@ import { reciprocal } from "../lib/mpc/reciprocal.ts";
 import { softmax } from "../lib/mpc/softmax.ts";
 import type { Party } from "../lib/mpc/party.ts";
 import { barrier, gatherToZero, refillPairs } from "./parties.ts";
-import { madeOnDemand, resetDemand } from "../lib/mpc/rehearsal.ts";
+import { madeOnDemand, resetDemand } from "../lib/mpc/demand.ts";
 
 export const LAN = { bytesPerSecond: 1.25e9, roundSeconds: 0.2e-3 };
 

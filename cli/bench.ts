@@ -52,7 +52,7 @@ export function benchCommand(): Command {
       .requiredOption("--model <name>", "zoo model, e.g. lenet, alexnet-cifar10, vgg16-tinyimagenet, resnet50:max")
       .option("--batch <k>", "batch size", "1")
       .option("--seed <n>", "seed of the weights and the input", "1")
-      .option("--rehearse", "rehearse the forward on dummy data in each process at setup, before the timed forwards")
+      .option("--rehearse", "rehearse the forward over the links on zeros at setup, before the timed forwards")
       .option("--no-write", "do not write bench/results/")
       .option("--json", "print JSON"),
     "corrected",
@@ -106,7 +106,8 @@ async function runInference(opts: InferenceOptions) {
       const pre = row.preprocess;
       if (pre) {
         console.log(
-          `  preprocessing before it: ${pre.pairs} truncation pairs and ${pre.masks ?? 0} comparison masks in ` +
+          `  preprocessing before it: ${pre.pairs} truncation pairs, ${pre.masks ?? 0} comparison masks and ` +
+            `${pre.bits ?? 0} random bits in ` +
             `${pre.seconds.toFixed(3)} s, ` +
             `${si(pre.bytesTotal)}B sent in all, ${pre.rounds} rounds` +
             (row.rehearsalSeconds === undefined

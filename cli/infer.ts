@@ -15,9 +15,8 @@ import { modelOf } from "../lib/io/models.ts";
 import { argmaxRows } from "../lib/nn/plain.ts";
 import { architectureDigest } from "../lib/nn/architecture.ts";
 import { commonId } from "../lib/mpc/common_id.ts";
-import { preprocessFor } from "../lib/mpc/rehearsal.ts";
-import { type ForwardRehearsal, rehearseForward } from "../lib/nn/rehearsal.ts";
-import type { Backend } from "../lib/native/backend.ts";
+import { preprocessFor } from "../lib/mpc/demand.ts";
+import { rehearseForward } from "../lib/nn/rehearsal.ts";
 import { addPartyOptions, openFromFlags, type PartyFlags } from "./party_options.ts";
 import { si, table } from "./output.ts";
 
@@ -43,8 +42,9 @@ export function inferCommand(): Command {
       .option("--verbose", "print time, bytes and rounds per layer type")
       .option(
         "--rehearse",
-        "before connecting, run the forward on dummy data in this process (all three roles), so that the real one " +
-          "finds its code compiled and its buffers cached, and with --truncation preprocessed its pairs made ahead",
+        "after connecting, run the forward once over the real links on zero weights and input (nothing secret), so " +
+          "that the real one finds its code compiled and its buffers cached, and with --truncation preprocessed its " +
+          "pairs and masks made ahead",
       ),
     "corrected",
   ).action(async (o: InferOptions) => {
@@ -54,15 +54,15 @@ export function inferCommand(): Command {
 
 /**
  * Where the time from the command to the answer goes, in seconds: the process's start (runtime and modules, up to
- * the command's first line), the file checks, the rehearsal (--rehearse), the session's opening (native library,
- * connections, handshake, agreement), the truncation pairs made ahead (preprocessed truncation after a rehearsal),
+ * the command's first line), the file checks, the session's opening (native library, connections, handshake,
+ * agreement), the rehearsal (--rehearse), the material made ahead (preprocessed truncation after a rehearsal),
  * loading the shares, the private forward pass, and revealing and printing the answer.
  */
 export interface Latency {
   startup: number;
   checks: number;
-  rehearsal: number;
   connect: number;
+  rehearsal: number;
   preprocess: number;
   load: number;
   inference: number;
@@ -112,17 +112,6 @@ async function infer(o: InferOptions): Promise<void> {
   clock.mark("checks");
   // The weights' dead kernel taps (public: the input's size is the model's) are cut when they are loaded.
   const { model: served, trims } = trimDeadTaps(model);
-  let rehearsal: ForwardRehearsal | null = null;
-  const rehearse = !o.rehearse ? undefined : async (backend: Backend) => {
-    rehearsal = await rehearseForward(
-      served,
-      inputEntry.shape,
-      backend,
-      mh.fracBits,
-      o.truncation,
-      o.out ? null : revealParty,
-    );
-  };
   const session = await openFromFlags(o, mh.fracBits, {
     command: "infer",
     model: mh.model,
@@ -133,11 +122,14 @@ async function infer(o: InferOptions): Promise<void> {
     output: o.out ? "shares" : `revealed to party ${revealParty}`,
     // a rehearsed party makes its truncation pairs before the input: the three must do so together
     rehearse: Boolean(o.rehearse),
-  }, rehearse);
+  });
   try {
     const p = session.party;
     clock.mark("connect");
-    const rehearsed = rehearsal as ForwardRehearsal | null;
+    const rehearsed = o.rehearse
+      ? await rehearseForward(p, served, inputEntry.shape, o.out ? null : revealParty)
+      : null;
+    clock.mark("rehearsal");
     if (rehearsed && p.truncation === "preprocessed") await preprocessFor(p, rehearsed.demand);
     clock.mark("preprocess");
     const weights = await loadShares(p, modelPath), input = await loadShares(p, inputPath);
@@ -169,13 +161,12 @@ async function infer(o: InferOptions): Promise<void> {
     const classes = outShape[outShape.length - 1];
     const predictions = argmaxRows(logits, classes);
     clock.mark("output");
-    const t = clock.done(), r = rehearsed?.seconds ?? 0;
-    // the rehearsal ran inside the session's opening, before it connected
+    const t = clock.done();
     const latency: Latency = {
       startup: t.startup,
       checks: t.checks,
-      rehearsal: r,
-      connect: t.connect - r,
+      connect: t.connect,
+      rehearsal: t.rehearsal,
       preprocess: t.preprocess,
       load: t.load,
       inference: t.inference,

@@ -131,11 +131,6 @@ export function partySettings(f: PartyFlags, fracBits?: number): SessionOptions 
 }
 
 /** Opens the session; `agree` is what else the three must hold in common (file ids, model, settings). */
-export function openFromFlags(
-  f: PartyFlags,
-  fracBits?: number,
-  agree?: Settings,
-  beforeConnect?: SessionOptions["beforeConnect"],
-): Promise<Session> {
-  return openSession({ ...partySettings(f, fracBits), agree, beforeConnect });
+export function openFromFlags(f: PartyFlags, fracBits?: number, agree?: Settings): Promise<Session> {
+  return openSession({ ...partySettings(f, fracBits), agree });
 }

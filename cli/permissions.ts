@@ -10,8 +10,8 @@ export const CLI_PERMISSIONS = [
 ] as const;
 
 /**
- * V8 flags of the command (deno.json's task passes the same): `gc()` exposed, so that a rehearsal can collect its own
- * garbage at setup instead of leaving it to the first forwards (lib/mpc/rehearsal.ts).
+ * V8 flags of the command (deno.json's task passes the same): `gc()` exposed, so that a rehearsal and the
+ * preprocessing collect their garbage at setup instead of leaving it to the first forwards (lib/mpc/demand.ts).
  */
 export const CLI_V8_FLAGS = ["--v8-flags=--expose-gc"] as const;
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # MP-SPDZ's replicated-ring protocol against cryptgpu, interleaved in one run on one machine, three local parties each
 # (issue 14). MPSPDZ_DIR is a tree built by mpspdz/build.sh. cryptgpu runs LeNet:max batch 1 under the corrected
-# truncation (the default of `infer`) and under the preprocessed one, rehearsed (`--rehearse`: its first forward's
-# pairs and code prepared at setup, the second's pairs made before it).
+# truncation (the default of `infer`) and under the preprocessed one, rehearsed (`--rehearse`: a forward on zeros over
+# the links at setup, its count of pairs and masks made before the first timed forward, and again before the second).
 # usage: bench/peers/sidebyside.sh MPSPDZ_DIR [REPS]     (from the project's root; deno on the PATH)
 set -u
 mp=$(cd "$1" && pwd); reps=${2:-3}

@@ -13,15 +13,17 @@ import type { RingTensor } from "../ring/tensor.ts";
 export async function andMany(p: Party, pairs: readonly [BShare, BShare][], step = "and"): Promise<BShare[]> {
   const before = p.setStep(step);
   try {
-    const zs: RingTensor[] = pairs.map(([x, y]) => {
-      const [r0, r1] = p.rand.zeroShareParts(x.shape, x.dtype);
-      using _r0 = r0, _r1 = r1;
-      return replicatedProduct("bits", [x.cur, x.next], [y.cur, y.next], [r0, r1]);
-    });
-    return await completeAnds(p, zs);
+    return await completeAnds(p, pairs.map(([x, y]) => localAnd(x, y)));
   } finally {
     p.setStep(before);
   }
+}
+
+/** This party's 3-out-of-3 share z_i of x & y, masked by its part of a zero share; no round. */
+export function localAnd(x: BShare, y: BShare): RingTensor {
+  const [r0, r1] = x.party.rand.zeroShareParts(x.shape, x.dtype);
+  using _r0 = r0, _r1 = r1;
+  return replicatedProduct("bits", [x.cur, x.next], [y.cur, y.next], [r0, r1]);
 }
 
 export async function and(x: BShare, y: BShare): Promise<BShare> {

@@ -19,6 +19,8 @@
  * Rounds: 1 (maj) + 1 (generate) + 6 (levels) + 2 (injection) = 10 for any
  * batch. Bits sent per element by every party: 64 (maj) + 64 (generate) +
  * 5 x 128 + 64 (levels) + 5/3 x 64 (injection) = MASK_BITS, about 117 bytes.
+ * Random bits alone (for the max's selection, max_pairs.ts) are the last two
+ * rounds.
  */
 import { AShare } from "./arithmetic.ts";
 import { andMany } from "./and.ts";
@@ -32,41 +34,63 @@ export const MASK_ROUNDS = 10;
 /** Bits each party sends per element made. */
 export const MASK_BITS = 64 + 64 + 5 * 128 + 64 + injectWords(1) * 64;
 
-/** n masks: flat sharings of shape [n]. */
-export type ComparisonMasks = {
-  /** r, uniform in Z_2^64. */
-  readonly r: AShare;
-  /** r's 64 bits, one word per element. */
-  readonly rBits: BShare;
-  /** a uniform bit, in bit 0 of a word (the other bits zero). */
+/** n uniform bits, each shared in binary and as an arithmetic 0/1: flat sharings of shape [n]. */
+export type RandomBits = {
+  /** the bit, in bit 0 of a word (the other bits zero). */
   readonly rho: BShare;
   /** the same bit as an arithmetic 0/1. */
   readonly rhoA: AShare;
 };
 
+/** n masks: flat sharings of shape [n]. */
+export type ComparisonMasks = RandomBits & {
+  /** r, uniform in Z_2^64. */
+  readonly r: AShare;
+  /** r's 64 bits, one word per element. */
+  readonly rBits: BShare;
+};
+
+/** Rounds and bits per element of makeRandomBits: one bit injection. */
+export const RANDOM_BIT_ROUNDS = 2;
+export const RANDOM_BIT_BITS = injectWords(1) * 64;
+
+/** share j = F(k_prev(j)): this party's cur share under its `prev` key, its next share under its `own` key. */
+function drawn(p: Party, n: number): [RingTensor, RingTensor] {
+  const nonce = p.rand.nonce();
+  return [p.rand.draw("prev", [n], nonce), p.rand.draw("own", [n], nonce)];
+}
+
+export async function makeRandomBits(p: Party, n: number): Promise<RandomBits> {
+  if (!Number.isInteger(n) || n < 0) throw new RangeError(`random bits: ${n} is not a count`);
+  const before = p.setStep("random bits");
+  const coins = drawn(p, n);
+  const rho = new BShare(p, coins[0].and(1n), coins[1].and(1n));
+  coins.forEach((t) => t.dispose());
+  try {
+    using packed = new BShare(p, rho.cur.packBit(0), rho.next.packBit(0));
+    using like = new AShare(p, RingTensor.zeros(p.backend, [n]), RingTensor.zeros(p.backend, [n]));
+    return { rho, rhoA: await bitToArithmetic(packed, like) };
+  } catch (e) {
+    rho.dispose();
+    throw e;
+  } finally {
+    p.setStep(before);
+  }
+}
+
 export async function makeComparisonMasks(p: Party, n: number): Promise<ComparisonMasks> {
   if (!Number.isInteger(n) || n < 0) throw new RangeError(`comparison masks: ${n} is not a count`);
   const before = p.setStep("comparison masks");
-  const held: { dispose(): void }[] = [];
-  const own = <T extends { dispose(): void }>(t: T): T => (held.push(t), t);
+  const r = new AShare(p, ...drawn(p, n));
+  let rBits: BShare | null = null;
   try {
-    // share j = F(k_prev(j)): this party's cur share under its `prev` key, its next share under its `own` key
-    const drawn = () => {
-      const nonce = p.rand.nonce();
-      return [p.rand.draw("prev", [n], nonce), p.rand.draw("own", [n], nonce)] as const;
-    };
-    const r = own(new AShare(p, ...drawn()));
-    const coins = drawn();
-    const rho = own(new BShare(p, coins[0].and(1n), coins[1].and(1n)));
-    coins.forEach((t) => t.dispose());
-    const rBits = own(n === 0 ? new BShare(p, r.cur.clone(), r.next.clone()) : await bitsOf(p, r));
-    using packed = new BShare(p, rho.cur.packBit(0), rho.next.packBit(0));
-    using like = new AShare(p, RingTensor.zeros(p.backend, [n]), RingTensor.zeros(p.backend, [n]));
-    const rhoA = await bitToArithmetic(packed, like);
-    held.length = 0; // everything made is handed over
-    return { r, rBits, rho, rhoA };
+    rBits = n === 0 ? new BShare(p, r.cur.clone(), r.next.clone()) : await bitsOf(p, r);
+    return { r, rBits, ...(await makeRandomBits(p, n)) };
+  } catch (e) {
+    r.dispose();
+    rBits?.dispose();
+    throw e;
   } finally {
-    held.forEach((x) => x.dispose());
     p.setStep(before);
   }
 }

@@ -10,22 +10,35 @@
  *      (none, with ReLU, when the maximum is not positive).
  *   3. max = sum_i w_i x_i by one bit injection (2 rounds), which also yields
  *      the one-hot w as 0/1 words when asked.
+ * Under the preprocessing mode (preprocessed truncation) msb opens its input
+ * masked (7 rounds), the trees' last level is not reshared but opened masked
+ * by random bits made ahead, which gives w as arithmetic 0/1 at once, and
+ * max = sum_i w_i x_i is one multiplication: 7 + (levels - 1) + 1 + 1 rounds,
+ * two fewer.
  * Pays off where rounds cost more than the extra comparisons' bytes: small
  * tensors (batch-1 pooling), see `preferPairs`.
  */
 import { RingTensor } from "../ring/tensor.ts";
 import { AShare } from "./arithmetic.ts";
-import { andMany } from "./and.ts";
+import { andMany, localAnd } from "./and.ts";
 import { BShare } from "./binary.ts";
 import { bitInject } from "./bitinject.ts";
 import { type MaxResult, maxRounds } from "./max.ts";
 import { msb } from "./msb.ts";
+import { MASKED_MSB_ROUNDS, toArithmetic } from "./msb_masked.ts";
+import { mul } from "./multiply.ts";
+import { disposeMaterial } from "./stock.ts";
 import type { Party } from "./party.ts";
 import { RELU_ROUNDS } from "./relu.ts";
 
-/** Rounds of maxAllPairs: msb, the AND tree over each entry's d - 1 (d with ReLU) bits, the injection. */
-export const pairsRounds = (d: number, relu: boolean): number =>
-  8 + Math.ceil(Math.log2(Math.max(1, d - 1 + +relu))) + 2;
+/**
+ * Rounds of maxAllPairs: msb, the AND tree over each entry's d - 1 (d with ReLU) bits, the injection; masked (the
+ * preprocessing mode): msb from masks, the tree less its last level, the masked opening and one multiplication.
+ */
+export const pairsRounds = (d: number, relu: boolean, masked = false): number => {
+  const levels = Math.ceil(Math.log2(Math.max(1, d - 1 + +relu)));
+  return masked ? MASKED_MSB_ROUNDS + Math.max(0, levels - 1) + 2 : 8 + levels + 2;
+};
 
 /** Comparisons per row: maxAllPairs's, and the tree's (with ReLU after it). */
 const pairComparisons = (d: number, relu: boolean) => (d * (d - 1)) / 2 + (relu ? d : 0);
@@ -76,9 +89,15 @@ export async function maxAllPairs(x: AShare, o: { relu?: boolean; argmax?: boole
       if (o.relu) t.push(column(pairs.length + i));
       terms.push(t);
     }
-    const wins = await andAll(p, terms, own);
-    const oneHot = own(scatterColumns(p, wins, rows, d)); // [rows * d, 1], row-major like vals
     const outShape = shape.slice(0, -1);
+    if (p.truncation === "preprocessed") { // the last AND level opened masked instead of reshared (see above)
+      const hot = own(await winnersMasked(p, terms, rows, d, own));
+      const picked = own(await mul(hot, vals));
+      const max = own(picked.sum(1)).reshape(outShape);
+      return o.argmax ? { max, argmax: hot.reshape([...outShape, d]) } : { max };
+    }
+    const wins = (await andAll(p, terms, own)).map((l) => l[0]);
+    const oneHot = own(scatterColumns(p, wins, rows, d)); // [rows * d, 1], row-major like vals
     if (!o.argmax) {
       const picked = own(await bitInject(oneHot, vals));
       return { max: own(picked.sum(1)).reshape(outShape) };
@@ -95,10 +114,45 @@ export async function maxAllPairs(x: AShare, o: { relu?: boolean; argmax?: boole
   }
 }
 
-/** The AND of each list of bits, every list's tree level in one round. */
-async function andAll(p: Party, lists: BShare[][], own: <T extends { dispose(): void }>(t: T) => T): Promise<BShare[]> {
+/**
+ * The one-hot w as arithmetic 0/1 [rows, d] under the preprocessing mode: the AND trees stop at two bits a list,
+ * whose AND each party keeps as its 3-out-of-3 share (a list of one bit: its own share, masked by a zero share), and
+ * msb_masked.ts's toArithmetic opens them masked by random bits made ahead: 1 round where the last level and the
+ * injection took 3.
+ */
+async function winnersMasked(
+  p: Party,
+  lists: BShare[][],
+  rows: number,
+  d: number,
+  own: <T extends { dispose(): void }>(t: T) => T,
+): Promise<AShare> {
+  const pairs = await andAll(p, lists, own, 2);
+  const shares = pairs.map((l) => {
+    if (l.length === 2) return own(localAnd(l[0], l[1]));
+    const [r0, r1] = p.rand.zeroShareParts(l[0].shape, "bit");
+    using _r0 = r0, _r1 = r1;
+    using zero = r0.xor(r1);
+    return own(l[0].cur.xor(zero));
+  });
+  const stream = own(scatterShares(p, shares, rows, d));
+  const bits = await p.bits.take("bits", rows * d);
+  try {
+    return own(await toArithmetic(p, stream, bits)).reshape([rows, d]);
+  } finally {
+    disposeMaterial(bits);
+  }
+}
+
+/** The AND of each list of bits, every list's tree level in one round, until lists are `until` long (or shorter). */
+async function andAll(
+  p: Party,
+  lists: BShare[][],
+  own: <T extends { dispose(): void }>(t: T) => T,
+  until = 1,
+): Promise<BShare[][]> {
   let live = lists.map((l) => [...l]);
-  for (let level = 1; live.some((l) => l.length > 1); level++) {
+  for (let level = 1; live.some((l) => l.length > until); level++) {
     const pairs: [BShare, BShare][] = [];
     for (const l of live) for (let k = 0; k + 1 < l.length; k += 2) pairs.push([l[k], l[k + 1]]);
     const anded = (await andMany(p, pairs, `max pairs and ${level}`)).map(own);
@@ -110,20 +164,26 @@ async function andAll(p: Party, lists: BShare[][], own: <T extends { dispose(): 
       return next;
     });
   }
-  return live.map((l) => l[0]);
+  return live;
 }
 
 /** Columns [rows, 1] as one [rows * d, 1] stream, row-major. */
 function scatterColumns(p: Party, columns: BShare[], rows: number, d: number): BShare {
-  const fill = (pick: (b: BShare) => RingTensor) => {
-    let t = RingTensor.zeros(p.backend, [rows, d], "bit");
-    columns.forEach((c, i) => {
-      const u = t.scatterBits(pick(c), i, 1, 1);
-      t.dispose();
-      t = u;
-    });
-    using flat = t;
-    return flat.reshape([rows * d, 1]);
-  };
-  return new BShare(p, fill((b) => b.cur), fill((b) => b.next));
+  return new BShare(
+    p,
+    scatterShares(p, columns.map((b) => b.cur), rows, d),
+    scatterShares(p, columns.map((b) => b.next), rows, d),
+  );
+}
+
+/** One share's columns [rows, 1] as one [rows * d, 1] stream, row-major. */
+function scatterShares(p: Party, columns: RingTensor[], rows: number, d: number): RingTensor {
+  let t = RingTensor.zeros(p.backend, [rows, d], "bit");
+  columns.forEach((c, i) => {
+    const u = t.scatterBits(c, i, 1, 1);
+    t.dispose();
+    t = u;
+  });
+  using flat = t;
+  return flat.reshape([rows * d, 1]);
 }

@@ -24,7 +24,7 @@ import { RingTensor } from "../ring/tensor.ts";
 import type { AShare } from "./arithmetic.ts";
 import { BShare } from "./binary.ts";
 import { carryInto63, carryUnits, lastCarryShare } from "./carry.ts";
-import type { ComparisonMasks } from "./comparison_masks.ts";
+import type { ComparisonMasks, RandomBits } from "./comparison_masks.ts";
 import { mul } from "./multiply.ts";
 import type { Party } from "./party.ts";
 import { reveal } from "./reveal.ts";
@@ -64,28 +64,40 @@ export async function dreluMasked(x: AShare): Promise<AShare> {
     const { prop, gen } = await opened(x, m);
     using _p = prop, _g = gen;
     using units = await carryUnits(p, prop, gen, 4);
-    // this party's 3-out-of-3 share of msb ^ rho, opened to all
+    // this party's 3-out-of-3 share of msb, opened masked by rho
     using carry = lastCarryShare(p, units);
-    using top = prop.cur.gatherBits(63, 1, 1), rhoBits = m.rho.cur.packBit(0), rho = rhoBits.reshape([n, 1]);
-    using withTop = carry.xor(top);
-    using mine = withTop.xor(rho);
-    const got = await exchange(p.mesh, p.backend, [{ to: p.next, tensor: mine }, { to: p.prev, tensor: mine }], [
-      { from: p.next, shape: mine.shape, dtype: "bit" },
-      { from: p.prev, shape: mine.shape, dtype: "bit" },
-    ]);
-    using g0 = got[0], g1 = got[1];
-    using half = mine.xor(g0);
-    using e = half.xor(g1); // msb ^ rho
-    using eWords = e.unpackBits();
-    using flat = eWords.reshape([n]);
-    using ePrime = flat.xor(1n); // (1 - msb) ^ rho
-    using twice = ePrime.shl(1);
-    using negated = twice.neg();
-    using factor = negated.add(1n); // 1 - 2e'
-    using scaled = m.rhoA.mulPublic(factor);
-    using b = scaled.addPublic(ePrime);
+    using top = prop.cur.gatherBits(63, 1, 1);
+    using sign = carry.xor(top);
+    using b = await toArithmetic(p, sign, m, true);
     return b.reshape(x.shape);
   });
+}
+
+/**
+ * [[b]], or [[1 - b]] with `complement`, as arithmetic 0/1 words [n], from this party's 3-out-of-3 share of n bits
+ * ([n, 1] packed; the three XOR to b, each masked by a zero share) and n random bits: b ^ rho is opened to all (each
+ * party sends its share xor its share of rho to both others: 1 round, 2 bits an element), then e' + (1 - 2e') [[rho]]
+ * with e' = b ^ rho (^ 1), locally.
+ */
+export async function toArithmetic(p: Party, share: RingTensor, bits: RandomBits, complement = false): Promise<AShare> {
+  const n = share.shape[0];
+  using rhoWords = bits.rho.cur.packBit(0), rho = rhoWords.reshape([n, 1]);
+  using mine = share.xor(rho);
+  const got = await exchange(p.mesh, p.backend, [{ to: p.next, tensor: mine }, { to: p.prev, tensor: mine }], [
+    { from: p.next, shape: mine.shape, dtype: "bit" },
+    { from: p.prev, shape: mine.shape, dtype: "bit" },
+  ]);
+  using g0 = got[0], g1 = got[1];
+  using half = mine.xor(g0);
+  using e = half.xor(g1); // b ^ rho
+  using eWords = e.unpackBits();
+  using flat = eWords.reshape([n]);
+  using ePrime = complement ? flat.xor(1n) : flat.clone(); // the opened bit ^ rho
+  using twice = ePrime.shl(1);
+  using negated = twice.neg();
+  using factor = negated.add(1n); // 1 - 2e'
+  using scaled = bits.rhoA.mulPublic(factor);
+  return scaled.addPublic(ePrime);
 }
 
 /** ReLU(x) = (1 - msb(x)) x. */

@@ -7,7 +7,7 @@ import type { Backend } from "../native/backend.ts";
 import type { Mesh } from "../net/mesh.ts";
 import { Randomness } from "./randomness.ts";
 import { TruncationPool } from "./truncation_pool.ts";
-import { type ComparisonMasks, makeComparisonMasks } from "./comparison_masks.ts";
+import { type ComparisonMasks, makeComparisonMasks, makeRandomBits, type RandomBits } from "./comparison_masks.ts";
 import { Stock } from "./stock.ts";
 
 /**
@@ -28,6 +28,8 @@ export class Party {
   readonly pairs: TruncationPool = new TruncationPool(this);
   /** Preprocessed comparison masks (comparisons under "preprocessed" truncation). */
   readonly masks: Stock<"masks", ComparisonMasks> = new Stock((_, n) => makeComparisonMasks(this, n));
+  /** Preprocessed random bits, shared in binary and arithmetically (the maximum's selection, same mode). */
+  readonly bits: Stock<"bits", RandomBits> = new Stock((_, n) => makeRandomBits(this, n));
 
   private constructor(
     readonly mesh: Mesh,

@@ -29,8 +29,6 @@ export interface SessionOptions {
   agree?: Settings;
   /** Bytes of buffer memory faulted in before connecting (default: CRYPTGPU_RESERVE_MB MiB, else RESERVE_MB). */
   reserveBytes?: number;
-  /** Work on the backend before connecting (a rehearsal: lib/mpc/rehearsal.ts), while the peers may still be starting. */
-  beforeConnect?: (backend: Backend) => Promise<void>;
 }
 
 /**
@@ -70,7 +68,6 @@ export async function openSession(o: SessionOptions): Promise<Session> {
   try {
     // before connecting: a party that starts first would wait for the others anyway
     backend.reserve(reserve);
-    await o.beforeConnect?.(backend);
     mesh = await Mesh.connect({
       party: o.party,
       config,

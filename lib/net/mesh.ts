@@ -11,7 +11,6 @@
  */
 import { type Identity, loadIdentity, partyCommonName } from "./auth.ts";
 import { Channel, PeerAbortError, PeerClosedError } from "./channel.ts";
-import { memoryLinkPair } from "./memory_link.ts";
 import { allLoopback, type PartiesConfig } from "./config.ts";
 import { connectLinks, MeshError } from "./connect.ts";
 import { PROTOCOL_VERSION, type Settings } from "./handshake.ts";
@@ -132,22 +131,6 @@ export class Mesh {
       secure,
       o.recvTimeoutMs ?? 60_000,
     );
-  }
-
-  /**
-   * Three meshes joined in this process by memory links, with fresh random PRF keys: for a rehearsal on dummy
-   * data (lib/mpc/rehearsal.ts), never for real inputs, since one process then holds every party's shares.
-   */
-  static inMemory(recvTimeoutMs = 60_000): [Mesh, Mesh, Mesh] {
-    const channels: (Channel | null)[][] = [[null, null, null], [null, null, null], [null, null, null]];
-    const keys: (Uint8Array | null)[][] = [[null, null, null], [null, null, null], [null, null, null]];
-    for (const [a, b] of [[0, 1], [1, 2], [2, 0]]) {
-      const [ab, ba] = memoryLinkPair(), key = crypto.getRandomValues(new Uint8Array(16));
-      channels[a][b] = new Channel(b, ab);
-      channels[b][a] = new Channel(a, ba);
-      keys[a][b] = keys[b][a] = key;
-    }
-    return [0, 1, 2].map((i) => new Mesh(i, channels[i], keys[i], false, recvTimeoutMs)) as [Mesh, Mesh, Mesh];
   }
 
   /** The PRF key this party shares with `peer` alone, derived at setup (it never crossed the wire). */

@@ -9,6 +9,9 @@ import { Party, type TruncationMode } from "../../lib/mpc/party.ts";
 import { Randomness } from "../../lib/mpc/randomness.ts";
 import { currentDevice } from "../helpers.ts";
 import { assertLedgers } from "./ledger.ts";
+import type { BShare } from "../../lib/mpc/binary.ts";
+import type { RingTensor } from "../../lib/ring/tensor.ts";
+import { exchange } from "../../lib/mpc/transfer.ts";
 
 // Every test run records each party's draws; runParties checks the ledgers after fn (ledger.ts).
 Randomness.recording = true;
@@ -84,4 +87,17 @@ export async function runParties<T>(fn: (p: Party) => Promise<T>, o: RunOptions 
     meshes.forEach((m) => m.close());
     backends.forEach((b) => b.dispose());
   }
+}
+
+/** Opens a binary sharing to every party (test only): each sends its `next` share to prev; the XOR of the three. */
+export async function openBinary(b: BShare): Promise<RingTensor> {
+  const p = b.party;
+  const [missing] = await exchange(p.mesh, p.backend, [{ to: p.prev, tensor: b.next }], [{
+    from: p.next,
+    shape: b.shape,
+    dtype: b.dtype,
+  }]);
+  using _m = missing;
+  using x = b.cur.xor(b.next);
+  return x.xor(missing);
 }

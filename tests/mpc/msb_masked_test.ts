@@ -22,25 +22,14 @@ import {
   msbMasked,
   reluMasked,
 } from "../../lib/mpc/msb_masked.ts";
-import type { Party } from "../../lib/mpc/party.ts";
 import { drelu, relu } from "../../lib/mpc/relu.ts";
 import { reveal } from "../../lib/mpc/reveal.ts";
-import { exchange } from "../../lib/mpc/transfer.ts";
 import { deviceTest, Rng, wrap } from "../helpers.ts";
-import { runParties } from "./harness.ts";
+import { openBinary, runParties } from "./harness.ts";
 
-/** Opens a binary sharing of words (test only): every party sends its `next` share to prev. */
 async function openWords(b: BShare): Promise<BigUint64Array> {
-  const p: Party = b.party;
-  const [missing] = await exchange(p.mesh, p.backend, [{ to: p.prev, tensor: b.next }], [{
-    from: p.next,
-    shape: b.shape,
-    dtype: b.dtype,
-  }]);
-  using x = b.cur.xor(b.next);
-  using y = x.xor(missing);
-  missing.dispose();
-  return y.toBigUint64Array();
+  using open = await openBinary(b);
+  return open.toBigUint64Array();
 }
 
 const EDGES = [

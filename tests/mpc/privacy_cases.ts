@@ -218,6 +218,14 @@ export const CASES: Case[] = [
     name: "max all pairs, ReLU of one entry",
     run: async (p) => free((await maxAllPairs(input(p, [3, 1], 142), { relu: true })).max),
   },
+  ...[{ relu: true }, { argmax: true }, {}].map((o): Case => ({
+    name: `max all pairs masked ${JSON.stringify(o)}`,
+    run: (p) =>
+      truncating(p, "preprocessed", async () => {
+        const { max, argmax } = await maxAllPairs(input(p, [2, o.relu ? 3 : 2], 230), o);
+        free(max, argmax);
+      }),
+  })),
   ...[
     { variant: "tree" as const },
     { variant: "pairs" as const },

@@ -31,6 +31,7 @@ import type { Party } from "../../lib/mpc/party.ts";
 import { truncate } from "../../lib/mpc/truncate.ts";
 import { msb } from "../../lib/mpc/msb.ts";
 import { relu } from "../../lib/mpc/relu.ts";
+import { maxAllPairs } from "../../lib/mpc/max_pairs.ts";
 import { bitInject } from "../../lib/mpc/bitinject.ts";
 import { deviceTest, M64, Rng, wrap } from "../helpers.ts";
 import { type Received, runParties } from "./harness.ts";
@@ -84,6 +85,15 @@ const CASES: { name: string; n?: number; run(p: Party, x: AShare): Promise<void>
   // the preprocessing mode's comparisons (masks made on demand in the session); 64 elements fill the one-bit opening
   { name: "msb, masked", n: 64, run: (p, x) => truncating(p, "preprocessed", async () => (await msb(x)).dispose()) },
   { name: "ReLU, masked", n: 64, run: (p, x) => truncating(p, "preprocessed", async () => (await relu(x)).dispose()) },
+  {
+    name: "ReLU of max of 4, masked",
+    n: 64,
+    run: (p, x) =>
+      truncating(p, "preprocessed", async () => {
+        using rows = x.reshape([16, 4]);
+        (await maxAllPairs(rows, { relu: true })).max.dispose();
+      }),
+  },
   {
     name: "bit injection, k = 4",
     run: async (p, x) => {

@@ -7,22 +7,11 @@ import { drelu, relu } from "../../lib/mpc/relu.ts";
 import { injectWords } from "../../lib/mpc/bitinject.ts";
 import type { BShare } from "../../lib/mpc/binary.ts";
 import { deviceTest, Rng, wrap } from "../helpers.ts";
-import { runParties } from "./harness.ts";
-import type { Party } from "../../lib/mpc/party.ts";
+import { openBinary, runParties } from "./harness.ts";
 
 async function revealBits(b: BShare): Promise<Uint8Array> {
-  // reveal a binary sharing: every party sends its `next` share to prev (test only)
-  const p: Party = b.party;
-  const { exchange } = await import("../../lib/mpc/transfer.ts");
-  const [missing] = await exchange(p.mesh, p.backend, [{ to: p.prev, tensor: b.next }], [{
-    from: p.next,
-    shape: b.shape,
-    dtype: b.dtype,
-  }]);
-  using x = b.cur.xor(b.next);
-  using y = x.xor(missing);
-  missing.dispose();
-  return y.toBits();
+  using open = await openBinary(b);
+  return open.toBits();
 }
 
 for (const variant of ["input", "carry-save"] as const) {

@@ -14,16 +14,18 @@
 import type { AShare } from "../mpc/arithmetic.ts";
 import { Conv2d, type Layer } from "./layers.ts";
 import { Model, Sequential } from "./model.ts";
+import { Graph } from "./graph.ts";
+import type { GraphSpec } from "./graph_spec.ts";
 
 /**
- * The taps [lo, hi) of a kernel of size k along an axis of `size` inputs (stride s, padding p on both sides) that
- * read inside the input for at least one output.
+ * The taps [lo, hi) of a kernel of size k along an axis of `size` inputs (stride s, padding p on both sides, taps
+ * `dilation` apart) that read inside the input for at least one output.
  */
-export function liveTaps(size: number, k: number, s: number, p: number): [number, number] {
-  const outputs = Math.floor((size + 2 * p - k) / s) + 1;
+export function liveTaps(size: number, k: number, s: number, p: number, dilation = 1): [number, number] {
+  const outputs = Math.floor((size + 2 * p - dilation * (k - 1) - 1) / s) + 1;
   const live = (t: number) => {
     for (let o = 0; o < outputs; o++) {
-      const i = o * s + t - p;
+      const i = o * s + t * dilation - p;
       if (i >= 0 && i < size) return true;
     }
     return false;
@@ -34,19 +36,38 @@ export function liveTaps(size: number, k: number, s: number, p: number): [number
   return [lo, hi];
 }
 
-/** The rings cut from a weight's kernel: [o, i, k, k] -> [o, i, k - 2 ring, k - 2 ring]. */
-export type TapTrims = Map<string, number>;
+/** The rings cut from a weight's kernel, per axis: [o, i, kh, kw] -> [o, i, kh - 2 ring_h, kw - 2 ring_w]. */
+export type TapTrims = Map<string, [number, number]>;
 
 /**
- * The model with every convolution of a Sequential net (nested ones included) that has dead outer rings on its
- * input replaced by its inner kernel, and the rings cut per weight name. A graph net, and a convolution whose dead
- * taps are not whole rings (the same on every side of both axes), are left as they are.
+ * The model with every convolution that has dead outer rings on its input replaced by its inner kernel, and the rings
+ * cut per weight name: in a Sequential net (nested ones included) square rings, the same on both axes; in a graph
+ * (an ONNX import) each axis's own, where cutting them leaves the padding non-negative. A convolution whose dead
+ * taps are not on both sides of an axis alike is left as it is.
  */
 export function trimDeadTaps(model: Model): { model: Model; trims: TapTrims } {
-  if (!(model.net instanceof Sequential)) return { model, trims: new Map() };
-  const trims: TapTrims = new Map();
-  const net = trimSequential(model.net, [1, ...model.inputShape], "", trims);
+  const trims: TapTrims = new Map(), input = [1, ...model.inputShape];
+  const net = model.net instanceof Sequential
+    ? trimSequential(model.net, input, "", trims)
+    : new Graph(trimGraph(model.net.spec, model.net.shapes(input), trims));
   return { model: trims.size === 0 ? model : new Model(model.name, net, model.inputShape), trims };
+}
+
+/** The graph's conv nodes with their dead rings cut (per axis), recorded in `trims`. */
+function trimGraph(spec: GraphSpec, shapes: Map<string, number[]>, trims: TapTrims): GraphSpec {
+  const nodes = spec.nodes.map((n) => {
+    if (n.op !== "conv") return n;
+    const shape = shapes.get(n.inputs[0])!;
+    const rings = [0, 1].map((a) => {
+      const k = n.kernel[a], [lo, hi] = liveTaps(shape[2 + a], k, n.stride[a], n.padding[a], n.dilation[a]);
+      return lo > 0 && hi === k - lo && n.padding[a] - lo * n.dilation[a] >= 0 ? lo : 0;
+    }) as [number, number];
+    if (rings[0] === 0 && rings[1] === 0) return n;
+    trims.set(`${n.name}.weight`, rings);
+    const cut = (a: number) => n.kernel[a] - 2 * rings[a], pad = (a: number) => n.padding[a] - rings[a] * n.dilation[a];
+    return { ...n, kernel: [cut(0), cut(1)] as [number, number], padding: [pad(0), pad(1)] as [number, number] };
+  });
+  return { ...spec, nodes };
 }
 
 function trimSequential(net: Sequential, input: readonly number[], prefix: string, trims: TapTrims): Sequential {
@@ -58,7 +79,7 @@ function trimSequential(net: Sequential, input: readonly number[], prefix: strin
     else if (layer instanceof Conv2d) {
       const ring = deadRing(layer, shape);
       if (ring > 0) {
-        trims.set(`${name}weight`, ring);
+        trims.set(`${name}weight`, [ring, ring]);
         out = new Conv2d(layer.inChannels, layer.outChannels, layer.kernel - 2 * ring, {
           ...layer.opts,
           padding: layer.padding - ring,
@@ -81,12 +102,12 @@ function deadRing(conv: Conv2d, shape: readonly number[]): number {
 
 /** Cuts the named weights' rings, in place in the map (the uncut shares are disposed). */
 export function trimShares(weights: Map<string, AShare>, trims: TapTrims): void {
-  for (const [name, ring] of trims) {
+  for (const [name, [rh, rw]] of trims) {
     const w = weights.get(name);
     if (!w) throw new Error(`no shared weight named ${name}`);
-    const k = w.shape[3];
-    using rows = w.slice(2, ring, k - ring);
-    using inner = rows.slice(3, ring, k - ring);
+    const [kh, kw] = [w.shape[2], w.shape[3]];
+    using rows = w.slice(2, rh, kh - rh);
+    using inner = rows.slice(3, rw, kw - rw);
     weights.set(name, inner.contiguous());
     w.dispose();
   }

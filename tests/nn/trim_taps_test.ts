@@ -20,6 +20,8 @@ import {
 } from "../../lib/nn/model.ts";
 import { PlainTensor } from "../../lib/nn/plain.ts";
 import { liveTaps, trimDeadTaps, trimShares } from "../../lib/nn/trim_taps.ts";
+import { Graph } from "../../lib/nn/graph.ts";
+import { sequentialToGraph } from "../../lib/nn/graph_from_sequential.ts";
 import { modelByName } from "../../lib/nn/zoo.ts";
 import { RingTensor } from "../../lib/ring/tensor.ts";
 import { assertWordsEqual, backend, deviceTest, refConv, Rng } from "../helpers.ts";
@@ -38,13 +40,17 @@ Deno.test("liveTaps: the taps that read inside the input for some output", () =>
     [[32, 11, 4, 2], [0, 11]],
     [[4, 3, 1, 0], [0, 3]],
     [[3, 3, 1, 0], [0, 3]], // no padding: nothing dead
+    [[1, 3, 1, 2, 2], [1, 2]], // dilation 2 on a 1x1 map: taps at -2, 0, 2
+    [[3, 3, 1, 2, 2], [0, 3]],
   ];
-  for (const [[size, k, s, p], want] of cases) assert.deepEqual(liveTaps(size, k, s, p), want, `${[size, k, s, p]}`);
+  for (const [[size, k, s, p, d], want] of cases) {
+    assert.deepEqual(liveTaps(size, k, s, p, d), want, `${[size, k, s, p, d]}`);
+  }
 });
 
 Deno.test("trimDeadTaps: AlexNet CIFAR-10's three convolutions on 1x1 maps lose their outer ring; others keep all", () => {
   const alex = trimDeadTaps(modelByName("alexnet-cifar10"));
-  assert.deepEqual([...alex.trims], [["6.weight", 1], ["8.weight", 1], ["10.weight", 1]]);
+  assert.deepEqual([...alex.trims], [["6.weight", [1, 1]], ["8.weight", [1, 1]], ["10.weight", [1, 1]]]);
   const shapes = new Map(alex.model.paramShapes());
   assert.deepEqual(shapes.get("6.weight"), [384, 192, 1, 1]);
   assert.deepEqual(shapes.get("10.weight"), [256, 256, 1, 1]);
@@ -74,7 +80,7 @@ const small = () =>
 
 Deno.test("trimDeadTaps: whole rings only, kernel and padding reduced together", () => {
   const t = trimDeadTaps(small());
-  assert.deepEqual([...t.trims], [["0.weight", 1], ["4.weight", 1]]);
+  assert.deepEqual([...t.trims], [["0.weight", [1, 1]], ["4.weight", [1, 1]]]);
   const layers = (t.model.net as Sequential).layers as Conv2d[];
   assert.deepEqual([layers[0].kernel, layers[0].padding], [3, 1]);
   assert.deepEqual([layers[2].kernel, layers[2].padding, layers[2].stride], [3, 1, 2]);
@@ -107,10 +113,65 @@ deviceTest(
   },
 );
 
-deviceTest("a model's private forward with its dead taps cut agrees with the uncut float64 twin", async () => {
-  const model = small(), { model: cut, trims } = trimDeadTaps(model), f = 20;
-  const weights = initWeights(model, 3), rng = new Rng(8);
-  const input = new PlainTensor([1, 2, 2, 2], Float64Array.from({ length: 8 }, () => rng.int(2001) / 1000 - 1));
+/** One conv of dilation 2 on a 3x1 map (see the graph test). */
+const dilated = () =>
+  new Model(
+    "dilated",
+    new Graph({
+      input: { name: "x", shape: [1, 3, 1] },
+      output: "y",
+      nodes: [{
+        op: "conv",
+        name: "c",
+        inputs: ["x"],
+        output: "y",
+        inChannels: 1,
+        outChannels: 4,
+        kernel: [3, 3],
+        stride: [1, 1],
+        padding: [1, 2],
+        dilation: [2, 2],
+        groups: 1,
+        bias: false,
+      }],
+    }),
+    [1, 3, 1],
+  );
+
+Deno.test("trimDeadTaps on a graph (as an ONNX import gives): per axis, where the padding allows", () => {
+  const graph = new Model("trim test, graph", new Graph(sequentialToGraph(small())), [2, 2, 2]);
+  const t = trimDeadTaps(graph);
+  assert.equal(t.trims.size, 2);
+  assert.deepEqual([...t.trims.values()], [[1, 1], [1, 1]]);
+  const convs = (t.model.net as Graph).spec.nodes.filter((n) => n.op === "conv");
+  assert.deepEqual(convs.map((n) => n.op === "conv" && [n.kernel, n.padding]), [
+    [[3, 3], [1, 1]],
+    [[3, 3], [1, 1]], // stride 2: tap 0 dead on one side only, kept
+    [[1, 1], [0, 0]],
+  ]);
+  // dilation 2 on a 3x1 map: down, padding 1, taps at -1, 1, 3: the outer two are dead, but the padding cannot shrink
+  // by 2, so the axis is kept; across, padding 2, taps at -2, 0, 2: cut to the centre
+  assert.deepEqual([...trimDeadTaps(dilated()).trims], [["c.weight", [0, 1]]]);
+});
+
+const cases = {
+  sequential: () => cutAgainstTwin(small()),
+  graph: () => cutAgainstTwin(new Model("g", new Graph(sequentialToGraph(small())), [2, 2, 2])),
+  "dilated graph, one axis cut": () => cutAgainstTwin(dilated(), 1),
+};
+for (const [kind, run] of Object.entries(cases)) {
+  deviceTest(`a model's private forward with its dead taps cut agrees with the uncut float64 twin (${kind})`, run);
+}
+
+async function cutAgainstTwin(model: Model, cuts = 2): Promise<void> {
+  const { model: cut, trims } = trimDeadTaps(model), f = 20;
+  assert.equal(trims.size, cuts);
+  const weights = initWeights(model, 3), rng = new Rng(8), shape = [1, ...model.inputShape];
+  const n = shape.reduce((a, b) => a * b, 1);
+  const input = new PlainTensor(
+    shape,
+    Float64Array.from({ length: n }, () => (rng.int(2) ? 1 : -1) * (0.5 + rng.int(501) / 1000)),
+  );
   const want = model.net.plain(input, plainParams(weights)).data;
   const live = backend().liveBuffers().count;
   const got = await runParties(async (p) => {
@@ -125,14 +186,14 @@ deviceTest("a model's private forward with its dead taps cut agrees with the unc
     return v ? Array.from(v.decode(y.fracBits)) : null;
   }, { fracBits: f, truncation: "corrected" });
   assert.equal(backend().liveBuffers().count, live, "no buffer left behind (the uncut shares disposed)");
-  assert.equal(got[0]!.length, 5);
+  assert.equal(got[0]!.length, want.length);
   got[0]!.forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 1e-4, `output ${i}: ${v} against ${want[i]}`));
   assert.ok(want.some((v) => Math.abs(v) > 0.05), "the twin's outputs are not all near zero");
-});
+}
 
 Deno.test("trimShares refuses a weight it does not have", () => {
   assert.throws(
-    () => trimShares(new Map<string, AShare>(), new Map([["4.weight", 1]])),
+    () => trimShares(new Map<string, AShare>(), new Map([["4.weight", [1, 1]]])),
     /no shared weight named 4\.weight/,
   );
 });

@@ -90,7 +90,7 @@ export async function inferenceBench(p: Party, o: InferenceBenchOptions): Promis
 
   // The private forward runs the model with its dead kernel taps cut (exact); the twin runs the model as defined.
   const { model: served, trims } = trimDeadTaps(model);
-  // A rehearsal happens at setup, before the inputs exist: one forward over the links on zeros.
+  // A rehearsal happens at setup, before the inputs exist: two forwards over the links on zeros (lib/nn/rehearsal.ts).
   const rehearsal = o.rehearse ? await rehearseForward(p, served, shape, 0) : null;
   // Only the owners hold the clear values; the others wait in the sharing rounds
   // (making the weights of a 60M-parameter model takes party 0 about 20 s).
@@ -106,7 +106,7 @@ export async function inferenceBench(p: Party, o: InferenceBenchOptions): Promis
     shape,
   );
 
-  // With a rehearsal's count, the first forward's truncation pairs are made before it too, as a server's would be.
+  // With a rehearsal's count, the first forward's pairs and masks are made before it too, as a server's would be.
   if (rehearsal && p.truncation === "preprocessed") await preprocessFor(p, rehearsal.demand);
   resetDemand(p);
   say?.(`private forward of a batch of ${o.batch}`);

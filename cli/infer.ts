@@ -42,7 +42,7 @@ export function inferCommand(): Command {
       .option("--verbose", "print time, bytes and rounds per layer type")
       .option(
         "--rehearse",
-        "after connecting, run the forward once over the real links on zero weights and input (nothing secret), so " +
+        "after connecting, run the forward twice over the real links on zero weights and input (nothing secret), so " +
           "that the real one finds its code compiled and its buffers cached, and with --truncation preprocessed its " +
           "pairs and masks made ahead",
       ),

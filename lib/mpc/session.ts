@@ -3,7 +3,7 @@
  * settings: the parties file, the mesh (sealed channels unless insecure), the backend and
  * the key setup.
  */
-import { type Backend, type BackendOptions, NativeBackend } from "../native/backend.ts";
+import { type BackendOptions, NativeBackend } from "../native/backend.ts";
 import { loadParties } from "../net/config.ts";
 import { Mesh } from "../net/mesh.ts";
 import type { Settings } from "../net/handshake.ts";

@@ -10,7 +10,7 @@
  * third party fails too instead of waiting.
  */
 import { type Identity, loadIdentity, partyCommonName } from "./auth.ts";
-import { Channel, PeerAbortError, PeerClosedError } from "./channel.ts";
+import { type Channel, PeerAbortError, PeerClosedError } from "./channel.ts";
 import { allLoopback, type PartiesConfig } from "./config.ts";
 import { connectLinks, MeshError } from "./connect.ts";
 import { PROTOCOL_VERSION, type Settings } from "./handshake.ts";

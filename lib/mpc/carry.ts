@@ -22,6 +22,26 @@ export const LEVEL_BITS = 64 + 32 + 16 + 8 + 4 + 2;
 /** With the generate AND's 64. */
 export const CARRY_BITS = 64 + LEVEL_BITS;
 
+/**
+ * The carry-save layer of an arithmetic sharing's own shares re-read as binary addends (<x_j> has share j = x_j and
+ * the others zero): t = x_0 ^ x_1 ^ x_2 and maj = ((x_0 ^ x_2) & (x_1 ^ x_2)) ^ x_2, so that x = t + 2 maj mod 2^64.
+ * `cur` and `next` are this party's shares, flat [n]. 1 AND round, 64 bits per element from every party.
+ */
+export async function carrySave(
+  party: Party,
+  cur: RingTensor,
+  next: RingTensor,
+  step: string,
+): Promise<{ t: BShare; maj: BShare }> {
+  const n = cur.size;
+  const share = (j: number) => (j === party.index ? cur : j === party.next ? next : null);
+  const addend = (keep: (j: number) => boolean) =>
+    BShare.fromShares(party, [n], "u64", (j) => (keep(j) ? share(j) : null));
+  using a = addend((j) => j !== 1), b = addend((j) => j !== 0), x2 = addend((j) => j === 2); // <x_0^x_2>, <x_1^x_2>
+  using ab = (await andMany(party, [[a, b]], step))[0];
+  return { t: new BShare(party, cur.clone(), next.clone()), maj: ab.xor(x2) };
+}
+
 /** g = u & v, the round of generate bits (a front end that knows more about u and v may do it itself). */
 export async function generate(party: Party, u: BShare, v: BShare): Promise<BShare> {
   return (await andMany(party, [[u, v]], "msb generate"))[0];

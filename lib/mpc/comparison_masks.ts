@@ -24,6 +24,7 @@
  */
 import { AShare } from "./arithmetic.ts";
 import { andMany } from "./and.ts";
+import { carrySave } from "./carry.ts";
 import { BShare } from "./binary.ts";
 import { bitToArithmetic, injectWords } from "./bitinject.ts";
 import type { Party } from "./party.ts";
@@ -97,18 +98,11 @@ export async function makeComparisonMasks(p: Party, n: number): Promise<Comparis
 
 /** <r> from [[r]]: the carry-save layer, then every carry of t + c by the Kogge-Stone levels (8 rounds). */
 async function bitsOf(p: Party, r: AShare): Promise<BShare> {
-  const n = r.size;
   const held: { dispose(): void }[] = [];
   const own = <T extends { dispose(): void }>(t: T): T => (held.push(t), t);
   try {
-    // The shares re-read as binary addends: <r_j> has share j = r_j and the others zero.
-    const share = (j: number) => (j === p.index ? r.cur : j === p.next ? r.next : null);
-    const addend = (keep: (j: number) => boolean) =>
-      own(BShare.fromShares(p, [n], "u64", (j) => (keep(j) ? share(j) : null)));
-    const [ab] = (await andMany(p, [[addend((j) => j !== 1), addend((j) => j !== 0)]], "comparison masks: carry-save"))
-      .map(own);
-    const maj = own(ab.xor(addend((j) => j === 2))); // ((r_0 ^ r_2) & (r_1 ^ r_2)) ^ r_2
-    const t = own(new BShare(p, r.cur.clone(), r.next.clone())); // r_0 ^ r_1 ^ r_2
+    const { t, maj } = await carrySave(p, r.cur, r.next, "comparison masks: carry-save");
+    own(t), own(maj);
     const c = own(maj.map((w) => w.shl(1)));
     const prop = own(t.xor(c));
     let [gen] = (await andMany(p, [[t, c]], "comparison masks: generate")).map(own);

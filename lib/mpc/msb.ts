@@ -15,12 +15,11 @@
  */
 import { RingTensor } from "../ring/tensor.ts";
 import type { AShare } from "./arithmetic.ts";
-import { andMany } from "./and.ts";
 import { BShare } from "./binary.ts";
 import { exchangeInto, type TensorSend } from "./transfer.ts";
 import { third } from "./bitinject.ts";
 import { assignReplicatedProduct } from "./local_steps.ts";
-import { CARRY_BITS, carryInto63, generate, LEVEL_BITS } from "./carry.ts";
+import { CARRY_BITS, carryInto63, carrySave, generate, LEVEL_BITS } from "./carry.ts";
 import type { Party } from "./party.ts";
 import { msbMasked } from "./msb_masked.ts";
 
@@ -58,18 +57,12 @@ export async function msb(x: AShare, variant?: MsbVariant): Promise<BShare> {
   const own = <T extends { dispose(): void }>(t: T): T => (held.push(t), t);
   try {
     const xCur = own(x.cur.reshape([n])), xNext = own(x.next.reshape([n]));
-    // The arithmetic share x_j, re-read as the binary sharing <x_j>.
-    const share = (j: number) => (j === p.index ? xCur : j === p.next ? xNext : null);
     let prop: BShare, gen: BShare; // p = u ^ v and g = u & v
     if ((variant ?? "input") === "input") {
       [prop, gen] = (await inputInThirds(p, xCur, xNext, n)).map(own);
     } else {
-      const a = own(BShare.fromShares(p, [n], "u64", (j) => (j === 1 ? null : share(j)))); // <x_0 ^ x_2>
-      const b = own(BShare.fromShares(p, [n], "u64", (j) => (j === 0 ? null : share(j)))); // <x_1 ^ x_2>
-      const x2 = own(BShare.fromShares(p, [n], "u64", (j) => (j === 2 ? share(2) : null)));
-      const [ab] = await andMany(p, [[a, b]], "msb carry-save");
-      const maj = own(own(ab).xor(x2));
-      const u = own(new BShare(p, xCur.clone(), xNext.clone())); // s: the shares themselves
+      const { t: u, maj } = await carrySave(p, xCur, xNext, "msb carry-save");
+      own(u), own(maj);
       const v = own(maj.map((t) => t.shl(1))); // c
       prop = own(u.xor(v));
       gen = own(await generate(p, u, v));

@@ -28,10 +28,9 @@
  */
 import { RingTensor } from "../ring/tensor.ts";
 import { AShare } from "./arithmetic.ts";
-import { andMany } from "./and.ts";
 import { BShare } from "./binary.ts";
 import { bitToArithmetic, injectWords } from "./bitinject.ts";
-import { carryInto63, generate, LEVEL_BITS } from "./carry.ts";
+import { carryInto63, carrySave, generate, LEVEL_BITS } from "./carry.ts";
 import type { Party } from "./party.ts";
 
 /** Rounds of one preprocessing batch, whatever its size. */
@@ -70,14 +69,8 @@ export async function makeTruncationPairs(p: Party, n: number, d: number): Promi
     const r = new AShare(p, p.rand.draw("prev", [n], nonce), p.rand.draw("own", [n], nonce));
     if (n === 0) return { d, r, top: r.map((t) => t.clone()), mid: r.map((t) => t.clone()) };
     held.push(r);
-    // The shares re-read as binary addends: <r_j> has share j = r_j and the others zero.
-    const share = (j: number) => (j === p.index ? r.cur : j === p.next ? r.next : null);
-    const addend = (keep: (j: number) => boolean) =>
-      own(BShare.fromShares(p, [n], "u64", (j) => (keep(j) ? share(j) : null)));
-    const [ab] = await andMany(p, [[addend((j) => j !== 1), addend((j) => j !== 0)]], "truncation pairs: carry-save");
-    own(ab);
-    const maj = own(ab.xor(addend((j) => j === 2))); // ((r_0 ^ r_2) & (r_1 ^ r_2)) ^ r_2
-    const t = own(new BShare(p, r.cur.clone(), r.next.clone())); // r_0 ^ r_1 ^ r_2
+    const { t, maj } = await carrySave(p, r.cur, r.next, "truncation pairs: carry-save");
+    own(t), own(maj);
     const s = own(t.map((w) => w.and(LOW63)));
     const c = own(maj.map((w) => {
       using low = w.and(LOW63);

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { RingTensor } from "../../lib/ring/tensor.ts";
 import { AShare } from "../../lib/mpc/arithmetic.ts";
 import { BShare } from "../../lib/mpc/binary.ts";
+import type { Party } from "../../lib/mpc/party.ts";
 import { lastCarryShare } from "../../lib/mpc/carry.ts";
 import { makeComparisonMasks, MASK_BITS, MASK_ROUNDS } from "../../lib/mpc/comparison_masks.ts";
 import { shareInput } from "../../lib/mpc/input.ts";
@@ -56,6 +57,13 @@ function values(n: number, seed: number): BigUint64Array {
 
 const neg = (w: bigint) => w >> 63n === 1n;
 
+/** A wrapper that runs a step on p and appends its [rounds, bytes sent] to `cost`. */
+const costed = (p: Party, cost: number[][]) => async <T>(f: () => Promise<T>): Promise<T> => {
+  const s0 = p.mesh.stats(), out = await f(), s1 = p.mesh.stats();
+  cost.push([s1.rounds - s0.rounds, s1.bytesSent - s0.bytesSent]);
+  return out;
+};
+
 deviceTest("comparison masks: r's bits are r, rho is a bit and rhoA is rho; 10 rounds and MASK_BITS", async () => {
   const n = 960;
   const results = await runParties(async (p) => {
@@ -100,14 +108,7 @@ deviceTest(
     const results = await runParties(async (p) => {
       await p.masks.fill("masks", 3 * n); // made before the clock: the online cost alone below
       using x = await shareInput(p, 0, p.index === 0 ? RingTensor.from(p.backend, vals) : null, [n]);
-      const cost: number[][] = [];
-      const timed = async <T>(f: () => Promise<T>): Promise<T> => {
-        const s0 = p.mesh.stats();
-        const out = await f();
-        const s1 = p.mesh.stats();
-        cost.push([s1.rounds - s0.rounds, s1.bytesSent - s0.bytesSent]);
-        return out;
-      };
+      const cost: number[][] = [], timed = costed(p, cost);
       using sign = await timed(() => msbMasked(x));
       using d = await timed(() => dreluMasked(x));
       using y = await timed(() => reluMasked(x));
@@ -146,12 +147,7 @@ deviceTest(
     const run = (truncation: "corrected" | "preprocessed") =>
       runParties(async (p) => {
         using x = await shareInput(p, 2, p.index === 2 ? RingTensor.from(p.backend, vals) : null, [n]);
-        const rounds: number[] = [];
-        const counted = async <T>(f: () => Promise<T>): Promise<T> => {
-          const r0 = p.mesh.rounds, out = await f();
-          rounds.push(p.mesh.rounds - r0);
-          return out;
-        };
+        const cost: number[][] = [], counted = costed(p, cost);
         using sign = await counted(() => msb(x));
         using d = await counted(() => drelu(x));
         using y = await counted(() => relu(x));
@@ -160,7 +156,7 @@ deviceTest(
           sign: await openWords(sign),
           d: (await reveal(d)).toBigUint64Array(),
           y: (await reveal(y)).toBigUint64Array(),
-          rounds,
+          rounds: cost.map(([r]) => r),
           taken,
         };
       }, { truncation });
